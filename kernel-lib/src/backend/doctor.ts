@@ -1,0 +1,143 @@
+/**
+ * `doctor`: what this machine runs and why each faster backend is not in use.
+ * Shared by `gmt-lab doctor` and notebook 00_environment.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { BACKEND_ORDER, BackendName, BackendReport, currentBackend, initBackend, probeBackend, resolveOptional } from './select';
+
+/** One row of the backend table in a {@link DoctorReport}. */
+export interface DoctorBackendRow {
+  name: BackendName;
+  /** `in use`, `available` (works but a faster one was chosen or it was not asked for) or `not available`. */
+  status: 'in use' | 'available' | 'not available';
+  /** Why it is not in use; absent for the backend in use. */
+  reason?: string;
+}
+
+/** Everything `doctor()` found, JSON-serialisable. */
+export interface DoctorReport {
+  backend: BackendName;
+  tfjsBackend: string;
+  /** How the backend was chosen (`GMT_BACKEND`, `prefer` or `default`). */
+  chosenBy: BackendReport['source'];
+  versions: {
+    node: string;
+    tfjs: string;
+    'tfjs-backend-wasm'?: string;
+    tslab?: string;
+    'kernel-lib': string;
+  };
+  wasm: { simd: boolean; threads: boolean } | null;
+  cpus: number;
+  platform: string;
+  /** One row per known backend, fastest first. */
+  backends: DoctorBackendRow[];
+}
+
+/** Version from a package's package.json, or undefined if the package is not resolvable. */
+function packageVersion(pkg: string): string | undefined {
+  const file = resolveOptional(`${pkg}/package.json`);
+  if (file === undefined) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/** kernel-lib's own version; the same relative path works from src/ (tsx) and dist/. */
+function kernelLibVersion(): string {
+  const file = path.join(__dirname, '..', '..', 'package.json');
+  return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+}
+
+/**
+ * Reports the backend in use (initialising one quietly if nobody has yet), library versions,
+ * wasm SIMD/threads flags, CPU count, and for every backend why it is or is not in use.
+ */
+export async function doctor(): Promise<DoctorReport> {
+  const chosen = currentBackend() ?? (await initBackend({ quiet: true }));
+  const chosenIndex = BACKEND_ORDER.indexOf(chosen.backend);
+  const backends: DoctorBackendRow[] = BACKEND_ORDER.map((name, i) => {
+    if (name === chosen.backend) return { name, status: 'in use' };
+    const probe = probeBackend(name);
+    const skippedReason = chosen.skipped.find((s) => s.name === name)?.reason;
+    if (!probe.available) return { name, status: 'not available', reason: probe.reason };
+    if (skippedReason !== undefined) return { name, status: 'not available', reason: skippedReason };
+    const reason =
+      i < chosenIndex
+        ? `available but not selected (chosen by ${chosen.source}: ${chosen.candidates.join(', ')})`
+        : `available; ${chosen.backend} is faster`;
+    return { name, status: 'available', reason };
+  });
+
+  let wasm: DoctorReport['wasm'] = null;
+  if (probeBackend('wasm').available) {
+    // The wasm module registers these flags with async evaluators; before the backend has
+    // initialised once, only getAsync can read them.
+    wasm = {
+      simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')),
+      threads: Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')),
+    };
+  }
+
+  const versions: DoctorReport['versions'] = {
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    'kernel-lib': kernelLibVersion(),
+  };
+  const wasmVersion = packageVersion('@tensorflow/tfjs-backend-wasm');
+  if (wasmVersion !== undefined) versions['tfjs-backend-wasm'] = wasmVersion;
+  const tslabVersion = packageVersion('tslab');
+  if (tslabVersion !== undefined) versions.tslab = tslabVersion;
+
+  return {
+    backend: chosen.backend,
+    tfjsBackend: chosen.tfjsBackend,
+    chosenBy: chosen.source,
+    versions,
+    wasm,
+    cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
+    platform: `${process.platform}-${process.arch}`,
+    backends,
+  };
+}
+
+/** Word-wraps `text` to `width` columns (reasons are long sentences). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line.length > 0 && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line.length > 0 ? `${line} ${word}` : word;
+    }
+  }
+  if (line.length > 0) lines.push(line);
+  return lines;
+}
+
+/** A readable multi-line table of a {@link DoctorReport}. */
+export function formatDoctor(report: DoctorReport): string {
+  const out: string[] = [];
+  const kv = (k: string, v: string) => out.push(`${k.padEnd(20)}${v}`);
+  kv('backend', `${report.backend} (tfjs "${report.tfjsBackend}", chosen by ${report.chosenBy})`);
+  if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, threads ${report.wasm.threads ? 'on' : 'off'}`);
+  kv('cpus', `${report.cpus} (${report.platform})`);
+  for (const [name, version] of Object.entries(report.versions)) kv(name, version ?? '-');
+  out.push('');
+  const nameWidth = Math.max(...report.backends.map((b) => b.name.length)) + 2;
+  const statusWidth = 'not available'.length + 2;
+  out.push(`${'backend'.padEnd(nameWidth)}${'status'.padEnd(statusWidth)}reason`);
+  for (const row of report.backends) {
+    const reason = wrap(row.reason ?? '', 72);
+    out.push(`${row.name.padEnd(nameWidth)}${row.status.padEnd(statusWidth)}${reason[0] ?? ''}`);
+    for (const more of reason.slice(1)) out.push(`${''.padEnd(nameWidth + statusWidth)}${more}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,12 @@
+/**
+ * The command table of `gmt-lab`. Adding a command: one file in this folder exporting
+ * `defineCommand({...})` as default, plus one line below.
+ */
+import type { Command } from '../command';
+import { makeHelpCommand } from './help';
+import doctor from './doctor';
+
+export const COMMANDS: readonly Command[] = [
+  doctor,
+  makeHelpCommand(() => COMMANDS),
+];
