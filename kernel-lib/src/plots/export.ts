@@ -1,0 +1,304 @@
+/**
+ * Static export of figures: SVG and PNG rendered by plotly.js in real Chromium (jsdom breaks
+ * plotly's text layout), a self-contained HTML file with plotly.js inlined, the figure JSON,
+ * and the CSV of the data behind it. Nothing is fetched from the network: plotly.js comes from
+ * node_modules and Chromium runs with networking features off.
+ *
+ * One {@link FigureExporter} keeps one browser open for many figures; call `close()` when done.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ConfigError, checkNumber } from '../util/config';
+import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
+
+/** What `exportFigure` can write. */
+export type FigureFormat = 'svg' | 'png' | 'html' | 'json' | 'csv';
+export const FIGURE_FORMATS: readonly FigureFormat[] = ['svg', 'png', 'html', 'json', 'csv'];
+
+/** Size options for static images. */
+export interface ImageOptions {
+  /** CSS pixels; default 720. */
+  width?: number;
+  /** CSS pixels; default 450. */
+  height?: number;
+  /** PNG pixel density multiplier; default 2. */
+  scale?: number;
+}
+
+/** Options of {@link exportFigure}. */
+export interface ExportOptions extends ImageOptions {
+  /** Default `['svg', 'png', 'html', 'csv']` — what figures/ holds for each figure. */
+  formats?: readonly FigureFormat[];
+  /** Reuse this exporter's browser; otherwise one is launched and closed for this call. */
+  exporter?: FigureExporter;
+}
+
+/** Chromium flags: headless, no sandbox (containers), and no background network traffic. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** The Chromium binary: `CHROMIUM_PATH` or `/usr/bin/chromium`. */
+export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CHROMIUM_PATH && env.CHROMIUM_PATH.trim() !== '' ? env.CHROMIUM_PATH : '/usr/bin/chromium';
+}
+
+let plotlySource: string | undefined;
+
+/** plotly.js (minified) read from node_modules, cached. */
+export function plotlyJsSource(): string {
+  if (plotlySource === undefined) {
+    const file = require.resolve('plotly.js-dist-min/plotly.min.js');
+    plotlySource = fs.readFileSync(file, 'utf8');
+  }
+  return plotlySource;
+}
+
+/** The plotly.js version the HTML outputs embed. */
+export function plotlyJsVersion(): string {
+  const file = require.resolve('plotly.js-dist-min/package.json');
+  return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+}
+
+/**
+ * Makes text safe inside an inline `<script>`: `</script` would close the element and `<!--`
+ * switches the HTML parser into an escaped mode. Both rewrites mean the same in JS strings.
+ */
+export function scriptSafe(js: string): string {
+  return js.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
+}
+
+/** JSON that can be pasted into a `<script>` (no `<`, no U+2028/2029 line breaks). */
+export function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+}
+
+function checkFigure(fig: unknown, where: string): asserts fig is PlotlyFigure {
+  const f = fig as PlotlyFigure;
+  if (!f || typeof f !== 'object' || !Array.isArray(f.data) || typeof f.layout !== 'object' || f.layout === null) {
+    throw new ConfigError(`${where}: expected a plotly figure {data: [...], layout: {...}}`);
+  }
+}
+
+function figureTitle(fig: PlotlyFigure): string {
+  const t = fig.layout.title as { text?: string } | string | undefined;
+  return (typeof t === 'string' ? t : t?.text) ?? 'gmt-lab figure';
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** A standalone HTML page showing the figure, with plotly.js inlined (works offline). */
+export function figureHtml(fig: PlotlyFigure): string {
+  checkFigure(fig, 'figureHtml');
+  const config = { ...DISPLAY_CONFIG, ...(fig.config ?? {}) };
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    `<title>${escapeHtml(figureTitle(fig))}</title>`,
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<script>/* plotly.js ${plotlyJsVersion()} (MIT) */\n${scriptSafe(plotlyJsSource())}</script>`,
+    '</head>',
+    '<body style="margin:0;background:#fff">',
+    '<div id="gmt-figure" style="width:100vw;height:100vh"></div>',
+    `<script>Plotly.newPlot('gmt-figure', ${scriptJson(fig.data)}, ${scriptJson(fig.layout)}, ${scriptJson(config)});</script>`,
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+function csvField(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * The data behind a figure as CSV in long form: `series,x,y,error` (error = band half-width or
+ * error bar, empty when none). Band outline traces are folded into their series' `error`.
+ */
+export function figureCsv(fig: PlotlyFigure): string {
+  checkFigure(fig, 'figureCsv');
+  const rows: string[] = ['series,x,y,error'];
+  for (const trace of fig.data) {
+    const meta = trace.meta as { role?: string; band?: number[] } | undefined;
+    if (meta?.role === 'band') continue;
+    const x = trace.x ?? [];
+    const y = trace.y ?? [];
+    const errorY = trace.error_y as { array?: number[] } | undefined;
+    const errors = meta?.band ?? errorY?.array;
+    const n = Math.max(x.length, y.length);
+    for (let i = 0; i < n; i++) {
+      rows.push([trace.name ?? '', x[i], y[i], errors?.[i]].map(csvField).join(','));
+    }
+  }
+  return `${rows.join('\n')}\n`;
+}
+
+/** Writes {@link figureCsv} to `file` (creating its folder). Returns the path. */
+export function writeFigureCsv(fig: PlotlyFigure, file: string): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, figureCsv(fig));
+  return file;
+}
+
+function resolveImageOptions(opts: ImageOptions): Required<ImageOptions> {
+  const width = checkNumber('width', opts.width ?? DEFAULT_WIDTH, { min: 50, max: 8000, integer: true });
+  const height = checkNumber('height', opts.height ?? DEFAULT_HEIGHT, { min: 50, max: 8000, integer: true });
+  const scale = checkNumber('scale', opts.scale ?? 2, { min: 0.1, max: 10 });
+  return { width, height, scale };
+}
+
+// Minimal structural types for the parts of playwright-core used here; the module is loaded
+// lazily so that importing kernel-lib never starts (or requires) a browser.
+interface PwPage {
+  setContent(html: string): Promise<void>;
+  addScriptTag(opts: { content: string }): Promise<unknown>;
+  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg: A): Promise<R>;
+  close(): Promise<void>;
+}
+interface PwBrowser {
+  newPage(): Promise<PwPage>;
+  close(): Promise<void>;
+}
+
+/** One headless Chromium with plotly.js loaded, reused for many figures. */
+export class FigureExporter {
+  private constructor(
+    private browser: PwBrowser | undefined,
+    private readonly page: PwPage,
+  ) {}
+
+  /**
+   * Launches Chromium (`CHROMIUM_PATH` or `/usr/bin/chromium`) and loads plotly.js into a blank
+   * page. Throws a clear error naming `apt-get install chromium` when the binary is missing.
+   */
+  static async launch(opts: { executablePath?: string } = {}): Promise<FigureExporter> {
+    const executablePath = opts.executablePath ?? chromiumPath();
+    if (!fs.existsSync(executablePath)) {
+      throw new Error(
+        `Chromium not found at ${executablePath}: static figure export (SVG/PNG) needs it. ` +
+          `Install it with \`apt-get install chromium\` (Debian/Ubuntu) or point CHROMIUM_PATH at a Chromium or Chrome binary.`,
+      );
+    }
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { chromium } = require('playwright-core') as { chromium: { launch(o: object): Promise<PwBrowser> } };
+    let browser: PwBrowser;
+    try {
+      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      throw new Error(`could not start Chromium at ${executablePath} (${msg}); try \`apt-get install chromium\` or set CHROMIUM_PATH`);
+    }
+    try {
+      const page = await browser.newPage();
+      await page.setContent('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>');
+      await page.addScriptTag({ content: plotlyJsSource() });
+      return new FigureExporter(browser, page);
+    } catch (e) {
+      await browser.close();
+      throw e;
+    }
+  }
+
+  /** Renders the figure with `Plotly.toImage`: SVG as text, PNG as bytes. */
+  async toImage(fig: PlotlyFigure, format: 'svg', opts?: ImageOptions): Promise<string>;
+  async toImage(fig: PlotlyFigure, format: 'png', opts?: ImageOptions): Promise<Buffer>;
+  async toImage(fig: PlotlyFigure, format: 'svg' | 'png', opts: ImageOptions = {}): Promise<string | Buffer> {
+    checkFigure(fig, 'toImage');
+    if (!this.browser) throw new Error('FigureExporter: already closed');
+    const size = resolveImageOptions(opts);
+    const dataUrl = await this.page.evaluate(
+      async (arg: { fig: PlotlyFigure; format: string; width: number; height: number; scale: number }) => {
+        const P = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
+        return P.toImage({ data: arg.fig.data, layout: arg.fig.layout }, { format: arg.format, width: arg.width, height: arg.height, scale: arg.scale });
+      },
+      { fig, format, ...size },
+    );
+    const comma = dataUrl.indexOf(',');
+    const header = dataUrl.slice(0, comma);
+    const payload = dataUrl.slice(comma + 1);
+    if (format === 'png') return Buffer.from(payload, 'base64');
+    return header.endsWith(';base64') ? Buffer.from(payload, 'base64').toString('utf8') : decodeURIComponent(payload);
+  }
+
+  /** Closes the browser; later calls fail. Safe to call twice. */
+  async close(): Promise<void> {
+    const b = this.browser;
+    this.browser = undefined;
+    if (b) await b.close();
+  }
+}
+
+/** Runs `fn` with a fresh exporter and always closes it. */
+export async function withFigureExporter<T>(fn: (exporter: FigureExporter) => Promise<T>): Promise<T> {
+  const exporter = await FigureExporter.launch();
+  try {
+    return await fn(exporter);
+  } finally {
+    await exporter.close();
+  }
+}
+
+/**
+ * Writes `basePath.<format>` for each format (default svg, png, html, csv) and returns the
+ * paths written. `basePath` has no extension, e.g. `figures/ratio-sweep`. Chromium is started
+ * only when SVG or PNG is asked for.
+ */
+export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: ExportOptions = {}): Promise<string[]> {
+  checkFigure(fig, 'exportFigure');
+  const formats = opts.formats ?? ['svg', 'png', 'html', 'csv'];
+  if (formats.length === 0) throw new ConfigError('exportFigure: formats must name at least one format');
+  for (const f of formats) {
+    if (!FIGURE_FORMATS.includes(f)) throw new ConfigError(`exportFigure: unknown format ${JSON.stringify(f)} (known: ${FIGURE_FORMATS.join(', ')})`);
+  }
+  if (path.extname(basePath) !== '' && FIGURE_FORMATS.includes(path.extname(basePath).slice(1) as FigureFormat)) {
+    throw new ConfigError(`exportFigure: basePath ${JSON.stringify(basePath)} should not carry an extension; formats add it`);
+  }
+  const size = resolveImageOptions(opts);
+  fs.mkdirSync(path.dirname(path.resolve(basePath)), { recursive: true });
+
+  const needsBrowser = formats.includes('svg') || formats.includes('png');
+  const exporter = needsBrowser ? opts.exporter ?? (await FigureExporter.launch()) : undefined;
+  const written: string[] = [];
+  try {
+    for (const format of formats) {
+      const file = `${basePath}.${format}`;
+      switch (format) {
+        case 'svg':
+          // Vector output: scale would only inflate the width/height attributes.
+          fs.writeFileSync(file, await exporter!.toImage(fig, 'svg', { ...size, scale: 1 }));
+          break;
+        case 'png':
+          fs.writeFileSync(file, await exporter!.toImage(fig, 'png', size));
+          break;
+        case 'html':
+          fs.writeFileSync(file, figureHtml(fig));
+          break;
+        case 'json':
+          fs.writeFileSync(file, `${JSON.stringify(fig, null, 1)}\n`);
+          break;
+        case 'csv':
+          writeFigureCsv(fig, file);
+          break;
+      }
+      written.push(file);
+    }
+  } finally {
+    if (exporter && exporter !== opts.exporter) await exporter.close();
+  }
+  return written;
+}

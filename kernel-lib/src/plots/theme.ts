@@ -1,0 +1,100 @@
+/**
+ * The look every gmt-lab figure shares: white background, readable fonts, and one colour per
+ * method name, fixed, so `gmt` is the same colour in every figure of every notebook.
+ */
+
+/** A minimal plotly figure: traces, layout and (optionally) the display config. */
+export interface PlotlyFigure {
+  data: PlotlyTrace[];
+  layout: Record<string, unknown>;
+  config?: Record<string, unknown>;
+}
+
+/** A plotly trace; only the fields gmt-lab reads are typed. */
+export interface PlotlyTrace {
+  type?: string;
+  name?: string;
+  x?: unknown[];
+  y?: unknown[];
+  [key: string]: unknown;
+}
+
+/**
+ * Colours of the methods the design names (tuning/ strategies). Chosen from the Okabe–Ito and
+ * Tableau palettes so that SFT vs GMT — the comparison every figure makes — is a high-contrast,
+ * colour-blind-safe pair (grey-blue vs vermillion).
+ */
+export const METHOD_COLORS: Readonly<Record<string, string>> = {
+  sft: '#4C72B0',
+  gmt: '#D55E00',
+  'random-mask': '#7F7F7F',
+  'childtuning-f': '#009E73',
+  'childtuning-d': '#56B4E9',
+  hft: '#CC79A7',
+  sift: '#E69F00',
+};
+
+/** Colours for names not in {@link METHOD_COLORS}, picked by a stable hash of the name. */
+const EXTRA_COLORS = ['#8C564B', '#17BECF', '#BCBD22', '#9467BD', '#1F77B4', '#2CA02C', '#F0E442', '#0072B2', '#D62728', '#393B79'];
+
+function stableHash(text: string): number {
+  // FNV-1a: the same name gives the same colour in every process.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * The colour of a method (or any series key). Matching ignores case, and a label such as
+ * `"gmt (k=0.3)"` or `"gmt/global"` falls back to its leading method name `gmt`.
+ */
+export function methodColor(name: string): string {
+  const key = name.trim().toLowerCase();
+  if (METHOD_COLORS[key]) return METHOD_COLORS[key];
+  const head = key.split(/[\s(/:,@]/)[0];
+  if (METHOD_COLORS[head]) return METHOD_COLORS[head];
+  return EXTRA_COLORS[stableHash(key) % EXTRA_COLORS.length];
+}
+
+/** Fonts present on most systems (and in Debian's chromium image via fonts-liberation). */
+export const FONT_FAMILY = "'Helvetica Neue', Helvetica, Arial, 'Liberation Sans', sans-serif";
+
+/** Default static size in CSS pixels (scaled by `scale` for PNG). */
+export const DEFAULT_WIDTH = 720;
+export const DEFAULT_HEIGHT = 450;
+
+function axis(title: string | undefined, log: boolean | undefined): Record<string, unknown> {
+  return {
+    title: title ? { text: title, standoff: 8 } : undefined,
+    type: log ? 'log' : 'linear',
+    showline: true,
+    linecolor: '#444',
+    linewidth: 1,
+    ticks: 'outside',
+    tickcolor: '#444',
+    gridcolor: '#E5E5E5',
+    zeroline: false,
+    automargin: true,
+  };
+}
+
+/** The shared layout; builders add their axes and traces on top. */
+export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean }): Record<string, unknown> {
+  return {
+    title: opts.title ? { text: opts.title, x: 0.02, xanchor: 'left', font: { size: 18 } } : undefined,
+    font: { family: FONT_FAMILY, size: 14, color: '#222' },
+    paper_bgcolor: '#FFFFFF',
+    plot_bgcolor: '#FFFFFF',
+    xaxis: axis(opts.xTitle, opts.logX),
+    yaxis: axis(opts.yTitle, opts.logY),
+    legend: { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0 },
+    margin: { l: 70, r: 20, t: opts.title ? 60 : 20, b: 60 },
+    hovermode: 'closest',
+  };
+}
+
+/** Plotly display config used in notebooks and HTML files: no logo, no cloud link. */
+export const DISPLAY_CONFIG: Readonly<Record<string, unknown>> = { displaylogo: false, responsive: true };
