@@ -1,0 +1,259 @@
+#!/usr/bin/env node
+// One-time (and idempotent) setup of a gmt-lab checkout. Runs before `npm test`, `npm run
+// reproduce`, `npm run bench` and `npm run lab`, so it must be quick when nothing changed and it
+// may only use Node builtins (node_modules may not exist yet).
+//
+// Steps, one line of output each:
+//   1. npm packages   `npm ci` when node_modules is missing or older than the lockfile/manifests
+//   2. system         Debian python3-nbclient and chromium (apt-get when root, else a message)
+//   3. jupyter python an interpreter that imports nbclient + jupyter_client
+//   4. kernel-lib     compile to kernel-lib/dist when a source is newer than the last build
+//   5. kernelspec     <repo>/.jupyter/kernels/tslab/kernel.json with this checkout's paths
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  aptInstallCommand,
+  debianPackageInstalled,
+  debianPackages,
+  findChromium,
+  findJupyterPython,
+  kernelSpecFile,
+  repoRoot,
+  tscBin,
+  tslabBin,
+} from './lib/env.mjs';
+
+const nodeModules = path.join(repoRoot, 'node_modules');
+const npmStamp = path.join(nodeModules, '.gmt-lab-install-stamp');
+const kernelLib = path.join(repoRoot, 'kernel-lib');
+const buildStamp = path.join(kernelLib, 'dist', '.gmt-lab-build-stamp');
+
+class SetupError extends Error {}
+
+function say(line) {
+  console.log(`setup: ${line}`);
+}
+
+/** Run a command with inherited output; throw SetupError naming it when it fails. */
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: repoRoot, ...options });
+  if (r.error) throw new SetupError(`could not start ${cmd}: ${r.error.message}`);
+  return r.status ?? 1;
+}
+
+function elapsed(t0) {
+  return `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. npm packages
+
+/** Manifest files whose content decides what `npm ci` installs. */
+function manifestFiles() {
+  const files = ['package-lock.json', 'package.json'];
+  const root = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+  const workspaces = Array.isArray(root.workspaces) ? root.workspaces : (root.workspaces?.packages ?? []);
+  for (const pattern of workspaces) {
+    // npm accepts globs; the simple `dir/*` form is the only one expanded here.
+    const dirs = pattern.endsWith('/*')
+      ? readdirSync(path.join(repoRoot, pattern.slice(0, -2)), { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => path.join(pattern.slice(0, -2), d.name))
+      : [pattern];
+    for (const dir of dirs.sort()) {
+      if (existsSync(path.join(repoRoot, dir, 'package.json'))) files.push(path.join(dir, 'package.json'));
+    }
+  }
+  return files;
+}
+
+function manifestHash() {
+  const hash = createHash('sha256');
+  for (const file of manifestFiles()) {
+    hash.update(`${file}\0`);
+    hash.update(readFileSync(path.join(repoRoot, file)));
+    hash.update('\0');
+  }
+  return hash.digest('hex');
+}
+
+function stepNpm() {
+  const want = manifestHash();
+  const have = existsSync(npmStamp) ? readFileSync(npmStamp, 'utf8').trim() : null;
+  if (have === want) {
+    say('npm packages up to date');
+    return;
+  }
+  const t0 = performance.now();
+  say(existsSync(nodeModules) ? 'npm packages stale (package files changed): npm ci' : 'installing npm packages: npm ci');
+  // Under `npm run`, npm_execpath is the npm that started us; use the same one.
+  const npmCli = process.env.npm_execpath;
+  const status = npmCli && /npm-cli\.js$/.test(npmCli)
+    ? run(process.execPath, [npmCli, 'ci', '--no-audit', '--no-fund'])
+    : run('npm', ['ci', '--no-audit', '--no-fund']);
+  if (status !== 0) throw new SetupError(`npm ci failed (exit ${status})`);
+  writeFileSync(npmStamp, `${want}\n`);
+  say(`npm packages installed (${elapsed(t0)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Debian packages
+
+/** True when the package's job is done, by dpkg or by an equivalent found some other way. */
+function systemPackagePresent(name) {
+  if (debianPackageInstalled(name)) return true;
+  if (name === 'python3-nbclient') return findJupyterPython() !== null;
+  if (name === 'chromium') return findChromium() !== null;
+  return false;
+}
+
+function aptGet(args) {
+  // Lock timeout: another apt run (unattended upgrades, a parallel setup) should be waited
+  // for, not reported as a failure.
+  return run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
+function aptHasCandidates(names) {
+  const r = spawnSync('apt-cache', ['policy', ...names], { encoding: 'utf8' });
+  if (r.status !== 0) return false;
+  const candidates = [...r.stdout.matchAll(/Candidate:\s*(\S+)/g)].map((m) => m[1]);
+  return candidates.length === names.length && candidates.every((c) => c !== '(none)');
+}
+
+function stepSystemPackages() {
+  const missing = debianPackages.filter((p) => !systemPackagePresent(p.name)).map((p) => p.name);
+  if (missing.length === 0) {
+    say('system packages present (python3-nbclient, chromium)');
+    return;
+  }
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    const lines = debianPackages.filter((p) => missing.includes(p.name)).map((p) => `  ${p.name}: ${p.why}`);
+    throw new SetupError(
+      `missing system packages:\n${lines.join('\n')}\n` +
+        `Install them as root, then run this again:\n  sudo sh -c '${aptInstallCommand(missing)}'`,
+    );
+  }
+  const t0 = performance.now();
+  say(`installing system packages: ${missing.join(' ')}`);
+  let updated = false;
+  if (!aptHasCandidates(missing)) {
+    if (aptGet(['update']) !== 0) throw new SetupError('apt-get update failed');
+    updated = true;
+  }
+  const install = ['install', '-y', '--no-install-recommends', ...missing];
+  if (aptGet(install) !== 0) {
+    // Stale package lists give 404s on download; refresh them once and retry.
+    if (updated) throw new SetupError(`apt-get install ${missing.join(' ')} failed`);
+    if (aptGet(['update']) !== 0) throw new SetupError('apt-get update failed');
+    if (aptGet(install) !== 0) throw new SetupError(`apt-get install ${missing.join(' ')} failed`);
+  }
+  say(`system packages installed (${elapsed(t0)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Jupyter-capable python
+
+function stepPython() {
+  const python = findJupyterPython();
+  if (!python) {
+    throw new SetupError(
+      'no python3 on this machine imports nbclient and jupyter_client ' +
+        `(tried /usr/bin/python3 and every python3 on PATH).\nInstall them: ${aptInstallCommand(['python3-nbclient'])}\n` +
+        'or point GMT_PYTHON at an interpreter that has them.',
+    );
+  }
+  say(`jupyter python: ${python}`);
+  return python;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. kernel-lib build
+
+/** Files whose change requires a rebuild, with their mtimes. */
+function buildInputs() {
+  const inputs = [path.join(repoRoot, 'tsconfig.json'), path.join(kernelLib, 'tsconfig.json'), path.join(kernelLib, 'package.json')];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith('.ts')) inputs.push(full);
+    }
+  };
+  walk(path.join(kernelLib, 'src'));
+  return inputs.filter((f) => existsSync(f)).sort();
+}
+
+function stepBuild() {
+  const inputs = buildInputs();
+  const fileList = inputs.map((f) => path.relative(repoRoot, f)).join('\n');
+  if (existsSync(buildStamp) && existsSync(path.join(kernelLib, 'dist', 'index.js'))) {
+    const stampTime = statSync(buildStamp).mtimeMs;
+    const sameFiles = readFileSync(buildStamp, 'utf8') === fileList;
+    if (sameFiles && inputs.every((f) => statSync(f).mtimeMs < stampTime)) {
+      say('kernel-lib build up to date');
+      return;
+    }
+  }
+  const t0 = performance.now();
+  say('building kernel-lib (tsc -p kernel-lib)');
+  // Record the time before compiling so a source saved during the build triggers the next one.
+  const startedAt = new Date();
+  const status = run(process.execPath, [tscBin, '-p', 'kernel-lib']);
+  if (status === 2) {
+    // Type errors, but JavaScript was emitted: notebooks can still run, and `npm test` fails
+    // its typecheck step. No stamp, so the next setup compiles again.
+    say(`kernel-lib built WITH TYPE ERRORS (see above) (${elapsed(t0)})`);
+    return;
+  }
+  if (status !== 0) throw new SetupError(`tsc -p kernel-lib failed (exit ${status})`);
+  writeFileSync(buildStamp, fileList);
+  utimesSync(buildStamp, startedAt, startedAt);
+  say(`kernel-lib built (${elapsed(t0)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. tslab kernelspec
+
+function stepKernelSpec() {
+  if (!existsSync(tslabBin)) throw new SetupError(`tslab is missing at ${tslabBin}; run npm ci`);
+  // Same argv as tslab's own `install` (python/install.py), with node named explicitly so the
+  // kernel starts even when Jupyter's PATH lacks this node.
+  const spec = {
+    argv: [process.execPath, tslabBin, 'kernel', '--config-path', '{connection_file}'],
+    display_name: 'TypeScript (gmt-lab)',
+    language: 'typescript',
+  };
+  const text = `${JSON.stringify(spec, null, 2)}\n`;
+  if (existsSync(kernelSpecFile) && readFileSync(kernelSpecFile, 'utf8') === text) {
+    say(`tslab kernelspec up to date (${path.relative(repoRoot, kernelSpecFile)})`);
+    return;
+  }
+  mkdirSync(path.dirname(kernelSpecFile), { recursive: true });
+  writeFileSync(kernelSpecFile, text);
+  say(`tslab kernelspec written to ${path.relative(repoRoot, kernelSpecFile)} (use JUPYTER_PATH=${path.dirname(path.dirname(path.dirname(kernelSpecFile)))})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const t0 = performance.now();
+try {
+  stepNpm();
+  stepSystemPackages();
+  stepPython();
+  stepBuild();
+  stepKernelSpec();
+  say(`done (${elapsed(t0)})`);
+} catch (err) {
+  if (err instanceof SetupError) {
+    console.error(`setup: FAILED: ${err.message}`);
+    process.exit(1);
+  }
+  throw err;
+}
