@@ -1,0 +1,491 @@
+/**
+ * The trainer: N micro-batches → Γ → (clip) → strategy → (clip) → AdamW, per update.
+ *
+ * Implements the update of the GMT paper (arXiv 2406.15330, §3, Algorithm 1): the gradients of
+ * N micro-batches are averaged, Γ = (1/N) Σₙ ∇θ L(Θ, Bₙ), and only then handed to the tuning
+ * strategy, so a mask is always computed from the averaged Γ, never per micro-batch.
+ *
+ * A run is a pure function of its resolved config, the model's initial weights and the batch
+ * stream: the result record (`TrainResult`) is plain JSON and carries everything needed to tell
+ * two runs apart (config, seed, backend, weights hash).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError, checkNumber, resolveConfig } from '../util/config';
+import type { HostBatch, TensorBatch, TrainableModel } from '../types';
+import { getStrategy } from '../tuning/registry';
+import { maskStatistics } from '../tuning/mask';
+import type { StrategyInitContext, TuningStrategy } from '../tuning/strategy';
+import { AdamW, decayAll, decayMatrices } from './adamw';
+import { checkSchedule, learningRateAt, type LrSchedule } from './schedule';
+import { weightsSha256 } from './hash';
+
+/** A method by name with its options, as saved in results. */
+export interface StrategySpec {
+  name: string;
+  options?: Record<string, unknown>;
+}
+
+/** The serialisable part of the training options (saved as `result.config`). */
+export interface TrainConfig {
+  /** Tuning method: a registry name, `{ name, options }`, or a strategy instance. */
+  strategy: string | StrategySpec | TuningStrategy;
+  /** Number of optimizer updates. */
+  steps: number;
+  /** N: micro-batches averaged into Γ per update. */
+  accum: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warmup updates. */
+  warmup: number;
+  /** Cosine decay floor as a fraction of `lr`. */
+  minLrRatio: number;
+  /** AdamW decoupled weight decay λ. */
+  weightDecay: number;
+  /** Which tensors decay: `all`, or `matrices` (rank ≥ 2; norms and biases are not decayed). */
+  weightDecayOn: 'all' | 'matrices';
+  /** AdamW (β₁, β₂). */
+  betas: [number, number];
+  /** AdamW ε. */
+  eps: number;
+  /** Global-norm gradient clipping; `null` = off. */
+  clipNorm: number | null;
+  /** Clip Γ before the strategy masks it, or the masked gradient after. */
+  clipOrder: 'before-mask' | 'after-mask';
+  /** Call `evaluate` every K updates (0 = only at the end). */
+  evalEvery: number;
+  /** Run seed; strategies derive their random streams from it. */
+  seed: number;
+  /** Record kept fractions per tensor in every history entry. */
+  recordKeptByTensor: boolean;
+}
+
+/** One history entry (one optimizer update). */
+export interface UpdateRecord {
+  /** Updates completed, 1-based. */
+  step: number;
+  /** Mean of the N micro-batch losses (before this update). */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** ‖Γ‖₂ over all parameters, before clipping and masking. */
+  gradNorm: number;
+  /** Kept entries / all entries of the strategy's gradient mask (1 without a mask). */
+  keptFraction: number;
+  keptByTensor?: Record<string, number>;
+  /** Jaccard overlap of this update's mask with the previous update's. */
+  maskJaccard?: number;
+  /** Wall time of the whole update (gradients, strategy, optimizer, statistics). */
+  ms: number;
+  /** Wall time inside `strategy.transform`. */
+  transformMs: number;
+}
+
+/** One evaluation. */
+export interface EvalRecord {
+  /** Updates completed when evaluated. */
+  step: number;
+  metrics: Record<string, number>;
+  ms: number;
+}
+
+/** The complete, JSON-serialisable record of one run. */
+export interface TrainResult {
+  config: Omit<TrainConfig, 'strategy'> & { strategy: StrategySpec };
+  seed: number;
+  history: UpdateRecord[];
+  evals: EvalRecord[];
+  /** Last training loss plus the metrics of the last evaluation. */
+  final: Record<string, number>;
+  timings: {
+    totalMs: number;
+    /** Median wall time per update. */
+    msPerUpdate: number;
+    meanMsPerUpdate: number;
+    /** Median time in `strategy.transform` per update. */
+    transformMsPerUpdate: number;
+    initMs: number;
+    evalMs: number;
+  };
+  /** `weightsSha256(model.params)` after training. */
+  weightsSha256: string;
+  backend: string;
+  /** Updates actually applied. */
+  updates: number;
+  /** True when the run was cancelled through `signal`. */
+  stoppedEarly: boolean;
+}
+
+/** Where training batches come from. */
+export type BatchSource = (() => HostBatch) | Iterator<HostBatch> | Iterable<HostBatch>;
+
+/** Non-serialisable hooks of a run. */
+export interface TrainHooks {
+  /** Training batches, one per micro-batch: a function, an iterator or an iterable (required). */
+  nextBatch: BatchSource;
+  /** Batches for strategies that look at data before training (ChildTuning-D). Default: drawn from `nextBatch`. */
+  initBatches?: readonly HostBatch[];
+  /** Called every `evalEvery` updates and at the end. */
+  evaluate?: () => Promise<Record<string, number>> | Record<string, number>;
+  onUpdate?: (info: UpdateRecord) => void | Promise<void>;
+  onEval?: (info: EvalRecord) => void | Promise<void>;
+  onEnd?: (result: TrainResult) => void | Promise<void>;
+  /** Cooperative cancellation, checked between updates; the partial result has `stoppedEarly: true`. */
+  signal?: AbortSignal;
+}
+
+export type TrainOptions = Partial<TrainConfig> & TrainHooks;
+
+/** Defaults of every serialisable option. */
+export const TRAIN_DEFAULTS: TrainConfig = {
+  strategy: 'sft',
+  steps: 100,
+  accum: 4,
+  lr: 1e-3,
+  warmup: 0,
+  minLrRatio: 0.1,
+  weightDecay: 0.01,
+  weightDecayOn: 'all',
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  clipNorm: null,
+  clipOrder: 'before-mask',
+  evalEvery: 0,
+  seed: 0,
+  recordKeptByTensor: true,
+};
+
+const HOOK_KEYS: readonly (keyof TrainHooks)[] = ['nextBatch', 'initBatches', 'evaluate', 'onUpdate', 'onEval', 'onEnd', 'signal'];
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`train: ${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function isStrategyInstance(s: unknown): s is TuningStrategy {
+  return typeof s === 'object' && s !== null && typeof (s as TuningStrategy).transform === 'function';
+}
+
+/** Validates options once, at the edge. Returns the resolved config and the hooks. */
+export function resolveTrainOptions(options: TrainOptions): { config: TrainConfig; hooks: TrainHooks } {
+  if (options === null || typeof options !== 'object') throw new ConfigError('train: expected an options object');
+  const plain: Record<string, unknown> = {};
+  const hooks: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if ((HOOK_KEYS as readonly string[]).includes(k)) hooks[k] = v;
+    else plain[k] = v;
+  }
+  let config: TrainConfig;
+  try {
+    config = resolveConfig(TRAIN_DEFAULTS, plain as Partial<TrainConfig>, 'train options');
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${e.message.replace(/\)$/, '')}, ${HOOK_KEYS.join(', ')})`);
+    throw e;
+  }
+  checkSchedule({ lr: config.lr, warmup: config.warmup, steps: config.steps, minLrRatio: config.minLrRatio });
+  checkNumber('accum', config.accum, { min: 1, integer: true });
+  checkNumber('weightDecay', config.weightDecay, { min: 0 });
+  oneOf('weightDecayOn', config.weightDecayOn, ['all', 'matrices'] as const);
+  if (!Array.isArray(config.betas) || config.betas.length !== 2) {
+    throw new ConfigError(`train: betas must be [beta1, beta2], got ${JSON.stringify(config.betas)}`);
+  }
+  checkNumber('betas[0]', config.betas[0], { min: 0, max: 1, maxExclusive: true });
+  checkNumber('betas[1]', config.betas[1], { min: 0, max: 1, maxExclusive: true });
+  checkNumber('eps', config.eps, { min: 0, minExclusive: true });
+  if (config.clipNorm !== null) checkNumber('clipNorm', config.clipNorm, { min: 0, minExclusive: true });
+  oneOf('clipOrder', config.clipOrder, ['before-mask', 'after-mask'] as const);
+  checkNumber('evalEvery', config.evalEvery, { min: 0, integer: true });
+  checkNumber('seed', config.seed, { integer: true });
+  if (typeof config.recordKeptByTensor !== 'boolean') throw new ConfigError('train: recordKeptByTensor must be true or false');
+  const s = config.strategy;
+  if (typeof s !== 'string' && !isStrategyInstance(s) && (typeof s !== 'object' || s === null || typeof s.name !== 'string')) {
+    throw new ConfigError(`train: strategy must be a method name, { name, options } or a strategy instance, got ${JSON.stringify(s)}`);
+  }
+  const source = hooks.nextBatch;
+  if (source === undefined) throw new ConfigError('train: nextBatch (the training batch source) is required');
+  if (typeof source !== 'function' && !(typeof source === 'object' && source !== null && (Symbol.iterator in source || 'next' in source))) {
+    throw new ConfigError('train: nextBatch must be a function, an iterator or an iterable of HostBatch');
+  }
+  for (const k of ['evaluate', 'onUpdate', 'onEval', 'onEnd'] as const) {
+    if (hooks[k] !== undefined && typeof hooks[k] !== 'function') throw new ConfigError(`train: ${k} must be a function`);
+  }
+  return { config, hooks: hooks as unknown as TrainHooks };
+}
+
+function batchReader(source: BatchSource): () => HostBatch {
+  if (typeof source === 'function') return source as () => HostBatch;
+  const it: Iterator<HostBatch> =
+    Symbol.iterator in (source as object) ? (source as Iterable<HostBatch>)[Symbol.iterator]() : (source as Iterator<HostBatch>);
+  return () => {
+    const r = it.next();
+    if (r.done) throw new Error('train: the batch source ran out of batches');
+    return r.value;
+  };
+}
+
+function checkBatch(b: HostBatch): void {
+  const n = b.batchSize * b.seqLen;
+  if (!(b.inputs?.length === n && b.targets?.length === n && b.weights?.length === n)) {
+    throw new Error(`train: malformed batch (batchSize ${b.batchSize} × seqLen ${b.seqLen} = ${n}, ` +
+      `inputs ${b.inputs?.length}, targets ${b.targets?.length}, weights ${b.weights?.length})`);
+  }
+}
+
+/** HostBatch → TensorBatch (the caller disposes). */
+export function toTensorBatch(b: HostBatch): TensorBatch {
+  checkBatch(b);
+  const shape: [number, number] = [b.batchSize, b.seqLen];
+  return {
+    inputs: tf.tensor2d(b.inputs, shape, 'int32'),
+    targets: tf.tensor2d(b.targets, shape, 'int32'),
+    weights: tf.tensor2d(b.weights, shape, 'float32'),
+  };
+}
+
+function disposeBatch(b: TensorBatch): void {
+  b.inputs.dispose();
+  b.targets.dispose();
+  b.weights.dispose();
+}
+
+/** Disposes every distinct tensor in the given maps, once. */
+function disposeDistinct(...maps: (ReadonlyMap<string, tf.Tensor> | undefined)[]): void {
+  const seen = new Set<tf.Tensor>();
+  for (const m of maps) if (m) for (const t of m.values()) seen.add(t);
+  for (const t of seen) if (!t.isDisposed) t.dispose();
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+}
+
+/** g · min(1, clipNorm / ‖g‖) for every tensor, without a readback. New tensors. */
+function clipByGlobalNorm(grads: ReadonlyMap<string, tf.Tensor>, clipNorm: number, norm?: tf.Scalar): Map<string, tf.Tensor> {
+  const scale = tf.tidy(() => {
+    const n = norm ?? globalNorm(grads);
+    return tf.minimum(tf.scalar(1), tf.div(tf.scalar(clipNorm), tf.add(n, 1e-6)));
+  });
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, g] of grads) out.set(name, tf.mul(g, scale));
+  scale.dispose();
+  return out;
+}
+
+const now = (): number => performance.now();
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Fine-tunes `model` in place and returns the run's record.
+ *
+ * Per update: N × `tf.variableGrads(() => model.loss(batch))`, summed and divided by N into Γ;
+ * optional global-norm clip (`clipOrder`); `strategy.transform(Γ, t)`; AdamW with the
+ * scheduled lr (and the strategy's update masks); then one readback of loss, ‖Γ‖ and mask
+ * statistics. Strategies created here from a name are disposed at the end; an instance passed
+ * in stays the caller's.
+ *
+ * Used by the findings notebooks and the sweep runner.
+ */
+export async function train(model: TrainableModel, options: TrainOptions): Promise<TrainResult> {
+  const { config, hooks } = resolveTrainOptions(options);
+  const params = model.params;
+  if (!params || params.length === 0) throw new ConfigError('train: the model has no trainable parameters');
+  const variables = params.map((p) => p.variable);
+  const nameOfVariable = new Map(params.map((p) => [p.variable.name, p.name]));
+  const next = batchReader(hooks.nextBatch);
+  const schedule: LrSchedule = { lr: config.lr, warmup: config.warmup, steps: config.steps, minLrRatio: config.minLrRatio };
+
+  const spec = config.strategy;
+  const ownsStrategy = !isStrategyInstance(spec);
+  const strategy: TuningStrategy = isStrategyInstance(spec)
+    ? spec
+    : typeof spec === 'string'
+      ? getStrategy(spec)
+      : getStrategy(spec.name, spec.options);
+  const strategySpec: StrategySpec = { name: strategy.name, options: JSON.parse(JSON.stringify(strategy.options)) };
+
+  /** ∇θ L on one batch keyed by parameter name, plus the loss. */
+  const gradients = (batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } => {
+    const tb = toTensorBatch(batch);
+    try {
+      const { value, grads } = tf.variableGrads(() => model.loss(tb), variables);
+      const byName = new Map<string, tf.Tensor>();
+      for (const [varName, g] of Object.entries(grads)) byName.set(nameOfVariable.get(varName) ?? varName, g);
+      return { loss: value, grads: byName };
+    } finally {
+      disposeBatch(tb);
+    }
+  };
+
+  const optimizer = new AdamW(
+    params,
+    { beta1: config.betas[0], beta2: config.betas[1], eps: config.eps, weightDecay: config.weightDecay },
+    config.weightDecayOn === 'matrices' ? decayMatrices : decayAll,
+  );
+
+  const history: UpdateRecord[] = [];
+  const evals: EvalRecord[] = [];
+  let evalMs = 0;
+  let stoppedEarly = false;
+  let previousMasks: Map<string, tf.Tensor> | undefined;
+  const t0 = now();
+
+  const runEval = async (step: number): Promise<void> => {
+    if (!hooks.evaluate) return;
+    const te = now();
+    const metrics = await hooks.evaluate();
+    const record: EvalRecord = { step, metrics: { ...metrics }, ms: now() - te };
+    evalMs += record.ms;
+    evals.push(record);
+    await hooks.onEval?.(record);
+  };
+
+  let initMs = 0;
+  try {
+    if (strategy.init) {
+      const ti = now();
+      const ctx: StrategyInitContext = {
+        params,
+        seed: config.seed,
+        steps: config.steps,
+        computeGradients: (batch) => {
+          const { loss, grads } = gradients(batch);
+          loss.dispose();
+          return grads;
+        },
+        initBatches: (maxBatches) => {
+          if (hooks.initBatches) return hooks.initBatches.slice(0, maxBatches);
+          return Array.from({ length: maxBatches }, () => next());
+        },
+      };
+      await strategy.init(ctx);
+      initMs = now() - ti;
+    }
+
+    for (let t = 0; t < config.steps; t++) {
+      if (hooks.signal?.aborted) {
+        stoppedEarly = true;
+        break;
+      }
+      const tu = now();
+      // Γ = (1/N) Σ ∇θ L(Θ, Bₙ): sum as we go, disposing each micro-batch's gradients.
+      let sum: Map<string, tf.Tensor> | undefined;
+      let lossSum: tf.Tensor | undefined;
+      for (let n = 0; n < config.accum; n++) {
+        const { loss, grads } = gradients(next());
+        if (!sum || !lossSum) {
+          sum = grads;
+          lossSum = loss;
+          continue;
+        }
+        const prevLoss = lossSum;
+        lossSum = tf.add(prevLoss, loss);
+        prevLoss.dispose();
+        loss.dispose();
+        for (const [name, g] of grads) {
+          const acc = sum.get(name);
+          if (!acc) throw new Error(`train: micro-batch ${n} has a gradient for "${name}" that micro-batch 0 lacked`);
+          sum.set(name, tf.add(acc, g));
+          acc.dispose();
+          g.dispose();
+        }
+      }
+      let gamma: Map<string, tf.Tensor> = sum!;
+      if (config.accum > 1) {
+        gamma = new Map();
+        for (const [name, s] of sum!) {
+          gamma.set(name, tf.div(s, config.accum));
+          s.dispose();
+        }
+      }
+      const lossMean = tf.div(lossSum!, config.accum);
+      lossSum!.dispose();
+      const gradNorm = globalNorm(gamma);
+
+      let strategyInput: Map<string, tf.Tensor> = gamma;
+      if (config.clipNorm !== null && config.clipOrder === 'before-mask') {
+        strategyInput = clipByGlobalNorm(gamma, config.clipNorm, gradNorm);
+      }
+      const ts = now();
+      const update = await strategy.transform(strategyInput, t);
+      const transformMs = now() - ts;
+      let stepGrads = update.grads;
+      if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
+        stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
+      }
+      const lr = learningRateAt(schedule, t);
+      optimizer.apply(stepGrads, lr, update.updateMasks);
+
+      const stats = await maskStatistics(update.masks, previousMasks, [lossMean, gradNorm]);
+      lossMean.dispose();
+      gradNorm.dispose();
+      // Keep this update's masks (for the next Jaccard) unless they are also gradients we free.
+      const keep = new Set<tf.Tensor>(update.masks ? update.masks.values() : []);
+      const toFree = new Set<tf.Tensor>();
+      for (const m of [gamma, strategyInput, update.grads, stepGrads, update.updateMasks]) {
+        if (m) for (const x of m.values()) if (!keep.has(x)) toFree.add(x);
+      }
+      for (const x of toFree) if (!x.isDisposed) x.dispose();
+      disposeDistinct(previousMasks);
+      previousMasks = update.masks;
+
+      const record: UpdateRecord = {
+        step: t + 1,
+        loss: stats.extras[0] as number,
+        lr,
+        gradNorm: stats.extras[1] as number,
+        keptFraction: stats.keptFraction,
+        ms: now() - tu,
+        transformMs,
+      };
+      if (config.recordKeptByTensor && update.masks) record.keptByTensor = stats.keptByTensor;
+      if (stats.jaccard !== undefined) record.maskJaccard = stats.jaccard;
+      history.push(record);
+      await hooks.onUpdate?.(record);
+      if (config.evalEvery > 0 && (t + 1) % config.evalEvery === 0 && t + 1 < config.steps) await runEval(t + 1);
+      // Let timers and interrupts run so that `signal` can fire between updates.
+      await yieldToEventLoop();
+    }
+    if (!stoppedEarly) await runEval(history.length);
+  } finally {
+    disposeDistinct(previousMasks);
+    optimizer.dispose();
+    if (ownsStrategy) strategy.dispose();
+  }
+
+  const lastEval = evals[evals.length - 1];
+  const final: Record<string, number> = {};
+  const last = history[history.length - 1];
+  if (last) final.trainLoss = last.loss;
+  if (lastEval) Object.assign(final, lastEval.metrics);
+  const ms = history.map((h) => h.ms);
+  const { strategy: _omit, ...rest } = config;
+  const result: TrainResult = {
+    config: JSON.parse(JSON.stringify({ ...rest, strategy: strategySpec })),
+    seed: config.seed,
+    history,
+    evals,
+    final,
+    timings: {
+      totalMs: now() - t0,
+      msPerUpdate: median(ms),
+      meanMsPerUpdate: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : 0,
+      transformMsPerUpdate: median(history.map((h) => h.transformMs)),
+      initMs,
+      evalMs,
+    },
+    weightsSha256: weightsSha256(params),
+    backend: tf.getBackend(),
+    updates: history.length,
+    stoppedEarly,
+  };
+  await hooks.onEnd?.(result);
+  return result;
+}

@@ -1,0 +1,55 @@
+/**
+ * `sift`: Sparse Increment Fine-Tuning (Song et al., 2023) as the GMT paper uses it as a
+ * baseline: the entries with the largest |Γ| at the first update are selected (same ratio and
+ * scope rule as GMT), and that mask is kept fixed for the whole run.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GradientMasker } from './mask';
+import { GMT_DEFAULTS, resolveGmtOptions, type GmtOptions } from './gmt';
+import { requireInit, type MaskedUpdate, type StrategyInitContext, type TuningStrategy } from './strategy';
+
+/** Options of `sift`: those of `gmt`; `maskUpdate: true` freezes the unselected entries entirely. */
+export type SiftOptions = GmtOptions;
+export const SIFT_DEFAULTS: SiftOptions = { ...GMT_DEFAULTS };
+
+/** Fixed top-|Γ| mask from the first update. */
+export class SiftStrategy implements TuningStrategy<SiftOptions> {
+  readonly name = 'sift';
+  readonly options: Readonly<SiftOptions>;
+  private masker?: GradientMasker;
+  private fixed?: Map<string, tf.Tensor>;
+
+  constructor(options?: Partial<SiftOptions>) {
+    this.options = resolveGmtOptions(options, 'sift');
+  }
+
+  init(ctx: StrategyInitContext): void {
+    this.masker = new GradientMasker(ctx.params, this.options);
+  }
+
+  async transform(accumulatedGrads: ReadonlyMap<string, tf.Tensor>): Promise<MaskedUpdate> {
+    if (this.options.ratio === 0) return { grads: new Map(accumulatedGrads) };
+    if (!this.fixed) {
+      const first = await requireInit(this.masker, 'sift').apply(accumulatedGrads);
+      this.fixed = first.masks;
+      const masks = cloneAll(this.fixed);
+      return { grads: first.grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}) };
+    }
+    const grads = new Map<string, tf.Tensor>();
+    for (const [name, mask] of this.fixed) grads.set(name, tf.mul(accumulatedGrads.get(name)!, mask));
+    const masks = cloneAll(this.fixed);
+    return { grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}) };
+  }
+
+  dispose(): void {
+    if (this.fixed) for (const t of this.fixed.values()) t.dispose();
+    this.fixed = undefined;
+  }
+}
+
+/** Clones every tensor of a map (storage is shared; the clones are the caller's to dispose). */
+export function cloneAll(masks: ReadonlyMap<string, tf.Tensor>): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, t] of masks) out.set(name, tf.clone(t));
+  return out;
+}
