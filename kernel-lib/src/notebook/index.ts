@@ -1,1 +1,17 @@
-export {};
+/** tslab notebook display: figures, live figures, tables, progress. */
+export { inNotebook, displayBundle, newDisplayId, DisplayRoute } from './channel';
+export {
+  PlotlyJsMode,
+  ShowFigureOptions,
+  showFigure,
+  closeNotebookExporter,
+  LiveFigure,
+  liveFigure,
+  TableLike,
+  ShowTableOptions,
+  tableBundle,
+  showTable,
+  ProgressOptions,
+  Progress,
+  progress,
+} from './display';

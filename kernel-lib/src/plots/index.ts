@@ -16,3 +16,4 @@ export {
   plotlyJsSource,
   plotlyJsVersion,
 } from './export';
+export { MimeBundle, DisplayContent, FigureBundleOptions, figureBundle, figureBundleHtml } from './bundle';

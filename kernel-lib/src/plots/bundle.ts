@@ -1,0 +1,111 @@
+/**
+ * The notebook display bundle of a figure: one Jupyter output holding several MIME types, so
+ * each frontend picks what it can show:
+ *
+ * - `application/vnd.plotly.v1+json` — the figure itself; interactive wherever a plotly
+ *   renderer is installed (JupyterLab with jupyterlab-plotly, VS Code, nteract).
+ * - `text/html` — a `<div>` that first holds the PNG as an `<img>`, then a script that
+ *   replaces it with the interactive plot once `window.Plotly` exists. Untrusted notebooks
+ *   and code hosts strip the script and keep the image; trusted ones get the live plot.
+ *   plotly.js itself is inlined (≈4.8 MB) only when asked (`includePlotlyJs`), guarded on
+ *   `window.Plotly` so a page never loads it twice.
+ * - `image/png` — the static fallback for renderers that skip HTML.
+ * - `text/plain` — a one-line description for terminals and logs.
+ */
+import { createHash } from 'crypto';
+import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
+import { FigureExporter, plotlyJsSource, plotlyJsVersion, scriptJson, scriptSafe } from './export';
+
+/** A Jupyter MIME bundle: MIME type → payload (string, base64 string, or JSON). */
+export type MimeBundle = Record<string, unknown>;
+
+/** The `data` and `metadata` of one Jupyter `display_data` message. */
+export interface DisplayContent {
+  data: MimeBundle;
+  /** Per-MIME metadata, e.g. `{'image/png': {width, height}}` so a dense PNG shows at CSS size. */
+  metadata: Record<string, unknown>;
+}
+
+/** Options of {@link figureBundle}. */
+export interface FigureBundleOptions {
+  /** CSS pixels of the static image and the HTML box; default 720 × 450. */
+  width?: number;
+  height?: number;
+  /** Inline plotly.js into the HTML (guarded on window.Plotly). Default false. */
+  includePlotlyJs?: boolean;
+  /** Render the PNG fallback with this exporter; without one the bundle has no PNG. */
+  exporter?: FigureExporter;
+  /** PNG pixel density; default 1.5 (sharp enough on screens, keeps notebooks small). */
+  pngScale?: number;
+  /** Element id of the plot `<div>`; default derived from the figure and a counter. */
+  elementId?: string;
+}
+
+let elementCounter = 0;
+
+/** A page-unique element id: content hash + process id + counter (no randomness needed). */
+function elementIdFor(fig: PlotlyFigure): string {
+  const hash = createHash('sha1').update(JSON.stringify(fig)).digest('hex').slice(0, 10);
+  elementCounter += 1;
+  return `gmt-fig-${hash}-${process.pid}-${elementCounter}`;
+}
+
+function describe(fig: PlotlyFigure): string {
+  const t = fig.layout.title as { text?: string } | string | undefined;
+  const title = (typeof t === 'string' ? t : t?.text) ?? 'figure';
+  const names = fig.data.map((d) => d.name).filter((n): n is string => typeof n === 'string' && !n.endsWith(' band'));
+  return `<gmt-lab figure "${title}": ${names.length > 0 ? names.join(', ') : `${fig.data.length} traces`}>`;
+}
+
+/** The HTML part of the bundle (see the file comment). `pngBase64` becomes the placeholder. */
+export function figureBundleHtml(fig: PlotlyFigure, opts: { elementId: string; width: number; height: number; pngBase64?: string; includePlotlyJs?: boolean }): string {
+  const { elementId, width, height } = opts;
+  const config = { ...DISPLAY_CONFIG, ...(fig.config ?? {}) };
+  const placeholder = opts.pngBase64
+    ? `<img src="data:image/png;base64,${opts.pngBase64}" alt="${describe(fig).replace(/[<>"&]/g, '')}" style="width:${width}px;max-width:100%;height:auto">`
+    : '';
+  const parts = [`<div id="${elementId}" class="gmt-figure" style="width:${width}px;max-width:100%;min-height:${opts.pngBase64 ? 0 : height}px">${placeholder}</div>`];
+  if (opts.includePlotlyJs) {
+    parts.push(`<script type="text/javascript">/* plotly.js ${plotlyJsVersion()} (MIT) */\nif (!window.Plotly) {\n${scriptSafe(plotlyJsSource())}\n}</script>`);
+  }
+  // Waits up to 10 s for plotly.js (another output may still be loading it); if it never comes
+  // the PNG placeholder stays, which is the right fallback.
+  parts.push(
+    '<script type="text/javascript">(function () {',
+    `  var el = document.getElementById(${scriptJson(elementId)});`,
+    `  var fig = ${scriptJson({ data: fig.data, layout: { ...fig.layout, width: undefined, height, autosize: true } })};`,
+    `  var config = ${scriptJson(config)};`,
+    '  function draw() {',
+    '    if (!el || !window.Plotly) return false;',
+    '    el.innerHTML = "";',
+    '    window.Plotly.newPlot(el, fig.data, fig.layout, config);',
+    '    return true;',
+    '  }',
+    '  if (!draw()) { var tries = 0; var timer = setInterval(function () { if (draw() || ++tries > 50) clearInterval(timer); }, 200); }',
+    '})();</script>',
+  );
+  return parts.join('\n');
+}
+
+/** Builds the MIME bundle of a figure (see the file comment); renders the PNG when given an exporter. */
+export async function figureBundle(fig: PlotlyFigure, opts: FigureBundleOptions = {}): Promise<DisplayContent> {
+  const width = opts.width ?? DEFAULT_WIDTH;
+  const height = opts.height ?? DEFAULT_HEIGHT;
+  let pngBase64: string | undefined;
+  if (opts.exporter) {
+    const png = await opts.exporter.toImage(fig, 'png', { width, height, scale: opts.pngScale ?? 1.5 });
+    pngBase64 = png.toString('base64');
+  }
+  const elementId = opts.elementId ?? elementIdFor(fig);
+  const bundle: MimeBundle = {
+    'application/vnd.plotly.v1+json': { data: fig.data, layout: { ...fig.layout, height }, config: { ...DISPLAY_CONFIG, ...(fig.config ?? {}) } },
+    'text/html': figureBundleHtml(fig, { elementId, width, height, pngBase64, includePlotlyJs: opts.includePlotlyJs }),
+    'text/plain': describe(fig),
+  };
+  const metadata: Record<string, unknown> = {};
+  if (pngBase64) {
+    bundle['image/png'] = pngBase64;
+    metadata['image/png'] = { width, height };
+  }
+  return { data: bundle, metadata };
+}
