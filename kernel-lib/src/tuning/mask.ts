@@ -10,7 +10,8 @@
  *
  * So the kept fraction per segment is 1 − m/n, or more where entries tie with T_k.
  * The threshold is exact: a radix select over the IEEE-754 bit patterns of |Γ| (non-negative
- * floats order like their unsigned bit patterns), O(n) per segment, no sort, no sampling.
+ * floats order like their unsigned bit patterns), O(n) per segment, no sort, no sampling;
+ * segments of ≤ 1024 entries use quickselect on a copy.
  *
  * Cost per update: one concat + one readback of all Γ entries, two or three linear passes in
  * JavaScript over a typed array, then a few tensor ops per parameter tensor to build M and Γ'.
@@ -53,18 +54,54 @@ function bitsToFloat(bits: number): number {
 }
 
 const hist = new Uint32Array(2048);
+const SMALL_SEGMENT = 1024;
+
+/** The `rank`-th smallest of a[0:n) (Hoare partition, median-of-three pivot); permutes `a`. */
+function quickselect(a: Uint32Array, n: number, rank: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (hi > lo) {
+    const x = a[lo] as number;
+    const y = a[(lo + hi) >>> 1] as number;
+    const z = a[hi] as number;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while ((a[i] as number) < pivot) i++;
+      while ((a[j] as number) > pivot) j--;
+      if (i <= j) {
+        const t = a[i] as number;
+        a[i] = a[j] as number;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (rank <= j) hi = j;
+    else if (rank >= i) lo = i;
+    else return a[rank] as number;
+  }
+  return a[lo] as number;
+}
 
 /**
  * The `rank`-th smallest (0-based) |x| among `bits[start:end)`, where `bits` are float32 bit
  * patterns (the sign bit is ignored, so this is the absolute value). Radix select in three digits
  * of 11/10/10 bits: one histogram pass and one gather pass over the segment, then passes over the
- * (usually small) bucket that holds the answer. `scratch` must hold `end − start` entries.
+ * (usually small) bucket that holds the answer; quickselect on a copy for small segments.
+ * `scratch` must hold `end − start` entries.
  * Returns the exact float value.
  */
 export function selectAbsBits(bits: Uint32Array, start: number, end: number, rank: number, scratch: Uint32Array): number {
   const n = end - start;
   if (!(rank >= 0 && rank < n)) throw new RangeError(`selectAbsBits: rank ${rank} outside [0, ${n})`);
   if (scratch.length < n) throw new RangeError(`selectAbsBits: scratch holds ${scratch.length} < ${n}`);
+  if (n <= SMALL_SEGMENT) {
+    // Clearing 2048 histogram bins would dominate a small segment: select on a copy instead.
+    for (let i = 0; i < n; i++) scratch[i] = (bits[start + i] as number) & 0x7fffffff;
+    return bitsToFloat(quickselect(scratch, n, rank));
+  }
   let r = rank;
   // Digit 1: bits 30..20 (the sign bit is cleared).
   hist.fill(0);

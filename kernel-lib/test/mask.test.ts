@@ -1,0 +1,163 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import {
+  GradientMasker,
+  dropCount,
+  maskStatistics,
+  scopeSegments,
+  selectAbsBits,
+  thresholdForRatio,
+  type MaskParam,
+  type MaskScope,
+} from '../src/tuning/mask';
+import { ConfigError } from '../src/util/config';
+import { Rng } from '../src/util/rng';
+
+/** The contract by brute force: sort |x|, T = sorted[m] (m = ⌊k·n⌋), −∞ when m = 0. */
+function referenceThreshold(values: number[], ratio: number): number {
+  const n = values.length;
+  const m = Math.min(n - 1, Math.floor(ratio * n + 1e-9));
+  if (m === 0) return -Infinity;
+  const sorted = values.map((v) => Math.abs(v)).sort((a, b) => a - b);
+  return sorted[m] as number;
+}
+
+type Kind = 'continuous' | 'ties' | 'wide' | 'constant';
+function randomValues(rng: Rng, n: number, kind: Kind): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const sign = rng.bernoulli(0.5) ? -1 : 1;
+    if (kind === 'continuous') out[i] = sign * rng.next();
+    else if (kind === 'ties') out[i] = sign * rng.int(0, 4) * 0.25; // many exact ties, zeros, ±0
+    else if (kind === 'wide') out[i] = sign * Math.exp((rng.next() - 0.5) * 80); // exponents far apart
+    else out[i] = sign * 0.5;
+  }
+  return out;
+}
+
+test('dropCount: m = floor(k n), never all entries', () => {
+  assert.equal(dropCount(0.29, 100), 29);
+  assert.equal(dropCount(0.3, 10), 3);
+  assert.equal(dropCount(0, 1000), 0);
+  assert.equal(dropCount(0.5, 1), 0);
+  assert.equal(dropCount(0.999999, 10), 9);
+});
+
+test('thresholdForRatio matches a sorted reference (ties, ±0, wide exponents, constants)', () => {
+  const rng = new Rng(7);
+  for (const kind of ['continuous', 'ties', 'wide', 'constant'] as Kind[]) {
+    for (const n of [1, 2, 3, 17, 256, 5000]) {
+      for (const ratio of [0, 0.1, 0.3, 0.5, 0.75, 0.99]) {
+        const values = randomValues(rng, n, kind);
+        const expected = referenceThreshold(Array.from(values), ratio);
+        const got = thresholdForRatio(values, ratio);
+        assert.equal(got, expected, `${kind} n=${n} k=${ratio}`);
+        // Kept = |x| ≥ T: at least n − m kept, and fewer than n − m + (#ties at T) + 1.
+        const m = dropCount(ratio, n);
+        const kept = Array.from(values).filter((v) => Math.abs(v) >= got).length;
+        assert.ok(kept >= n - m, `${kind} n=${n} k=${ratio}: kept ${kept} < ${n - m}`);
+        if (kind === 'continuous' && n > 1) assert.equal(kept, n - m);
+      }
+    }
+  }
+});
+
+test('selectAbsBits finds every rank of a segment', () => {
+  const rng = new Rng(11);
+  const values = randomValues(rng, 300, 'ties');
+  const wide = randomValues(rng, 300, 'wide');
+  for (const v of [values, wide]) {
+    const bits = new Uint32Array(v.buffer);
+    const sorted = Array.from(v.subarray(50, 250)).map(Math.abs).sort((a, b) => a - b);
+    const scratch = new Uint32Array(200);
+    for (let r = 0; r < 200; r++) assert.equal(selectAbsBits(bits, 50, 250, r, scratch), sorted[r]);
+  }
+  assert.throws(() => selectAbsBits(new Uint32Array(4), 0, 4, 4, new Uint32Array(4)), RangeError);
+});
+
+const PARAMS: { param: MaskParam; shape: number[] }[] = [
+  { param: { name: 'tok', group: 'embed' }, shape: [12, 5] },
+  { param: { name: 'pos', group: 'embed' }, shape: [7, 5] },
+  { param: { name: 'b0.ln', group: 'block.0' }, shape: [5] },
+  { param: { name: 'b0.w', group: 'block.0' }, shape: [5, 9] },
+  { param: { name: 'b1.w', group: 'block.1' }, shape: [9, 5] },
+  { param: { name: 'b1.ln', group: 'block.1' }, shape: [5] },
+  { param: { name: 'head.ln', group: 'head' }, shape: [5] },
+  // A group split across the parameter order: layer scope must still treat it as one segment.
+  { param: { name: 'b0.late', group: 'block.0' }, shape: [3, 3] },
+  { param: { name: 'head.out', group: 'head' }, shape: [5, 12] },
+];
+
+for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
+  test(`GradientMasker (${scope} scope) equals the brute-force contract, ties included`, async () => {
+    const rng = new Rng(scope.length * 31);
+    const before = tf.memory().numTensors;
+    for (const kind of ['continuous', 'ties', 'wide'] as Kind[]) {
+      for (const ratio of [0, 0.3, 0.5, 0.9]) {
+        const host = new Map<string, Float32Array>();
+        const grads = new Map<string, tf.Tensor>();
+        for (const { param, shape } of PARAMS) {
+          const v = randomValues(rng, shape.reduce((a, b) => a * b, 1), kind);
+          host.set(param.name, v);
+          grads.set(param.name, tf.tensor(v, shape));
+        }
+        const masker = new GradientMasker(PARAMS.map((p) => p.param), { ratio, scope });
+        const result = await masker.apply(grads);
+        for (const segment of scopeSegments(PARAMS.map((p) => p.param), scope)) {
+          const all = segment.flatMap((name) => Array.from(host.get(name)!));
+          const expected = referenceThreshold(all, ratio);
+          let kept = 0;
+          for (const name of segment) {
+            assert.equal(result.thresholds.get(name), expected, `${scope}/${kind}/k=${ratio}/${name}`);
+            const g = host.get(name)!;
+            const mask = result.masks.get(name)!.dataSync();
+            const masked = result.grads.get(name)!.dataSync();
+            for (let i = 0; i < g.length; i++) {
+              const keep = Math.abs(g[i]!) >= expected ? 1 : 0;
+              assert.equal(mask[i], keep, `${scope}/${kind}/k=${ratio}/${name}[${i}]`);
+              assert.equal(masked[i]! + 0, keep ? g[i]! + 0 : 0); // + 0: Γ ⊙ M is −0 where a negative entry is dropped
+              kept += keep;
+            }
+          }
+          const m = dropCount(ratio, all.length);
+          assert.ok(kept >= all.length - m);
+          if (kind === 'continuous') assert.equal(kept, all.length - m, `${scope} k=${ratio}: kept fraction is 1 − k`);
+        }
+        for (const t of [...grads.values(), ...result.grads.values(), ...result.masks.values()]) t.dispose();
+      }
+    }
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+  });
+}
+
+test('layer scope groups by ParamInfo.group, in first-seen order', () => {
+  const segs = scopeSegments(PARAMS.map((p) => p.param), 'layer');
+  assert.deepEqual(segs, [['tok', 'pos'], ['b0.ln', 'b0.w', 'b0.late'], ['b1.w', 'b1.ln'], ['head.ln', 'head.out']]);
+});
+
+test('GradientMasker rejects bad options and missing gradients', async () => {
+  const params = [{ name: 'a', group: 'g' }];
+  assert.throws(() => new GradientMasker(params, { ratio: 1, scope: 'tensor' }), ConfigError);
+  assert.throws(() => new GradientMasker(params, { ratio: -0.1, scope: 'tensor' }), ConfigError);
+  assert.throws(() => new GradientMasker(params, { ratio: 0.3, scope: 'block' as MaskScope }), /scope must be one of/);
+  assert.throws(() => new GradientMasker([...params, ...params], { ratio: 0.3, scope: 'tensor' }), /duplicate/);
+  const masker = new GradientMasker(params, { ratio: 0.3, scope: 'tensor' });
+  await assert.rejects(masker.apply(new Map()), /no gradient for parameter "a"/);
+});
+
+test('maskStatistics: kept fractions and Jaccard from one readback', async () => {
+  const a = new Map([['x', tf.tensor([1, 1, 0, 0])], ['y', tf.tensor([1, 0])]]);
+  const b = new Map([['x', tf.tensor([1, 0, 1, 0])], ['y', tf.tensor([1, 1])]]);
+  const loss = tf.scalar(2.5);
+  const s = await maskStatistics(b, a, [loss]);
+  assert.deepEqual(s.keptByTensor, { x: 0.5, y: 1 });
+  assert.equal(s.keptFraction, 4 / 6);
+  // ∩ = {x0, y0} = 2; ∪ = 3 + 4 − 2 = 5.
+  assert.equal(s.jaccard, 2 / 5);
+  assert.deepEqual(s.extras, [2.5]);
+  const none = await maskStatistics(undefined, undefined, [loss]);
+  assert.equal(none.keptFraction, 1);
+  assert.equal(none.jaccard, undefined);
+  for (const t of [...a.values(), ...b.values(), loss]) t.dispose();
+});
