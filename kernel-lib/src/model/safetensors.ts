@@ -185,7 +185,9 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<memory>'): Safeten
     }
     if (end > dataLen) fail(`tensor "${name}": data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
     spans.push({ name, begin, end });
-    const copy = bytes.slice(dataStart + begin, dataStart + end); // aligned, owned copy
+    // An owned, aligned copy (Buffer#slice would return a view into a shared pool).
+    const copy = new Uint8Array(end - begin);
+    copy.set(bytes.subarray(dataStart + begin, dataStart + end));
     tensors[name] = { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], data: info.make(copy.buffer) };
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
