@@ -183,17 +183,15 @@ export class CharTokenizer {
 
   /**
    * Turns ids back into text. By default decoding stops at the first EOT (the end of a
-   * generated completion) and skips PAD; UNK decodes as U+FFFD.
+   * generated completion); with `stopAtEot: false` EOT shows as `<eot>` (for inspection).
+   * PAD decodes to nothing, UNK to U+FFFD.
    */
   decode(ids: ArrayLike<number>, options: { stopAtEot?: boolean } = {}): string {
     const stopAtEot = options.stopAtEot ?? true;
     let out = '';
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as number;
-      if (id === EOT_ID) {
-        if (stopAtEot) break;
-        continue;
-      }
+      if (id === EOT_ID && stopAtEot) break;
       out += this.tokenText(id);
     }
     return out;

@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadJsonl, parseJsonl, detectJsonlFormat, JsonlError } from '../src/data/jsonl';
+import { CharTokenizer, UNK_ID } from '../src/data/tokenizer';
+import { scoreMath } from '../src/eval/scorers';
+import type { Example, MathMeta } from '../src/data/tasks/common';
+
+const SAMPLES = resolve(__dirname, '../../data/samples');
+const tok = new CharTokenizer();
+
+test('the committed GSM8K sample loads: template, calculator annotations, answer, normalised text', () => {
+  const exs = loadJsonl(join(SAMPLES, 'gsm8k.jsonl'));
+  assert.equal(exs.length, 4);
+  for (const e of exs) {
+    assert.equal(e.meta.task, 'math');
+    assert.ok(e.prompt.startsWith('Q: ') && e.prompt.endsWith('\n'));
+    assert.ok(!e.completion.includes('<<'));
+    assert.ok(tok.canEncode(e.prompt + e.completion));
+    assert.equal(tok.normalize(e.prompt + e.completion), e.prompt + e.completion, 'stored text is already normalised');
+  }
+  const answers = exs.map((e) => (e.meta as MathMeta).answer);
+  assert.deepEqual(answers, [56, 30, 108, 2200]);
+  assert.match(exs[2]!.prompt, /Tom's garden has 3 rows of 12 tulips - and/);
+  assert.match(exs[2]!.completion, /3 \* 12 \* 2 = 72 tulips/);
+  assert.match(exs[3]!.prompt, /"mega packs".*stickers\.\.\. how/);
+  assert.equal(exs[1]!.meta.source, `${join(SAMPLES, 'gsm8k.jsonl')}:2`);
+  // The reference completion scores as correct with the math scorer.
+  for (const e of exs) assert.ok(scoreMath(e as Example<MathMeta>, e.completion).correct);
+});
+
+test('the committed Alpaca sample loads with its template', () => {
+  const exs = loadJsonl(join(SAMPLES, 'alpaca.jsonl'));
+  assert.equal(exs.length, 4);
+  assert.equal(exs[0]!.prompt, 'Instruction: Give three tips for staying healthy.\nResponse:\n');
+  assert.equal(exs[1]!.prompt, 'Instruction: Rewrite the sentence with plain quotes.\nInput: She said, "It\'s fine."\nResponse:\n');
+  assert.equal(exs[2]!.prompt, 'Instruction: Compute the product.\nInput: 7 * 6\nResponse:\n');
+  assert.equal(exs[2]!.completion, '42');
+  assert.ok(exs.every((e) => e.meta.task === 'text' && e.meta.format === 'alpaca'));
+});
+
+test('the committed prompt/completion sample loads as is (normalised)', () => {
+  const exs = loadJsonl(join(SAMPLES, 'prompt-completion.jsonl'));
+  assert.equal(exs.length, 3);
+  assert.equal(exs[1]!.prompt, 'Reverse the list [1,2,3]:\n');
+  assert.equal(exs[1]!.completion, '[3,2,1]');
+  assert.equal(exs[2]!.prompt, "Finish the phrase: 'once upon a...'\n");
+});
+
+test('format detection and explicit format', () => {
+  assert.equal(detectJsonlFormat({ question: 'q', answer: 'a' }), 'gsm8k');
+  assert.equal(detectJsonlFormat({ instruction: 'i', output: 'o' }), 'alpaca');
+  assert.equal(detectJsonlFormat({ prompt: 'p', completion: 'c' }), 'prompt-completion');
+  assert.equal(detectJsonlFormat({ text: 't' }), undefined);
+  const line = JSON.stringify({ prompt: 'p', completion: 'c' });
+  assert.throws(() => parseJsonl(line, 'x.jsonl', { format: 'gsm8k' }), /x\.jsonl:1: missing field "question"/);
+  assert.throws(() => parseJsonl(line, 'x.jsonl', { format: 'csv' as never }), /format must be/);
+});
+
+function errorOf(text: string, options = {}): JsonlError {
+  try {
+    parseJsonl(text, 'data/bad.jsonl', options);
+  } catch (e) {
+    assert.ok(e instanceof JsonlError || (e as Error).name === 'UnknownCharacterError', String(e));
+    return e as JsonlError;
+  }
+  assert.fail('expected an error');
+}
+
+test('bad lines are errors naming the file and line', () => {
+  const good = JSON.stringify({ question: 'How many?', answer: '1+1=2\n#### 2' });
+  const cases: [string, RegExp][] = [
+    [`${good}\n{"question": "q", "answer": `, /^data\/bad\.jsonl:2: invalid JSON/],
+    [`${good}\n\n${JSON.stringify({ question: 'q' })}`, /^data\/bad\.jsonl:3: missing field "answer"/],
+    [`${good}\n${JSON.stringify({ question: 7, answer: '#### 7' })}`, /^data\/bad\.jsonl:2: field "question" must be a string, got number/],
+    [`${good}\n[1,2]`, /^data\/bad\.jsonl:2: expected a JSON object, got an array/],
+    [`${good}\n${JSON.stringify({ question: 'q', answer: 'no marker' })}`, /^data\/bad\.jsonl:2: field "answer" has no final line "#### <number>"/],
+    [JSON.stringify({ text: 'hello' }), /^data\/bad\.jsonl:1: cannot tell the format from the keys \["text"\]/],
+    ['', /^data\/bad\.jsonl:1: the file is empty/],
+    ['\n  \n', /^data\/bad\.jsonl:1: the file is empty/],
+  ];
+  for (const [text, re] of cases) assert.match(errorOf(text).message, re);
+});
+
+test('an unknown character names the file, line, field and position', () => {
+  const text = [
+    JSON.stringify({ instruction: 'Price?', input: '', output: 'ok' }),
+    JSON.stringify({ instruction: 'Price?', input: 'It costs 5\u20AC.', output: 'five' }),
+  ].join('\n');
+  const e = errorOf(text);
+  assert.match(e.message, /unknown character "€" \(U\+20AC\) at data\/bad\.jsonl:2 field "input", line 1, column 11/);
+  // With the 'unk' policy the same file loads, the character becoming UNK.
+  const exs = parseJsonl(text, 'data/bad.jsonl', { tokenizer: new CharTokenizer({ unknown: 'unk' }) });
+  const unk = new CharTokenizer({ unknown: 'unk' });
+  assert.ok(unk.encode(exs[1]!.prompt).includes(UNK_ID));
+});
+
+test('files: read errors, CRLF line endings and a byte-order mark', () => {
+  assert.throws(() => loadJsonl('/nonexistent/file.jsonl'), /cannot read JSONL file \/nonexistent\/file\.jsonl/);
+  const dir = mkdtempSync(join(tmpdir(), 'jsonl-'));
+  const path = join(dir, 'crlf.jsonl');
+  writeFileSync(path, `\uFEFF${JSON.stringify({ prompt: 'a', completion: 'b' })}\r\n${JSON.stringify({ prompt: 'c', completion: 'd' })}\r\n`);
+  const exs = loadJsonl(path);
+  assert.deepEqual(exs.map((e) => e.prompt + e.completion), ['ab', 'cd']);
+  assert.equal(exs[1]!.meta.source, `${path}:2`);
+});
