@@ -4,9 +4,9 @@
  */
 import { ConfigError, checkNumber } from '../util/config';
 import { PlotlyFigure } from '../plots/theme';
-import { FigureExporter } from '../plots/export';
+import { FigureExporter, plotlyJsSource, plotlyJsVersion, scriptSafe } from '../plots/export';
 import { DisplayContent, MimeBundle, figureBundle } from '../plots/bundle';
-import { DisplayRoute, displayBundle, inNotebook, newDisplayId } from './channel';
+import { displayBundle, inNotebook, newDisplayId } from './channel';
 
 /** When to inline plotly.js (≈4.8 MB) into a figure's HTML output. */
 export type PlotlyJsMode = 'once' | 'always' | 'never';
@@ -16,9 +16,11 @@ export interface ShowFigureOptions {
   width?: number;
   height?: number;
   /**
-   * `once` (default; `GMT_PLOTLYJS` overrides): the first figure of each kernel session carries
-   * plotly.js, later ones reuse `window.Plotly`. `never`: interactive only where the frontend
-   * has a plotly renderer, PNG elsewhere — for notebooks committed with outputs.
+   * `once` (default; `GMT_PLOTLYJS` overrides): before the first figure of each kernel session,
+   * one extra invisible output loads plotly.js (≈4.8 MB, guarded on `window.Plotly`); later
+   * figures reuse it. `always`: that loader before every figure. `never`: interactive only
+   * where the frontend has a plotly renderer, the PNG elsewhere — for notebooks committed
+   * with their outputs.
    */
   plotlyJs?: PlotlyJsMode;
   /** Include the PNG fallback (needs Chromium); default true. */
@@ -33,6 +35,17 @@ function plotlyJsMode(opt: PlotlyJsMode | undefined): PlotlyJsMode {
   const raw = opt ?? process.env.GMT_PLOTLYJS ?? 'once';
   if (raw === 'once' || raw === 'always' || raw === 'never') return raw;
   throw new ConfigError(`plotlyJs (or GMT_PLOTLYJS) must be once, always or never; got ${JSON.stringify(raw)}`);
+}
+
+/**
+ * Sends plotly.js as its own output (HTML holding only a guarded script: invisible, and
+ * stripped to nothing where scripts are not run). A separate output rather than part of the
+ * figure's, so that figures updated in place (`liveFigure`) never resend or lose it.
+ */
+function ensurePlotlyJs(mode: PlotlyJsMode): void {
+  if (mode === 'never' || (mode === 'once' && plotlyJsSent)) return;
+  const html = `<script type="text/javascript">/* plotly.js ${plotlyJsVersion()} (MIT), loaded once for the figures below */\nif (!window.Plotly) {\n${scriptSafe(plotlyJsSource())}\n}</script>`;
+  if (displayBundle({ 'text/html': html }) === 'bundle') plotlyJsSent = true;
 }
 
 /** The kernel's one Chromium for PNG fallbacks, started on first use. */
@@ -54,7 +67,7 @@ export async function closeNotebookExporter(): Promise<void> {
   if (pending) await (await pending.catch(() => undefined))?.close();
 }
 
-async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions, includePlotlyJs: boolean): Promise<DisplayContent> {
+async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions): Promise<DisplayContent> {
   let exporter: FigureExporter | undefined;
   if (opts.png !== false) {
     try {
@@ -66,33 +79,31 @@ async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions, in
       }
     }
   }
-  return figureBundle(fig, { width: opts.width, height: opts.height, exporter, includePlotlyJs });
+  return figureBundle(fig, { width: opts.width, height: opts.height, exporter });
 }
 
 /**
  * Shows a figure in the notebook as one output with plotly JSON, HTML (PNG placeholder that
  * turns interactive when plotly.js is present) and PNG, so it renders live in trusted
  * notebooks, as an image when untrusted, offline, and on code hosts. Outside a notebook it
- * prints a one-line description. Resolves to the route used.
+ * prints a one-line description. (Resolves to nothing, so a cell ending in it prints nothing.)
  */
-export async function showFigure(fig: PlotlyFigure, opts: ShowFigureOptions = {}): Promise<DisplayRoute> {
+export async function showFigure(fig: PlotlyFigure, opts: ShowFigureOptions = {}): Promise<void> {
   const mode = plotlyJsMode(opts.plotlyJs);
   if (!inNotebook()) {
-    const content = await figureBundle(fig, { width: opts.width, height: opts.height });
-    return displayBundle(content.data);
+    displayBundle((await figureBundle(fig, { width: opts.width, height: opts.height })).data);
+    return;
   }
-  const include = mode === 'always' || (mode === 'once' && !plotlyJsSent);
-  const content = await buildFigureContent(fig, opts, include);
-  const route = displayBundle(content.data, { metadata: content.metadata });
-  if (include && route === 'bundle') plotlyJsSent = true;
-  return route;
+  const content = await buildFigureContent(fig, opts);
+  ensurePlotlyJs(mode);
+  displayBundle(content.data, { metadata: content.metadata });
 }
 
 /** A figure redrawn in place (live training curves); `close()` adds the PNG fallback. */
 export interface LiveFigure {
-  /** Replaces the figure shown (throttled to `minIntervalMs`; the last call is never lost). */
+  /** Replaces the figure shown (throttled to `minIntervalMs`; `close` shows the last one). */
   update(fig: PlotlyFigure): void;
-  /** Sends the final figure with its PNG fallback. */
+  /** Sends the final figure (default: the last one passed to `update`) with its PNG fallback. */
   close(fig?: PlotlyFigure): Promise<void>;
 }
 
@@ -103,13 +114,14 @@ export interface LiveFigure {
 export function liveFigure(opts: ShowFigureOptions & { minIntervalMs?: number } = {}): LiveFigure {
   const displayId = newDisplayId();
   const minInterval = checkNumber('minIntervalMs', opts.minIntervalMs ?? 500, { min: 0 });
+  const mode = plotlyJsMode(opts.plotlyJs);
   let sent = false;
   let lastSent = -Infinity;
   let latest: PlotlyFigure | undefined;
-  const send = (fig: PlotlyFigure, content: DisplayContent) => {
+  const send = (content: DisplayContent) => {
+    if (!sent) ensurePlotlyJs(mode);
     displayBundle(content.data, { metadata: content.metadata, displayId, update: sent });
     sent = true;
-    latest = fig;
   };
   return {
     update(fig) {
@@ -118,13 +130,9 @@ export function liveFigure(opts: ShowFigureOptions & { minIntervalMs?: number } 
       const now = performance.now();
       if (now - lastSent < minInterval) return;
       lastSent = now;
-      const mode = plotlyJsMode(opts.plotlyJs);
-      const include = !sent && (mode === 'always' || (mode === 'once' && !plotlyJsSent));
-      // No PNG while live: rendering one per update would cost ~100 ms each.
-      void figureBundle(fig, { width: opts.width, height: opts.height, includePlotlyJs: include }).then((content) => {
-        send(fig, content);
-        if (include) plotlyJsSent = true;
-      });
+      // No PNG while live: rendering one per update would cost ~100 ms each. Without an
+      // exporter figureBundle does no asynchronous work, so updates cannot reorder.
+      void figureBundle(fig, { width: opts.width, height: opts.height }).then(send);
     },
     async close(fig) {
       const final = fig ?? latest;
@@ -133,8 +141,7 @@ export function liveFigure(opts: ShowFigureOptions & { minIntervalMs?: number } 
         displayBundle((await figureBundle(final)).data);
         return;
       }
-      const content = await buildFigureContent(final, opts, !sent && plotlyJsMode(opts.plotlyJs) !== 'never' && !plotlyJsSent);
-      send(final, content);
+      send(await buildFigureContent(final, opts));
     },
   };
 }
@@ -228,8 +235,8 @@ export function tableBundle(table: TableLike, opts: ShowTableOptions = {}): Mime
 }
 
 /** Shows rows (or an arquero table) as an HTML table; plain text outside a notebook. */
-export function showTable(table: TableLike, opts: ShowTableOptions = {}): DisplayRoute {
-  return displayBundle(tableBundle(table, opts));
+export function showTable(table: TableLike, opts: ShowTableOptions = {}): void {
+  displayBundle(tableBundle(table, opts));
 }
 
 // ---------------------------------------------------------------------------------------------
