@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeBatch, encodePrompt, BatchSampler, packText, PackedTextSampler, sliceBatch } from '../src/data/batching';
+import { makeBatch, encodePrompt, BatchSampler, packText, PackedTextSampler, sliceHostBatch } from '../src/data/batching';
 import { CharTokenizer, EOT_ID, PAD_ID } from '../src/data/tokenizer';
 import { generateMathTask, generateGeneralCorpus, type Example, type MathMeta } from '../src/data/tasks';
 
@@ -95,8 +95,8 @@ test('packText: every token is a target exactly once with weight 1; only final p
   const inputs = Array.from(b.inputs);
   for (let k = 1; k < 13; k++) assert.equal(inputs[k], targets[k - 1]);
   assert.equal(inputs[0], EOT_ID);
-  assert.equal(sliceBatch(b, 1, 3).batchSize, 2);
-  assert.deepEqual(Array.from(sliceBatch(b, 1, 2).inputs), inputs.slice(4, 8));
+  assert.equal(sliceHostBatch(b, 1, 3).batchSize, 2);
+  assert.deepEqual(Array.from(sliceHostBatch(b, 1, 2).inputs), inputs.slice(4, 8));
 });
 
 test('PackedTextSampler: deterministic, re-packed per epoch, full weights, resumable', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runProgram, parseProgram, formatValue, valuesEqual, LISTLANG_BUILTINS } from '../src/eval/listlang';
+import { runProgram, parseListProgram, formatListValue, listValuesEqual, LISTLANG_BUILTINS } from '../src/eval/listlang';
 
 function value(src: string, input: number[] | number): unknown {
   const r = runProgram(src, input);
@@ -131,14 +131,14 @@ test('limits and inputs are validated', () => {
   assert.throws(() => runProgram('sum', [1], { maxStep: 5 } as never), /unknown option "maxStep"/);
 });
 
-test('parseProgram, formatValue and valuesEqual', () => {
-  const p = parseProgram('map(x+1)|sum');
+test('parseListProgram, formatListValue and listValuesEqual', () => {
+  const p = parseListProgram('map(x+1)|sum');
   assert.ok(p.ok && p.program.stages.length === 2);
-  assert.equal(formatValue([1, -2, 3]), '[1,-2,3]');
-  assert.equal(formatValue([]), '[]');
-  assert.equal(formatValue(7), '7');
-  assert.ok(valuesEqual([1, 2], [1, 2]));
-  assert.ok(!valuesEqual([1, 2], [2, 1]));
-  assert.ok(!valuesEqual([1], 1));
-  assert.ok(!valuesEqual([], 0));
+  assert.equal(formatListValue([1, -2, 3]), '[1,-2,3]');
+  assert.equal(formatListValue([]), '[]');
+  assert.equal(formatListValue(7), '7');
+  assert.ok(listValuesEqual([1, 2], [1, 2]));
+  assert.ok(!listValuesEqual([1, 2], [2, 1]));
+  assert.ok(!listValuesEqual([1], 1));
+  assert.ok(!listValuesEqual([], 0));
 });

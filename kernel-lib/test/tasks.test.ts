@@ -14,7 +14,7 @@ import {
   type TaskSplits,
   type ExampleMeta,
 } from '../src/data/tasks';
-import { runProgram, valuesEqual, formatValue } from '../src/eval/listlang';
+import { runProgram, listValuesEqual, formatListValue } from '../src/eval/listlang';
 import { CharTokenizer } from '../src/data/tokenizer';
 
 const tok = new CharTokenizer();
@@ -122,17 +122,17 @@ test('code: splits never share a spec; reference programs pass their hidden and 
       assert.equal(e.meta.tests.length, config.hiddenTests ?? 5);
       for (const t of e.meta.tests) {
         const r = runProgram(e.completion, t.input);
-        assert.ok(r.ok && valuesEqual(r.value, t.output), `${e.completion} on ${formatValue(t.input)}`);
+        assert.ok(r.ok && listValuesEqual(r.value, t.output), `${e.completion} on ${formatListValue(t.input)}`);
       }
       // Shown examples hold too, and are not among the hidden tests.
       const shown = [...e.prompt.matchAll(/^Ex: (\[[\d,]*\]) -> (.*)$/gm)];
       assert.equal(shown.length, config.examples ?? 1);
       for (const [, input, output] of shown) {
         const r = runProgram(e.completion, JSON.parse(input as string));
-        assert.ok(r.ok && formatValue(r.value) === output, `${e.completion} on shown ${input}`);
-        assert.ok(!e.meta.tests.some((t) => formatValue(t.input) === input));
+        assert.ok(r.ok && formatListValue(r.value) === output, `${e.completion} on shown ${input}`);
+        assert.ok(!e.meta.tests.some((t) => formatListValue(t.input) === input));
       }
-      assert.ok(!e.meta.tests.every((t) => valuesEqual(t.output, (e.meta.tests[0] as { output: number }).output)), 'hidden outputs differ');
+      assert.ok(!e.meta.tests.every((t) => listValuesEqual(t.output, (e.meta.tests[0] as { output: number }).output)), 'hidden outputs differ');
       assert.ok(e.prompt.length + e.completion.length <= (config.maxChars ?? 120));
     }
   }
@@ -163,7 +163,7 @@ test('general: no fine-tuning format, disjoint documents, every fact covered', (
       if (m) {
         programs++;
         const r = runProgram(m[2] as string, JSON.parse(m[1] as string));
-        assert.ok(r.ok && formatValue(r.value) === m[3], line);
+        assert.ok(r.ok && formatListValue(r.value) === m[3], line);
       }
     }
   }

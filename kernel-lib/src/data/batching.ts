@@ -209,11 +209,11 @@ export function packText(docs: readonly PackableText[], tokenizer: CharTokenizer
 }
 
 /** Takes rows [from, to) of a batch. */
-export function sliceBatch(batch: HostBatch, from: number, to: number): HostBatch {
+export function sliceHostBatch(batch: HostBatch, from: number, to: number): HostBatch {
   const s = batch.seqLen;
   const a = Math.max(0, from);
   const b = Math.min(batch.batchSize, to);
-  if (b <= a) throw new ConfigError(`sliceBatch: empty row range [${from}, ${to}) of a ${batch.batchSize}-row batch`);
+  if (b <= a) throw new ConfigError(`sliceHostBatch: empty row range [${from}, ${to}) of a ${batch.batchSize}-row batch`);
   return {
     batchSize: b - a,
     seqLen: s,
@@ -282,7 +282,7 @@ export class PackedTextSampler {
   private nextWindow(): HostBatch {
     this.ensureEpoch();
     const b = this.epochBatch as HostBatch;
-    const row = sliceBatch(b, this.epochOffset, this.epochOffset + 1);
+    const row = sliceHostBatch(b, this.epochOffset, this.epochOffset + 1);
     this.epochOffset++;
     this.drawn++;
     return row;

@@ -64,7 +64,7 @@ export interface ListLangError {
 }
 
 /** Result of `runProgram`. */
-export type RunResult = { ok: true; value: ListValue; steps: number } | { ok: false; error: ListLangError };
+export type ListRunResult = { ok: true; value: ListValue; steps: number } | { ok: false; error: ListLangError };
 
 // ---------------------------------------------------------------- tokens
 
@@ -122,22 +122,22 @@ function tokenize(src: string): Token[] {
 // ---------------------------------------------------------------- AST
 
 /** Expression node. */
-export type Expr =
+export type ListExpr =
   | { type: 'int'; value: number }
   | { type: 'var'; name: 'x' | 'a'; pos: number }
-  | { type: 'neg'; operand: Expr }
-  | { type: 'bin'; op: string; left: Expr; right: Expr; pos: number };
+  | { type: 'neg'; operand: ListExpr }
+  | { type: 'bin'; op: string; left: ListExpr; right: ListExpr; pos: number };
 
 /** One pipeline stage. `builtin` is absent for a bare expression stage. */
-export interface Stage {
+export interface ListStage {
   pos: number;
   builtin?: string;
-  args: Expr[];
+  args: ListExpr[];
 }
 
 /** A parsed program. */
-export interface Program {
-  stages: Stage[];
+export interface ListProgram {
+  stages: ListStage[];
 }
 
 /** Builtin name → [number of arguments, input type]. */
@@ -183,7 +183,7 @@ class Parser {
     this.i++;
   }
 
-  program(): Program {
+  program(): ListProgram {
     const stages = [this.stage()];
     while (this.isOp('|')) {
       this.i++;
@@ -194,12 +194,12 @@ class Parser {
     return { stages };
   }
 
-  private stage(): Stage {
+  private stage(): ListStage {
     const t = this.peek();
     if (t.kind === 'name' && BUILTINS[t.text] !== undefined) {
       this.i++;
       const spec = BUILTINS[t.text] as { arity: number };
-      const args: Expr[] = [];
+      const args: ListExpr[] = [];
       if (spec.arity > 0) {
         this.expectOp('(', `after ${t.text}`);
         args.push(this.expr());
@@ -224,7 +224,7 @@ class Parser {
     return { pos: t.pos, args: [this.expr()] };
   }
 
-  private expr(): Expr {
+  private expr(): ListExpr {
     const left = this.add();
     const t = this.peek();
     if (t.kind === 'op' && ['<', '>', '<=', '>=', '==', '!='].includes(t.text)) {
@@ -239,7 +239,7 @@ class Parser {
     return left;
   }
 
-  private add(): Expr {
+  private add(): ListExpr {
     let left = this.mul();
     for (;;) {
       const t = this.peek();
@@ -249,7 +249,7 @@ class Parser {
     }
   }
 
-  private mul(): Expr {
+  private mul(): ListExpr {
     let left = this.unary();
     for (;;) {
       const t = this.peek();
@@ -259,7 +259,7 @@ class Parser {
     }
   }
 
-  private unary(): Expr {
+  private unary(): ListExpr {
     const t = this.take();
     if (t.kind === 'op' && t.text === '-') return { type: 'neg', operand: this.unary() };
     if (t.kind === 'int') return { type: 'int', value: Number(t.text) };
@@ -284,7 +284,7 @@ function describe(t: Token): string {
 }
 
 /** Parses a program or returns a syntax error with its 1-based column. */
-export function parseProgram(src: string): { ok: true; program: Program } | { ok: false; error: ListLangError } {
+export function parseListProgram(src: string): { ok: true; program: ListProgram } | { ok: false; error: ListLangError } {
   if (typeof src !== 'string') return { ok: false, error: { kind: 'syntax', message: 'program must be a string', position: 1 } };
   try {
     return { ok: true, program: new Parser(tokenize(src)).program() };
@@ -335,7 +335,7 @@ class Machine {
     return v;
   }
 
-  expr(e: Expr, env: { x?: number; a?: number }): number {
+  expr(e: ListExpr, env: { x?: number; a?: number }): number {
     this.tick();
     switch (e.type) {
       case 'int':
@@ -383,12 +383,12 @@ class Machine {
     }
   }
 
-  stage(s: Stage, value: ListValue): ListValue {
+  stage(s: ListStage, value: ListValue): ListValue {
     if (s.builtin === undefined) {
       if (Array.isArray(value)) {
-        throw new RunFailure('runtime', `the expression stage at column ${s.pos} needs an integer, got a list ${formatValue(value)} (use map(...) for lists)`);
+        throw new RunFailure('runtime', `the expression stage at column ${s.pos} needs an integer, got a list ${formatListValue(value)} (use map(...) for lists)`);
       }
-      return this.expr(s.args[0] as Expr, { x: value });
+      return this.expr(s.args[0] as ListExpr, { x: value });
     }
     const name = s.builtin;
     const spec = BUILTINS[name] as { input: 'list' | 'int' };
@@ -405,7 +405,7 @@ class Machine {
     if (!Array.isArray(value)) throw new RunFailure('runtime', `${name} at column ${s.pos} needs a list, got the integer ${value}`);
     const xs = value;
     this.tick(xs.length);
-    const arg0 = s.args[0] as Expr;
+    const arg0 = s.args[0] as ListExpr;
     switch (name) {
       case 'map':
         return xs.map((x) => this.expr(arg0, { x }));
@@ -415,7 +415,7 @@ class Machine {
         return xs.filter((x) => this.expr(arg0, { x }) !== 0).length;
       case 'fold': {
         let acc = this.expr(arg0, {});
-        for (const x of xs) acc = this.expr(s.args[1] as Expr, { a: acc, x });
+        for (const x of xs) acc = this.expr(s.args[1] as ListExpr, { a: acc, x });
         return acc;
       }
       case 'take':
@@ -478,16 +478,16 @@ export function checkListInput(input: unknown, where = 'listlang input'): ListVa
  * Runs `src` on `input`. Never throws for a bad program: syntax, runtime and limit failures
  * come back as `{ok: false, error}`. Throws `ConfigError` only for invalid inputs or limits.
  */
-export function runProgram(src: string, input: number[] | number, limits?: Partial<ListLangLimits>): RunResult {
+export function runProgram(src: string, input: number[] | number, limits?: Partial<ListLangLimits>): ListRunResult {
   const resolved = resolveLimits(limits);
   const value = checkListInput(input);
-  const parsed = parseProgram(src);
+  const parsed = parseListProgram(src);
   if (!parsed.ok) return parsed;
-  return runParsed(parsed.program, value, resolved);
+  return runListProgram(parsed.program, value, resolved);
 }
 
 /** Runs an already parsed program (the scorer parses once and runs on every hidden test). */
-export function runParsed(program: Program, input: ListValue, limits: ListLangLimits = { ...DEFAULT_LISTLANG_LIMITS }): RunResult {
+export function runListProgram(program: ListProgram, input: ListValue, limits: ListLangLimits = { ...DEFAULT_LISTLANG_LIMITS }): ListRunResult {
   const m = new Machine(limits);
   try {
     let value: ListValue = Array.isArray(input) ? m.list([...input], 'input') : m.int(input, 'input');
@@ -508,12 +508,12 @@ export function runParsed(program: Program, input: ListValue, limits: ListLangLi
 }
 
 /** Canonical text of a value: `12`, `[1,2,3]`, `[]`. Used in prompts and tests. */
-export function formatValue(v: ListValue): string {
+export function formatListValue(v: ListValue): string {
   return Array.isArray(v) ? `[${v.join(',')}]` : String(v);
 }
 
 /** Structural equality of two values. */
-export function valuesEqual(p: ListValue, q: ListValue): boolean {
+export function listValuesEqual(p: ListValue, q: ListValue): boolean {
   if (Array.isArray(p) !== Array.isArray(q)) return false;
   if (!Array.isArray(p)) return p === q;
   const qs = q as number[];

@@ -15,7 +15,7 @@
  */
 import { ConfigError, checkNumber, resolveConfig } from '../util/config';
 import type { ArithMeta, CodeMeta, Example, ExampleMeta, MathMeta } from '../data/tasks/common';
-import { DEFAULT_LISTLANG_LIMITS, formatValue, parseProgram, runParsed, valuesEqual } from './listlang';
+import { DEFAULT_LISTLANG_LIMITS, formatListValue, parseListProgram, runListProgram, listValuesEqual } from './listlang';
 
 /** Tasks that have a scorer. */
 export type ScoredTask = 'math' | 'code' | 'arith';
@@ -68,7 +68,7 @@ export function extractFinalAnswer(generated: string, prompt?: string): number |
 /** The verdict on one example. */
 export interface ScoreResult {
   correct: boolean;
-  /** The reference answer (`formatValue` text for code: the first failing test's output). */
+  /** The reference answer (`formatListValue` text for code: the first failing test's output). */
   expected: string;
   /** What the model produced, as scored (the extracted number, or the program text). */
   got: string;
@@ -101,23 +101,23 @@ export function scoreArith(example: Example<ArithMeta>, generated: string): Scor
 export function scoreCode(example: Example<CodeMeta>, generated: string): ScoreResult {
   const program = completionText('code', generated, example.prompt).trim();
   const tests = example.meta.tests;
-  const firstExpected = tests.length > 0 ? formatValue((tests[0] as { output: number[] | number }).output) : '';
+  const firstExpected = tests.length > 0 ? formatListValue((tests[0] as { output: number[] | number }).output) : '';
   if (program.length === 0) return { correct: false, expected: firstExpected, got: '', reason: 'empty program' };
-  const parsed = parseProgram(program);
+  const parsed = parseListProgram(program);
   if (!parsed.ok) return { correct: false, expected: firstExpected, got: program, reason: parsed.error.message };
   for (let i = 0; i < tests.length; i++) {
     const t = tests[i] as CodeMeta['tests'][number];
-    const r = runParsed(parsed.program, t.input, { ...DEFAULT_LISTLANG_LIMITS });
-    const want = formatValue(t.output);
+    const r = runListProgram(parsed.program, t.input, { ...DEFAULT_LISTLANG_LIMITS });
+    const want = formatListValue(t.output);
     if (!r.ok) {
-      return { correct: false, expected: want, got: program, reason: `hidden test ${i + 1} of ${tests.length} (input ${formatValue(t.input)}): ${r.error.kind} error: ${r.error.message}` };
+      return { correct: false, expected: want, got: program, reason: `hidden test ${i + 1} of ${tests.length} (input ${formatListValue(t.input)}): ${r.error.kind} error: ${r.error.message}` };
     }
-    if (!valuesEqual(r.value, t.output)) {
+    if (!listValuesEqual(r.value, t.output)) {
       return {
         correct: false,
         expected: want,
         got: program,
-        reason: `hidden test ${i + 1} of ${tests.length} (input ${formatValue(t.input)}): expected ${want}, got ${formatValue(r.value)}`,
+        reason: `hidden test ${i + 1} of ${tests.length} (input ${formatListValue(t.input)}): expected ${want}, got ${formatListValue(r.value)}`,
       };
     }
   }

@@ -18,8 +18,8 @@
  */
 import { ConfigError, checkNumber, resolveConfig } from '../../util/config';
 import type { Rng } from '../../util/rng';
-import { type ListValue, formatValue, parseProgram, runParsed, valuesEqual, type Program } from '../../eval/listlang';
-import { type CodeMeta, type CodeTest, type Example, type SplitConfig, type TaskSplits, buildSplits, checkRange, checkSplitConfig } from './common';
+import { type ListValue, formatListValue, parseListProgram, runListProgram, listValuesEqual, type ListProgram } from '../../eval/listlang';
+import { type CodeMeta, type CodeTest, type Example, type SplitConfig, type TaskSplits, buildSplits, checkIntRange, checkSplitConfig } from './common';
 
 /** Knobs of the code task. */
 export interface CodeTaskConfig extends SplitConfig {
@@ -149,7 +149,7 @@ export function stagesToSpec(stages: readonly StageTemplate[]): string {
 
 /** The prompt of a code problem. */
 export function codePrompt(spec: string, shown: readonly CodeTest[]): string {
-  return `Spec: ${spec}\n${shown.map((t) => `Ex: ${formatValue(t.input)} -> ${formatValue(t.output)}\n`).join('')}`;
+  return `Spec: ${spec}\n${shown.map((t) => `Ex: ${formatListValue(t.input)} -> ${formatListValue(t.output)}\n`).join('')}`;
 }
 
 /** Validated, resolved code config. */
@@ -157,9 +157,9 @@ export function resolveCodeConfig(overrides?: Partial<CodeTaskConfig>): CodeTask
   const c = resolveConfig({ ...DEFAULT_CODE_CONFIG }, overrides, 'code task config');
   const w = 'code task config';
   checkSplitConfig(c, w);
-  const stages = checkRange(`${w}.stages`, c.stages, 1, 6);
+  const stages = checkIntRange(`${w}.stages`, c.stages, 1, 6);
   checkNumber(`${w}.maxConst`, c.maxConst, { min: 2, max: 1000, integer: true });
-  const listLength = checkRange(`${w}.listLength`, c.listLength, 1, 50);
+  const listLength = checkIntRange(`${w}.listLength`, c.listLength, 1, 50);
   checkNumber(`${w}.maxElement`, c.maxElement, { min: 1, max: 10_000, integer: true });
   checkNumber(`${w}.examples`, c.examples, { min: 1, max: 2, integer: true });
   checkNumber(`${w}.reduceProb`, c.reduceProb, { min: 0, max: 1 });
@@ -178,14 +178,14 @@ function sampleList(rng: Rng, config: CodeTaskConfig): number[] {
  * Returns undefined when the program fails too often (e.g. `max` after a filter that usually
  * empties the list); the caller then draws another program.
  */
-function sampleTests(rng: Rng, program: Program, count: number, config: CodeTaskConfig): CodeTest[] | undefined {
+function sampleTests(rng: Rng, program: ListProgram, count: number, config: CodeTaskConfig): CodeTest[] | undefined {
   const seen = new Set<string>();
   const tests: CodeTest[] = [];
   for (let tries = 0; tests.length < count && tries < count * 10; tries++) {
     const input = sampleList(rng, config);
-    const key = formatValue(input);
+    const key = formatListValue(input);
     if (seen.has(key)) continue;
-    const r = runParsed(program, input);
+    const r = runListProgram(program, input);
     if (!r.ok) continue;
     seen.add(key);
     tests.push({ input, output: r.value });
@@ -200,7 +200,7 @@ export function sampleCodeProblem(rng: Rng, config: CodeTaskConfig): Example<Cod
   for (let attempt = 0; attempt < 200; attempt++) {
     const stages = sampleProgramStages(rng, nStages, config.maxConst, config.reduceProb);
     const reference = stagesToProgram(stages);
-    const parsed = parseProgram(reference);
+    const parsed = parseListProgram(reference);
     if (!parsed.ok) throw new Error(`code task: generated an invalid program ${reference}: ${parsed.error.message}`);
     const tests = sampleTests(rng, parsed.program, config.examples + config.hiddenTests, config);
     if (tests === undefined) continue;
@@ -208,7 +208,7 @@ export function sampleCodeProblem(rng: Rng, config: CodeTaskConfig): Example<Cod
     const hidden = tests.slice(config.examples);
     // A program whose hidden outputs are all equal could be passed by a constant: re-draw.
     const first = (hidden[0] as CodeTest).output;
-    if (hidden.length > 1 && hidden.every((t) => valuesEqual(t.output, first as ListValue))) continue;
+    if (hidden.length > 1 && hidden.every((t) => listValuesEqual(t.output, first as ListValue))) continue;
     const prompt = codePrompt(stagesToSpec(stages), shown);
     if (prompt.length + reference.length > config.maxChars) continue;
     return {

@@ -95,7 +95,7 @@ export function checkSplitConfig(c: SplitConfig, where: string): void {
 }
 
 /** Validates an inclusive integer range option such as `steps: [2, 3]`; a number n means [n, n]. */
-export function checkRange(name: string, value: unknown, min: number, max: number): [number, number] {
+export function checkIntRange(name: string, value: unknown, min: number, max: number): [number, number] {
   const pair = typeof value === 'number' ? [value, value] : value;
   if (!Array.isArray(pair) || pair.length !== 2) {
     throw new ConfigError(`${name} must be a number or a [min, max] pair, got ${JSON.stringify(value)}`);

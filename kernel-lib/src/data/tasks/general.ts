@@ -16,9 +16,9 @@
  */
 import { ConfigError, checkNumber, resolveConfig } from '../../util/config';
 import { Rng } from '../../util/rng';
-import { formatValue, runProgram } from '../../eval/listlang';
+import { formatListValue, runProgram } from '../../eval/listlang';
 import { type ArithFact, type ArithOp, arithmeticFacts, checkOperations, formatFact } from './arithmetic';
-import { type ArithMeta, type Example, type GeneralMeta, type SplitConfig, type TaskSplits, buildSplits, checkRange, checkSplitConfig } from './common';
+import { type ArithMeta, type Example, type GeneralMeta, type SplitConfig, type TaskSplits, buildSplits, checkIntRange, checkSplitConfig } from './common';
 import { DEFAULT_CODE_CONFIG, sampleProgramStages, stagesToProgram } from './code';
 import { DEFAULT_MATH_CONFIG } from './math';
 
@@ -32,11 +32,11 @@ export interface GeneralConfig extends SplitConfig {
   maxValue: number;
   /** Fact operations; keep equal to the math task's `operations`. */
   operations: ArithOp[];
-  /** Program snippets: stages per program (n or [min, max]). */
+  /** ListProgram snippets: stages per program (n or [min, max]). */
   programStages: number | [number, number];
-  /** Program snippets: largest constant. */
+  /** ListProgram snippets: largest constant. */
   maxConst: number;
-  /** Program snippets: input list length (n or [min, max]) and largest element. */
+  /** ListProgram snippets: input list length (n or [min, max]) and largest element. */
   listLength: number | [number, number];
   maxElement: number;
 }
@@ -84,15 +84,15 @@ export function resolveGeneralConfig(overrides?: Partial<GeneralConfig>): Genera
   const c = resolveConfig({ ...DEFAULT_GENERAL_CONFIG }, overrides, 'general config');
   const w = 'general config';
   checkSplitConfig(c, w);
-  const linesPerDoc = checkRange(`${w}.linesPerDoc`, c.linesPerDoc, 1, 100);
+  const linesPerDoc = checkIntRange(`${w}.linesPerDoc`, c.linesPerDoc, 1, 100);
   const mix = resolveConfig({ prose: 0, facts: 0, programs: 0 }, c.mix, `${w}.mix`);
   for (const k of ['prose', 'facts', 'programs'] as const) checkNumber(`${w}.mix.${k}`, mix[k], { min: 0 });
   if (mix.prose + mix.facts + mix.programs <= 0) throw new ConfigError(`${w}.mix: at least one weight must be > 0`);
   checkNumber(`${w}.maxValue`, c.maxValue, { min: 4, max: 100_000, integer: true });
   const operations = checkOperations(`${w}.operations`, c.operations);
-  const programStages = checkRange(`${w}.programStages`, c.programStages, 1, 6);
+  const programStages = checkIntRange(`${w}.programStages`, c.programStages, 1, 6);
   checkNumber(`${w}.maxConst`, c.maxConst, { min: 2, max: 1000, integer: true });
-  const listLength = checkRange(`${w}.listLength`, c.listLength, 1, 50);
+  const listLength = checkIntRange(`${w}.listLength`, c.listLength, 1, 50);
   checkNumber(`${w}.maxElement`, c.maxElement, { min: 1, max: 10_000, integer: true });
   return { ...c, linesPerDoc, mix, operations, programStages, listLength };
 }
@@ -106,7 +106,7 @@ function programLine(r: Rng, c: GeneralConfig): string {
     const input = Array.from({ length: r.int(llo, lhi) }, () => r.int(0, c.maxElement));
     const result = runProgram(program, input);
     // Runtime errors (max of an empty list) are skipped: snippets show working programs only.
-    if (result.ok) return `${formatValue(input)}|${program} => ${formatValue(result.value)}`;
+    if (result.ok) return `${formatListValue(input)}|${program} => ${formatListValue(result.value)}`;
   }
 }
 

@@ -18,7 +18,7 @@
 import { resolveConfig, checkNumber, ConfigError } from '../../util/config';
 import type { Rng } from '../../util/rng';
 import { type ArithOp, applyOp, checkOperations, formatFact, stepOperands } from './arithmetic';
-import { type Example, type MathMeta, type SplitConfig, type TaskSplits, buildSplits, checkRange, checkSplitConfig } from './common';
+import { type Example, type MathMeta, type SplitConfig, type TaskSplits, buildSplits, checkIntRange, checkSplitConfig } from './common';
 
 /** Knobs of the math task. */
 export interface MathTaskConfig extends SplitConfig {
@@ -105,7 +105,7 @@ const SENTENCES: Record<ArithOp, Sentence[]> = {
 export function resolveMathConfig(overrides?: Partial<MathTaskConfig>): MathTaskConfig {
   const c = resolveConfig({ ...DEFAULT_MATH_CONFIG }, overrides, 'math task config');
   checkSplitConfig(c, 'math task config');
-  const steps = checkRange('math task config.steps', c.steps, 1, 8);
+  const steps = checkIntRange('math task config.steps', c.steps, 1, 8);
   checkNumber('math task config.maxValue', c.maxValue, { min: 4, max: 100_000, integer: true });
   const operations = checkOperations('math task config.operations', c.operations);
   checkNumber('math task config.maxChars', c.maxChars, { min: 40, integer: true });
@@ -114,7 +114,7 @@ export function resolveMathConfig(overrides?: Partial<MathTaskConfig>): MathTask
 
 /** Draws one problem. Exposed for notebooks that show single problems. */
 export function sampleMathProblem(rng: Rng, config: MathTaskConfig): Example<MathMeta> {
-  const [lo, hi] = checkRange('steps', config.steps, 1, 8);
+  const [lo, hi] = checkIntRange('steps', config.steps, 1, 8);
   const nSteps = rng.int(lo, hi);
   for (let attempt = 0; attempt < 200; attempt++) {
     const person = rng.pick(PEOPLE);
