@@ -45,8 +45,8 @@ export function encodeExample(
   options: MakeBatchOptions,
   where = 'example',
 ): { ids: number[]; promptLength: number } {
-  let prompt = tokenizer.encode(example.prompt, { source: `${where} prompt` });
-  const completion = tokenizer.encode(example.completion, { source: `${where} completion` });
+  let prompt = tokenizer.encode(example.prompt, { source: `${where} prompt (${example.meta.source})` });
+  const completion = tokenizer.encode(example.completion, { source: `${where} completion (${example.meta.source})` });
   // ids = [EOT, ...prompt, ...completion, EOT]; a row holds seqLen + 1 of them.
   const room = options.seqLen + 1 - 2 - completion.length;
   if (prompt.length > room) {
