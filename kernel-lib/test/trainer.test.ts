@@ -2,7 +2,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { train, type TrainResult } from '../src/train/trainer';
-import { weightsSha256 } from '../src/train/hash';
+import { weightsSha256 } from '../src/model/hash';
 import { getStrategy } from '../src/tuning/registry';
 import type { HostBatch, ParamInfo, TensorBatch, TrainableModel } from '../src/types';
 import { ConfigError } from '../src/util/config';

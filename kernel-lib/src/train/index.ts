@@ -1,7 +1,6 @@
 /**
- * Training: AdamW, the learning-rate schedule, the weights hash and the trainer.
+ * Training: AdamW, the learning-rate schedule and the trainer (the weights hash is `weightsSha256` from model/).
  */
 export * from './adamw';
 export * from './schedule';
-export * from './hash';
 export * from './trainer';

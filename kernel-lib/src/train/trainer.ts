@@ -17,7 +17,7 @@ import { maskStatistics } from '../tuning/mask';
 import type { StrategyInitContext, TuningStrategy } from '../tuning/strategy';
 import { AdamW, decayAll, decayMatrices } from './adamw';
 import { checkSchedule, learningRateAt, type LrSchedule } from './schedule';
-import { weightsSha256 } from './hash';
+import { weightsSha256 } from '../model/hash';
 
 /** A method by name with its options, as saved in results. */
 export interface StrategySpec {
