@@ -137,7 +137,9 @@ function stepSystemPackages() {
     const lines = debianPackages.filter((p) => missing.includes(p.name)).map((p) => `  ${p.name}: ${p.why}`);
     throw new SetupError(
       `missing system packages:\n${lines.join('\n')}\n` +
-        `Install them as root, then run this again:\n  sudo sh -c '${aptInstallCommand(missing)}'`,
+        `Install them as root, then run this again:\n  sudo sh -c '${aptInstallCommand(missing)}'\n` +
+        '(Not on Debian? A python3 with nbclient and jupyter_client, named by GMT_PYTHON, and a Chromium ' +
+        'named by CHROMIUM_PATH do the same job.)',
     );
   }
   const t0 = performance.now();

@@ -120,14 +120,13 @@ export function debianPackageInstalled(name) {
   return r.status === 0 && /\binstall ok installed\b/.test(r.stdout);
 }
 
-/** A Chromium or Chrome executable (CHROMIUM_PATH overrides), or null. */
+/**
+ * The Chromium that figure export uses, or null: CHROMIUM_PATH when set (any Chromium or Chrome
+ * build), else Debian's /usr/bin/chromium. kernel-lib's plots/export.ts reads the same variable.
+ */
 export function findChromium() {
-  if (process.env.CHROMIUM_PATH && isExecutable(process.env.CHROMIUM_PATH)) return process.env.CHROMIUM_PATH;
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    const found = which(name);
-    if (found) return found;
-  }
-  return null;
+  const candidate = process.env.CHROMIUM_PATH?.trim() || '/usr/bin/chromium';
+  return isExecutable(candidate) ? candidate : null;
 }
 
 /** The apt-get command line that installs the given Debian packages. */
