@@ -244,13 +244,21 @@ function stepKernelSpec() {
 
 // ---------------------------------------------------------------------------------------------
 
+const steps = { npm: stepNpm, system: stepSystemPackages, python: stepPython, build: stepBuild, kernelspec: stepKernelSpec };
+const args = process.argv.slice(2);
+// `--only <step>` runs one step (to retry it, or to test it in isolation).
+let selected = Object.keys(steps);
+if (args.length) {
+  if (args.length !== 2 || args[0] !== '--only' || !(args[1] in steps)) {
+    console.error(`usage: node scripts/setup.mjs [--only ${Object.keys(steps).join('|')}]`);
+    process.exit(2);
+  }
+  selected = [args[1]];
+}
+
 const t0 = performance.now();
 try {
-  stepNpm();
-  stepSystemPackages();
-  stepPython();
-  stepBuild();
-  stepKernelSpec();
+  for (const name of selected) steps[name]();
   say(`done (${elapsed(t0)})`);
 } catch (err) {
   if (err instanceof SetupError) {
