@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { GPT, generate, gptPreset, paramSpecs, weightsSha256, type GPTConfig } from '../src/model';
+import { setCustomKernelsEnabled } from '../src/model/kernels';
 import type { TensorBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
 
@@ -72,8 +73,9 @@ test('initialisation is a pure function of the seed', async () => {
   [a, b, c, big].forEach((m) => m.dispose());
 });
 
-test('fast and plain paths give the same loss and gradients (cpu)', async () => {
+for (const kernels of [true, false]) test(`fast and plain paths give the same loss and gradients (cpu, custom kernels ${kernels ? 'on' : 'off'})`, async () => {
   await tf.setBackend('cpu');
+  setCustomKernelsEnabled(kernels);
   const fast = new GPT(TINY);
   const plain = new GPT(TINY, { fast: false });
   assert.equal(weightsSha256(fast.params), weightsSha256(plain.params));
@@ -90,6 +92,7 @@ test('fast and plain paths give the same loss and gradients (cpu)', async () => 
   tf.dispose([batch.inputs, batch.targets, batch.weights, full.inputs, full.targets, full.weights]);
   fast.dispose();
   plain.dispose();
+  setCustomKernelsEnabled(true);
 });
 
 test('wasm and cpu gradients agree', async () => {

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ParamInfo, ParamKind, TensorBatch, TrainableModel } from '../types';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { deriveSeed } from '../util/rng';
-import { tilesIn, tilesOut } from './blocks';
+import { geluBackward, geluForward, hasFusedKernels, layerNormBackward, layerNormForward, tilesIn, tilesOut } from './kernels';
 
 /** Architecture and initialisation of a `GPT`. Every field is validated by `resolveGPTConfig`. */
 export interface GPTConfig {
@@ -136,9 +136,21 @@ const linear = customGrad<(x: T, w: T) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Te
   };
 });
 
-/** LayerNorm over the last axis of x [N, d], with the textbook closed-form gradient. */
+/**
+ * LayerNorm over the last axis of x [N, d] (Ba et al. 2016, eq. 4) with the closed-form
+ * gradient dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·γ. On cpu and wasm one fused
+ * kernel does each direction; elsewhere tfjs ops do.
+ */
 function makeLayerNorm(eps: number) {
   return customGrad<(x: T, g: T, b: T) => tf.Tensor2D>((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: Saver) => {
+    if (hasFusedKernels()) {
+      const [y, xh, rs] = layerNormForward(x, gamma, beta, eps);
+      save([xh, rs, gamma]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => layerNormBackward(dy, saved[0] as T, saved[1] as T, saved[2] as T),
+      };
+    }
     const mean = tf.mean(x, -1, true);
     const xc = tf.sub(x, mean);
     const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps));
@@ -165,6 +177,11 @@ const GELU_K = 0.044715;
  * fast kernel on wasm where tanh is not.
  */
 const geluFast = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: Saver) => {
+  if (hasFusedKernels()) {
+    const [y, sig] = geluForward(x);
+    save([x, sig]);
+    return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [geluBackward(saved[0] as T, saved[1] as T, dy)] };
+  }
   const x2 = tf.square(x);
   const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, 2 * GELU_C * GELU_K), 2 * GELU_C)));
   save([x, x2, s]);

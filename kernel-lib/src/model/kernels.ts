@@ -114,7 +114,18 @@ function ensureRegistered(): void {
   registered = true;
 }
 
+let kernelsEnabled = true;
+
+/**
+ * Turns the custom kernels off (true by default), so that the portable tfjs-op versions used
+ * on other backends (webgl, webgpu, node) can be tested on cpu and wasm.
+ */
+export function setCustomKernelsEnabled(enabled: boolean): void {
+  kernelsEnabled = enabled;
+}
+
 function hasKernels(): boolean {
+  if (!kernelsEnabled) return false;
   const b = tf.getBackend();
   return b === 'cpu' || b === 'wasm';
 }
@@ -149,4 +160,160 @@ export function tilesIn(tiles: tf.Tensor2D[], nColBlocks: number): tf.Tensor2D {
   const inputs: Record<string, tf.Tensor> = {};
   tiles.forEach((t, i) => { inputs[`t${i}`] = t; });
   return tf.engine().runKernel(TILES_IN, inputs, { nColBlocks }) as tf.Tensor2D;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused elementwise kernels: one pass over memory instead of 6–11 separate tfjs ops, each of
+// which allocates and walks the whole activation on wasm.
+// ---------------------------------------------------------------------------------------------
+
+const GELU_FWD = 'GmtGeluFwd';
+const GELU_BWD = 'GmtGeluBwd';
+const LN_FWD = 'GmtLayerNormFwd';
+const LN_BWD = 'GmtLayerNormBwd';
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = GELU_A * 0.044715;
+
+function registerFused(backendName: string): void {
+  const views = (backend: unknown, infos: tf.TensorInfo[]) => {
+    const io = ioFor(backendName, backend);
+    return infos.map((i) => io.view(i));
+  };
+  tf.registerKernel({
+    kernelName: GELU_FWD,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      const io = ioFor(backendName, backend);
+      const y = io.alloc(x.shape);
+      const s = io.alloc(x.shape);
+      const [xv, yv, sv] = views(backend, [x, y, s]) as [Float32Array, Float32Array, Float32Array];
+      for (let i = 0; i < xv.length; i++) {
+        const v = xv[i] as number;
+        const sig = 1 / (1 + Math.exp(-v * (GELU_A + GELU_B * v * v)));
+        sv[i] = sig;
+        yv[i] = v * sig;
+      }
+      return [y, s];
+    },
+  });
+  tf.registerKernel({
+    kernelName: GELU_BWD,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const { x, s, dy } = inputs as { x: tf.TensorInfo; s: tf.TensorInfo; dy: tf.TensorInfo };
+      const dx = ioFor(backendName, backend).alloc(x.shape);
+      const [xv, sv, gv, dv] = views(backend, [x, s, dy, dx]) as Float32Array[] as [Float32Array, Float32Array, Float32Array, Float32Array];
+      for (let i = 0; i < xv.length; i++) {
+        const v = xv[i] as number;
+        const sig = sv[i] as number;
+        dv[i] = (gv[i] as number) * (sig + v * sig * (1 - sig) * (GELU_A + 3 * GELU_B * v * v));
+      }
+      return dx;
+    },
+  });
+  tf.registerKernel({
+    kernelName: LN_FWD,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+      const { eps } = attrs as unknown as { eps: number };
+      const io = ioFor(backendName, backend);
+      const d = x.shape[x.shape.length - 1] as number;
+      const n = x.shape.reduce((a, b) => a * b, 1) / d;
+      const y = io.alloc(x.shape);
+      const xhat = io.alloc(x.shape);
+      const rstd = io.alloc([n, 1]);
+      const [xv, gv, bv, yv, hv, rv] = views(backend, [x, gamma, beta, y, xhat, rstd]) as Float32Array[];
+      for (let r = 0; r < n; r++) {
+        const o = r * d;
+        let mean = 0;
+        for (let j = 0; j < d; j++) mean += xv![o + j] as number;
+        mean /= d;
+        let v = 0;
+        for (let j = 0; j < d; j++) { const c = (xv![o + j] as number) - mean; v += c * c; }
+        const rs = 1 / Math.sqrt(v / d + eps);
+        rv![r] = rs;
+        for (let j = 0; j < d; j++) {
+          const h = ((xv![o + j] as number) - mean) * rs;
+          hv![o + j] = h;
+          yv![o + j] = h * (gv![j] as number) + (bv![j] as number);
+        }
+      }
+      return [y, xhat, rstd];
+    },
+  });
+  tf.registerKernel({
+    kernelName: LN_BWD,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const { dy, xhat, rstd, gamma } = inputs as { dy: tf.TensorInfo; xhat: tf.TensorInfo; rstd: tf.TensorInfo; gamma: tf.TensorInfo };
+      const io = ioFor(backendName, backend);
+      const d = xhat.shape[xhat.shape.length - 1] as number;
+      const n = xhat.shape.reduce((a, b) => a * b, 1) / d;
+      const dx = io.alloc(xhat.shape);
+      const dg = io.alloc([d]);
+      const db = io.alloc([d]);
+      const [gy, hv, rv, gm, dxv, dgv, dbv] = views(backend, [dy, xhat, rstd, gamma, dx, dg, db]) as Float32Array[];
+      const accG = new Float64Array(d);
+      const accB = new Float64Array(d);
+      for (let r = 0; r < n; r++) {
+        const o = r * d;
+        let m1 = 0;
+        let m2 = 0;
+        for (let j = 0; j < d; j++) {
+          const g = gy![o + j] as number;
+          const h = hv![o + j] as number;
+          const dh = g * (gm![j] as number);
+          m1 += dh;
+          m2 += dh * h;
+          accG[j] = (accG[j] as number) + g * h;
+          accB[j] = (accB[j] as number) + g;
+        }
+        m1 /= d;
+        m2 /= d;
+        const rs = rv![r] as number;
+        for (let j = 0; j < d; j++) {
+          const dh = (gy![o + j] as number) * (gm![j] as number);
+          dxv![o + j] = rs * (dh - m1 - (hv![o + j] as number) * m2);
+        }
+      }
+      dgv!.set(accG);
+      dbv!.set(accB);
+      return [dx, dg, db];
+    },
+  });
+}
+
+let fusedRegistered = false;
+
+/** Whether the fused kernels run on the current backend (cpu and wasm). */
+export function hasFusedKernels(): boolean {
+  if (!hasKernels()) return false;
+  if (!fusedRegistered) {
+    registerFused('cpu');
+    registerFused('wasm');
+    fusedRegistered = true;
+  }
+  return true;
+}
+
+/** GELU (tanh form, as x·σ(2z)) forward: returns [y, σ(2z)]. Requires `hasFusedKernels()`. */
+export function geluForward(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  return tf.engine().runKernel(GELU_FWD, { x }) as unknown as [tf.Tensor, tf.Tensor];
+}
+
+/** GELU backward from the saved input and σ(2z). Requires `hasFusedKernels()`. */
+export function geluBackward(x: tf.Tensor, s: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(GELU_BWD, { x, s, dy }) as tf.Tensor;
+}
+
+/** LayerNorm forward over the last axis: returns [y, xhat, rstd [n, 1]]. Requires `hasFusedKernels()`. */
+export function layerNormForward(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return tf.engine().runKernel(LN_FWD, { x, gamma, beta }, { eps }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** LayerNorm backward: returns [dx, dgamma, dbeta]. Requires `hasFusedKernels()`. */
+export function layerNormBackward(dy: tf.Tensor, xhat: tf.Tensor, rstd: tf.Tensor, gamma: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return tf.engine().runKernel(LN_BWD, { dy, xhat, rstd, gamma }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
