@@ -17,7 +17,7 @@ export interface Command {
   /** The full `--help` text. */
   usage: string;
   /** Runs with the arguments after the command name; resolves to the exit status. */
-  run(argv: string[]): Promise<number>;
+  run(argv: string[], io?: CommandIo): Promise<number>;
 }
 
 /** Where a command writes; tests pass their own sinks. */
@@ -43,14 +43,14 @@ export interface CommandDefinition<O extends OptionSpecs> {
   run(args: ParsedArgs<O>, io: CommandIo): Promise<number>;
 }
 
-/** Turns a declaration into a {@link Command}; `io` defaults to the process streams. */
-export function defineCommand<O extends OptionSpecs>(def: CommandDefinition<O>, io: CommandIo = processIo): Command {
+/** Turns a declaration into a {@link Command}. */
+export function defineCommand<O extends OptionSpecs>(def: CommandDefinition<O>): Command {
   const usage = formatUsage(def.name, def.summary, def.options, def.positionals ?? [], def.description);
   return {
     name: def.name,
     summary: def.summary,
     usage,
-    async run(argv: string[]): Promise<number> {
+    async run(argv: string[], io: CommandIo = processIo): Promise<number> {
       try {
         const args = parseArgs(argv, def.options, def.positionals ?? []);
         if (args.help) {

@@ -34,7 +34,7 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     io.stderr('Run "gmt-lab help" for usage.\n');
     return 2;
   }
-  return command.run(rest);
+  return command.run(rest, io);
 }
 
 if (require.main === module) {

@@ -134,6 +134,8 @@ export function barFigure(opts: BarFigureOptions): PlotlyFigure {
     };
   });
   const layout = baseLayout(opts);
+  // Categories stay categories even when they look like numbers ("1", "2").
+  (layout.xaxis as Record<string, unknown>).type = 'category';
   layout.barmode = opts.barmode ?? 'group';
   layout.bargap = 0.2;
   return { data, layout };

@@ -69,7 +69,8 @@ export const DEFAULT_HEIGHT = 450;
 function axis(title: string | undefined, log: boolean | undefined): Record<string, unknown> {
   return {
     title: title ? { text: title, standoff: 8 } : undefined,
-    type: log ? 'log' : 'linear',
+    // Left to plotly's autotype unless log: a fixed 'linear' would break category axes.
+    type: log ? 'log' : undefined,
     showline: true,
     linecolor: '#444',
     linewidth: 1,
@@ -90,6 +91,8 @@ export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: str
     plot_bgcolor: '#FFFFFF',
     xaxis: axis(opts.xTitle, opts.logX),
     yaxis: axis(opts.yTitle, opts.logY),
+    // Always shown, even for one series, so a figure names the method it plots.
+    showlegend: true,
     legend: { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0 },
     margin: { l: 70, r: 20, t: opts.title ? 60 : 20, b: 60 },
     hovermode: 'closest',

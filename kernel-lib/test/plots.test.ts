@@ -1,0 +1,181 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  FigureExporter,
+  METHOD_COLORS,
+  barFigure,
+  chromiumPath,
+  exportFigure,
+  figureBundle,
+  figureCsv,
+  figureHtml,
+  lineFigure,
+  methodColor,
+} from '../src/plots';
+import { progress, tableBundle } from '../src/notebook';
+import { ConfigError } from '../src/util/config';
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const haveChromium = fs.existsSync(chromiumPath());
+const skipNoChromium = haveChromium ? false : `no Chromium at ${chromiumPath()} (apt-get install chromium)`;
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-plots-'));
+}
+
+const curves = () =>
+  lineFigure({
+    title: 'Validation loss',
+    xTitle: 'step',
+    yTitle: 'loss',
+    series: [
+      { name: 'sft', x: [0, 10, 20], y: [2.5, 1.9, 1.6], band: [0.1, 0.2, 0.15] },
+      { name: 'gmt-curve-label', colorKey: 'gmt', x: [0, 10, 20], y: [2.5, 1.7, 1.4] },
+    ],
+  });
+
+test('each method keeps one colour across figures and labels', () => {
+  assert.equal(methodColor('gmt'), METHOD_COLORS.gmt);
+  assert.equal(methodColor('GMT (k=0.3)'), METHOD_COLORS.gmt);
+  assert.equal(methodColor('gmt/global'), METHOD_COLORS.gmt);
+  assert.notEqual(methodColor('sft'), methodColor('gmt'));
+  assert.equal(methodColor('lora-variant'), methodColor('lora-variant'));
+  assert.equal(new Set(Object.values(METHOD_COLORS)).size, Object.keys(METHOD_COLORS).length);
+
+  const line = curves();
+  const bar = barFigure({ categories: ['math', 'code'], series: [{ name: 'gmt', values: [0.4, 0.3] }, { name: 'sft', values: [0.35, 0.3] }] });
+  const colorOf = (trace: Record<string, unknown>) => ((trace.line ?? trace.marker) as { color: string }).color;
+  assert.equal(colorOf(line.data.find((t) => t.name === 'gmt-curve-label')!), colorOf(bar.data.find((t) => t.name === 'gmt')!));
+  assert.equal(colorOf(line.data.find((t) => t.name === 'sft')!), colorOf(bar.data.find((t) => t.name === 'sft')!));
+});
+
+test('builders reject series whose lengths disagree, naming the series', () => {
+  assert.throws(() => lineFigure({ series: [{ name: 'sft', x: [1, 2, 3], y: [1, 2] }] }), (e: Error) => e instanceof ConfigError && /"sft" has 3 x values but 2 y values/.test(e.message));
+  assert.throws(() => barFigure({ categories: ['a'], series: [{ name: 'gmt', values: [1], errors: [1, 2] }] }), /"gmt" has 1 categories values but 2 errors values/);
+  assert.throws(() => lineFigure({ series: [] }), /at least one series/);
+});
+
+test('the CSV beside a figure holds every point of every series, bands as error', () => {
+  const csv = figureCsv(curves()).trimEnd().split('\n');
+  assert.equal(csv[0], 'series,x,y,error');
+  assert.equal(csv.length, 1 + 3 + 3);
+  assert.equal(csv[1], 'sft,0,2.5,0.1');
+  assert.equal(csv[6], 'gmt-curve-label,20,1.4,');
+  const bar = figureCsv(barFigure({ categories: ['a,b', 'c'], series: [{ name: 'x', values: [1, 2], errors: [0.5, 0.25] }] }));
+  assert.equal(bar, 'series,x,y,error\nx,"a,b",1,0.5\nx,c,2,0.25\n');
+});
+
+test('HTML export is self-contained: plotly.js inlined, no external script', () => {
+  const html = figureHtml(curves());
+  assert.match(html, /^<!DOCTYPE html>/);
+  assert.ok(html.length > 1_000_000, 'plotly.js should be inlined');
+  assert.ok(!/<script[^>]+src=/i.test(html), 'no external scripts');
+  assert.match(html, /gmt-curve-label/);
+  // Only the two script elements we write may close.
+  assert.equal(html.match(/<\/script>/g)?.length, 2);
+});
+
+test('export writes a real SVG and PNG rendered by Chromium', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  const exporter = await FigureExporter.launch();
+  try {
+    const written = await exportFigure(curves(), path.join(dir, 'loss'), { exporter, formats: ['svg', 'png', 'html', 'csv', 'json'], width: 600, height: 400 });
+    assert.deepEqual(written.map((f) => path.basename(f)), ['loss.svg', 'loss.png', 'loss.html', 'loss.csv', 'loss.json']);
+    const svg = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
+    assert.ok(svg.startsWith('<svg'), svg.slice(0, 40));
+    assert.match(svg, /gmt-curve-label/);
+    assert.match(svg, /viewBox="0 0 600 400"/);
+    const png = fs.readFileSync(path.join(dir, 'loss.png'));
+    assert.ok(png.subarray(0, 8).equals(PNG_SIGNATURE));
+    // IHDR width/height at bytes 16..24: 600×400 CSS px at the default scale 2.
+    assert.equal(png.readUInt32BE(16), 1200);
+    assert.equal(png.readUInt32BE(20), 800);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'loss.json'), 'utf8')).data.length, curves().data.length);
+
+    // The same browser serves a second figure.
+    const [barSvg] = await exportFigure(barFigure({ categories: ['math'], series: [{ name: 'bar-series-x', values: [0.5] }] }), path.join(dir, 'bar'), { exporter, formats: ['svg'] });
+    assert.match(fs.readFileSync(barSvg, 'utf8'), /bar-series-x/);
+  } finally {
+    await exporter.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the notebook bundle carries plotly JSON, HTML with a PNG placeholder, and the PNG', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  const exporter = await FigureExporter.launch();
+  try {
+    const { data, metadata } = await figureBundle(curves(), { exporter, width: 500, height: 300 });
+    assert.deepEqual(Object.keys(data).sort(), ['application/vnd.plotly.v1+json', 'image/png', 'text/html', 'text/plain']);
+    const png = Buffer.from(data['image/png'] as string, 'base64');
+    assert.ok(png.subarray(0, 8).equals(PNG_SIGNATURE));
+    const html = data['text/html'] as string;
+    assert.ok(html.includes(`data:image/png;base64,${data['image/png']}`), 'PNG placeholder inside the HTML');
+    assert.match(html, /window\.Plotly/);
+    assert.equal((data['application/vnd.plotly.v1+json'] as { data: unknown[] }).data.length, curves().data.length);
+    assert.deepEqual(metadata['image/png'], { width: 500, height: 300 });
+  } finally {
+    await exporter.close();
+  }
+  const noPng = await figureBundle(curves());
+  assert.equal(noPng.data['image/png'], undefined);
+  assert.ok(!(noPng.data['text/html'] as string).includes('<img'));
+});
+
+test('a missing Chromium is a clear error naming apt-get install chromium', async () => {
+  await assert.rejects(FigureExporter.launch({ executablePath: '/nonexistent/chromium' }), /Chromium not found at \/nonexistent\/chromium.*apt-get install chromium/);
+  // Formats that need no browser still work without one.
+  const dir = tmpDir();
+  const saved = process.env.CHROMIUM_PATH;
+  process.env.CHROMIUM_PATH = '/nonexistent/chromium';
+  try {
+    const written = await exportFigure(curves(), path.join(dir, 'f'), { formats: ['html', 'csv'] });
+    assert.equal(written.length, 2);
+    await assert.rejects(exportFigure(curves(), path.join(dir, 'g'), { formats: ['png'] }), /apt-get install chromium/);
+  } finally {
+    if (saved === undefined) delete process.env.CHROMIUM_PATH;
+    else process.env.CHROMIUM_PATH = saved;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(exportFigure(curves(), '/tmp/x', { formats: ['gif' as never] }), /unknown format "gif"/);
+  await assert.rejects(exportFigure(curves(), '/tmp/x.svg', { formats: ['svg'] }), /should not carry an extension/);
+});
+
+test('tables render as aligned text and HTML, from rows or an arquero table', () => {
+  const rows = [
+    { method: 'sft', accuracy: 0.412345, n: 1000 },
+    { method: 'gmt <k=0.3>', accuracy: 0.45, n: 1000 },
+  ];
+  const bundle = tableBundle(rows, { caption: 'accuracy' });
+  const text = (bundle['text/plain'] as string).split('\n');
+  assert.deepEqual(text, ['accuracy', 'method       accuracy     n', '-----------  --------  ----', 'sft            0.4123  1000', 'gmt <k=0.3>      0.45  1000']);
+  assert.match(bundle['text/html'] as string, /gmt &lt;k=0\.3&gt;/);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const aq = require('arquero');
+  const t = aq.table({ a: [1, 2, 3], b: ['x', 'y', 'z'] });
+  const limited = tableBundle(t, { maxRows: 2 });
+  assert.match(limited['text/plain'] as string, /2 of 3 rows shown$/);
+  assert.throws(() => tableBundle({} as never), /array of row objects or an arquero table/);
+});
+
+test('progress outside a notebook prints throttled lines, always the first and last', () => {
+  const lines: string[] = [];
+  const original = process.stdout.write;
+  process.stdout.write = ((chunk: string) => {
+    lines.push(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const p = progress(100, { label: 'train', minIntervalMs: 60_000 });
+    for (let i = 1; i <= 100; i++) p.update(i, { loss: 1 / i });
+    p.finish();
+  } finally {
+    process.stdout.write = original;
+  }
+  assert.equal(lines.length, 2, lines.join(''));
+  assert.match(lines[0], /^train \[-+\] 1\/100 1% /);
+  assert.match(lines[1], /^train \[#{24}\] 100\/100 100% .* loss=0\.01\n$/);
+  assert.throws(() => progress(0), /progress total must be >= 1/);
+});
