@@ -152,7 +152,6 @@ test('tables render as aligned text and HTML, from rows or an arquero table', ()
   const text = (bundle['text/plain'] as string).split('\n');
   assert.deepEqual(text, ['accuracy', 'method       accuracy     n', '-----------  --------  ----', 'sft            0.4123  1000', 'gmt <k=0.3>      0.45  1000']);
   assert.match(bundle['text/html'] as string, /gmt &lt;k=0\.3&gt;/);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const aq = require('arquero');
   const t = aq.table({ a: [1, 2, 3], b: ['x', 'y', 'z'] });
   const limited = tableBundle(t, { maxRows: 2 });

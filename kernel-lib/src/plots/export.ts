@@ -194,7 +194,6 @@ export class FigureExporter {
           `Install it with \`apt-get install chromium\` (Debian/Ubuntu) or point CHROMIUM_PATH at a Chromium or Chrome binary.`,
       );
     }
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { chromium } = require('playwright-core') as { chromium: { launch(o: object): Promise<PwBrowser> } };
     let browser: PwBrowser;
     try {
