@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HostBatch, TensorBatch, TrainableModel } from '../types';
 import { Rng } from '../util/rng';
+import { generate } from './generate';
 import { GPT, type GPTConfig } from './gpt';
 
 /** Result of `timeUpdates`: milliseconds per update, in run order, and summary statistics. */
@@ -93,6 +94,36 @@ export function benchReferenceModel(opts: TimeUpdatesOptions & { fast?: boolean;
     return timeUpdates(model, batch, opts);
   } finally {
     tf.dispose([batch.inputs, batch.targets, batch.weights]);
+    model.dispose();
+  }
+}
+
+/** Result of `benchGeneration`. */
+export interface GenerationTimings {
+  backend: string;
+  prompts: number;
+  newTokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+/**
+ * Times greedy generation on a model of `config` (default: micro preset, vocabulary 80):
+ * `prompts` random prompts of 40–70 tokens, `maxNewTokens` each (the evaluation workload).
+ */
+export function benchGeneration(opts: { prompts?: number; maxNewTokens?: number; config?: Partial<GPTConfig>; seed?: number } = {}): GenerationTimings {
+  const config = opts.config ?? { contextLength: 128, dModel: 128, nLayers: 4, nHeads: 4, vocabSize: 80 };
+  const model = new GPT(config);
+  const V = model.config.vocabSize;
+  const rng = new Rng(opts.seed ?? 1);
+  const prompts = Array.from({ length: opts.prompts ?? 500 }, () => Array.from({ length: rng.int(40, 70) }, () => rng.int(0, V - 1)));
+  try {
+    const t0 = performance.now();
+    const out = generate(model, prompts, { maxNewTokens: opts.maxNewTokens ?? 60 });
+    const seconds = (performance.now() - t0) / 1000;
+    const newTokens = out.reduce((n, o) => n + o.length, 0);
+    return { backend: tf.getBackend(), prompts: prompts.length, newTokens, seconds, tokensPerSecond: newTokens / seconds };
+  } finally {
     model.dispose();
   }
 }

@@ -124,14 +124,22 @@ function customGrad<F>(f: (...args: any[]) => { value: tf.Tensor; gradFunc: (dy:
   return tf.customGrad(f as never) as unknown as F;
 }
 
-/** y = x·w, x [N, in], w [in, out]. */
+/**
+ * y = x·w, x [N, in], w [in, out]. Backward: dx = dy·wᵀ and dw = xᵀ·dy, or dw = (dyᵀ·x)ᵀ when
+ * that transposes fewer elements (e.g. the MLP down-projection, where in = 4·out).
+ */
 const linear = customGrad<(x: T, w: T) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, save: Saver) => {
   save([x, w]);
   return {
     value: tf.matMul(x, w),
     gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy)];
+      const [n, din] = xs.shape;
+      const dout = ws.shape[1];
+      const dw = n * dout + din * dout < n * din
+        ? tf.transpose(tf.matMul(tf.transpose(dy), xs))
+        : tf.matMul(tf.transpose(xs), dy);
+      return [tf.matMul(dy, tf.transpose(ws)), dw];
     },
   };
 });

@@ -3,12 +3,13 @@ export { GPT, DEFAULT_GPT_CONFIG, resolveGPTConfig, paramSpecs, type GPTConfig, 
 export { GPT_PRESETS, gptPreset, type GPTPresetName } from './presets';
 export { generate, type GenerateOptions } from './generate';
 export { weightsSha256 } from './hash';
+export { setCustomKernelsEnabled } from './kernels';
 export {
   saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors, saveCheckpoint, loadCheckpoint,
   readCheckpointConfig, SafetensorsError, MAX_HEADER_BYTES, CHECKPOINT_CONFIG_KEY, CHECKPOINT_FORMAT_KEY,
   type SafetensorsDtype, type SafetensorsData, type SafetensorsTensor, type SafetensorsFile,
 } from './safetensors';
 export {
-  timeUpdates, benchReferenceModel, randomHostBatch, REFERENCE_BENCH_CONFIG,
-  type UpdateTimings, type TimeUpdatesOptions,
+  timeUpdates, benchReferenceModel, benchGeneration, randomHostBatch, REFERENCE_BENCH_CONFIG,
+  type UpdateTimings, type TimeUpdatesOptions, type GenerationTimings,
 } from './bench';

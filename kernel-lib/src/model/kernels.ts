@@ -167,7 +167,7 @@ export function tilesIn(tiles: tf.Tensor2D[], nColBlocks: number): tf.Tensor2D {
 // which allocates and walks the whole activation on wasm.
 // ---------------------------------------------------------------------------------------------
 
-const GELU_FWD = 'GmtGeluFwd';
+const GELU_ARG = 'GmtGeluArg';
 const GELU_BWD = 'GmtGeluBwd';
 const LN_FWD = 'GmtLayerNormFwd';
 const LN_BWD = 'GmtLayerNormBwd';
@@ -180,21 +180,17 @@ function registerFused(backendName: string): void {
     return infos.map((i) => io.view(i));
   };
   tf.registerKernel({
-    kernelName: GELU_FWD,
+    kernelName: GELU_ARG,
     backendName,
     kernelFunc: ({ inputs, backend }) => {
       const { x } = inputs as { x: tf.TensorInfo };
-      const io = ioFor(backendName, backend);
-      const y = io.alloc(x.shape);
-      const s = io.alloc(x.shape);
-      const [xv, yv, sv] = views(backend, [x, y, s]) as [Float32Array, Float32Array, Float32Array];
+      const z = ioFor(backendName, backend).alloc(x.shape);
+      const [xv, zv] = views(backend, [x, z]) as [Float32Array, Float32Array];
       for (let i = 0; i < xv.length; i++) {
         const v = xv[i] as number;
-        const sig = 1 / (1 + Math.exp(-v * (GELU_A + GELU_B * v * v)));
-        sv[i] = sig;
-        yv[i] = v * sig;
+        zv[i] = v * (GELU_A + GELU_B * v * v);
       }
-      return [y, s];
+      return z;
     },
   });
   tf.registerKernel({
@@ -298,9 +294,16 @@ export function hasFusedKernels(): boolean {
   return true;
 }
 
-/** GELU (tanh form, as x·σ(2z)) forward: returns [y, σ(2z)]. Requires `hasFusedKernels()`. */
+/**
+ * GELU (tanh form, as x·σ(2z)) forward: returns [y, σ(2z)]. The argument 2z is one fused pass;
+ * the sigmoid stays a tfjs op because wasm's vectorised sigmoid beats `Math.exp` in a loop.
+ * Requires `hasFusedKernels()`.
+ */
 export function geluForward(x: tf.Tensor): [tf.Tensor, tf.Tensor] {
-  return tf.engine().runKernel(GELU_FWD, { x }) as unknown as [tf.Tensor, tf.Tensor];
+  const z = tf.engine().runKernel(GELU_ARG, { x }) as tf.Tensor;
+  const s = tf.sigmoid(z);
+  z.dispose();
+  return [tf.mul(x, s), s];
 }
 
 /** GELU backward from the saved input and σ(2z). Requires `hasFusedKernels()`. */
