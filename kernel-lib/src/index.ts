@@ -13,5 +13,6 @@ export * from './data';
 export * from './eval';
 export * from './tuning';
 export * from './train';
+export * from './sweep';
 export * from './plots';
 export * from './notebook';

@@ -129,6 +129,12 @@ export interface TrainHooks {
   onUpdate?: (info: UpdateRecord) => void | Promise<void>;
   onEval?: (info: EvalRecord) => void | Promise<void>;
   onEnd?: (result: TrainResult) => void | Promise<void>;
+  /**
+   * Sees each update's averaged gradient Γ and the gradient the strategy hands to the
+   * optimizer, before the step (used by `gmt-lab train --dump-first-update`). The tensors are
+   * the trainer's and are freed after the hook returns: copy what you keep.
+   */
+  onGradients?: (info: { step: number; accumulated: ReadonlyMap<string, tf.Tensor>; masked: ReadonlyMap<string, tf.Tensor> }) => void | Promise<void>;
   /** Cooperative cancellation, checked between updates; the partial result has `stoppedEarly: true`. */
   signal?: AbortSignal;
 }
@@ -154,7 +160,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   recordKeptByTensor: true,
 };
 
-const HOOK_KEYS: readonly (keyof TrainHooks)[] = ['nextBatch', 'initBatches', 'evaluate', 'onUpdate', 'onEval', 'onEnd', 'signal'];
+const HOOK_KEYS: readonly (keyof TrainHooks)[] = ['nextBatch', 'initBatches', 'evaluate', 'onUpdate', 'onEval', 'onEnd', 'onGradients', 'signal'];
 
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
@@ -420,6 +426,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
       if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
         stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
       }
+      await hooks.onGradients?.({ step: t + 1, accumulated: gamma, masked: stepGrads });
       const lr = learningRateAt(schedule, t);
       optimizer.apply(stepGrads, lr, update.updateMasks);
 

@@ -5,8 +5,12 @@
 import type { Command } from '../command';
 import { makeHelpCommand } from './help';
 import doctor from './doctor';
+import pretrain from './pretrain';
+import train from './train';
 
 export const COMMANDS: readonly Command[] = [
   doctor,
+  train,
+  pretrain,
   makeHelpCommand(() => COMMANDS),
 ];

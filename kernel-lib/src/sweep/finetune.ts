@@ -1,0 +1,257 @@
+/**
+ * One fine-tuning run as a pure function of its resolved config: base checkpoint → task data →
+ * `train` with a tuning method → validation loss and test accuracy. The notebooks, the
+ * `gmt-lab train` command and (later) sweeps all call `finetune`, so a run made anywhere is
+ * the same run.
+ *
+ * Protocol choices follow DESIGN §6: accuracy is scored by greedy decoding on held-out test
+ * problems, and validation loss (completion tokens only) is the continuous companion metric.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CharTokenizer } from '../data/tokenizer';
+import { generateCodeTask, generateMathTask } from '../data/tasks';
+import type { Example } from '../data/tasks';
+import { loadJsonl } from '../data/jsonl';
+import { BatchSampler, encodePrompt, makeBatch } from '../data/batching';
+import { evaluateTask, type ScoredTask } from '../eval/scorers';
+import { generate } from '../model/generate';
+import { GPT, type GPTConfig } from '../model/gpt';
+import { loadCheckpoint } from '../model/safetensors';
+import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../train/trainer';
+import { getStrategy } from '../tuning/registry';
+import { checkNumber, ConfigError, resolveConfig } from '../util/config';
+import { Rng } from '../util/rng';
+import { resolveBaseCheckpoint } from './paths';
+
+/** Everything that defines a fine-tuning run. Saved verbatim beside every result. */
+export interface FinetuneConfig {
+  /** `math`, `code`, or a path to a JSONL file (GSM8K, Alpaca or prompt/completion lines). */
+  task: string;
+  /** Generator knobs for `math`/`code` (see `MathTaskConfig`, `CodeTaskConfig`); ignored for files. */
+  taskOptions: Record<string, unknown>;
+  /** Seed of the task data (generation or the file's validation split); fixed across methods. */
+  dataSeed: number;
+  /** Tuning method name from the registry (`sft`, `gmt`, `random-mask`, ...). */
+  method: string;
+  /** The method's options, e.g. `{ ratio: 0.3, scope: 'tensor' }` for `gmt`. */
+  methodOptions: Record<string, unknown>;
+  /** Base model: a preset name with a committed checkpoint (`nano`, `micro`) or a checkpoint path. */
+  base: string;
+  /** Optimizer updates. */
+  steps: number;
+  /** N: micro-batches averaged into Γ per update. */
+  accum: number;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  /** Peak learning rate (AdamW). */
+  lr: number;
+  /** Linear warmup updates. */
+  warmup: number;
+  /** Cosine floor as a fraction of `lr`. */
+  minLrRatio: number;
+  /** AdamW decoupled weight decay. */
+  weightDecay: number;
+  /** Global-norm clipping of Γ before the mask; `null` = off. */
+  clipNorm: number | null;
+  /** Run seed: batch order and the methods' random draws. */
+  seed: number;
+  /** Validation loss every K updates (0 = only at the end). */
+  evalEvery: number;
+  /** Validation examples used for the validation loss. */
+  valSize: number;
+  /** Test problems scored by greedy decoding at the end (0 = no accuracy). */
+  testSize: number;
+  /** Also score the base model on the same test problems before training. */
+  scoreBase: boolean;
+  /** Longest generated completion when scoring. */
+  maxNewTokens: number;
+}
+
+/** Defaults: the calibrated protocol for `micro` on `math` (see README, calibration). */
+export const FINETUNE_DEFAULTS: FinetuneConfig = {
+  task: 'math',
+  taskOptions: {},
+  dataSeed: 0,
+  method: 'sft',
+  methodOptions: {},
+  base: 'micro',
+  steps: 300,
+  accum: 4,
+  batchSize: 8,
+  lr: 1e-3,
+  warmup: 20,
+  minLrRatio: 0.1,
+  weightDecay: 0.01,
+  clipNorm: 1,
+  seed: 0,
+  evalEvery: 0,
+  valSize: 200,
+  testSize: 500,
+  scoreBase: false,
+  maxNewTokens: 64,
+};
+
+/** The complete, JSON-serialisable record of a fine-tuning run. */
+export interface FinetuneResult {
+  kind: 'gmt-lab/finetune';
+  config: FinetuneConfig;
+  base: { path: string; sha256: string; model: GPTConfig };
+  data: { train: number; validation: number; test: number; scored: ScoredTask | null };
+  train: TrainResult;
+  metrics: { valLoss: number; testAccuracy?: number; baseTestAccuracy?: number; baseValLoss: number };
+  /** A few scored test problems, to look at what the model writes. */
+  samples: { prompt: string; generated: string; correct: boolean }[];
+}
+
+/** Validates a partial config against the defaults; unknown keys and bad values throw. */
+export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): FinetuneConfig {
+  const c = resolveConfig(FINETUNE_DEFAULTS, overrides, 'finetune config');
+  if (typeof c.task !== 'string' || c.task.length === 0) throw new ConfigError('finetune config task must be "math", "code" or a .jsonl path');
+  for (const [k, opts] of [
+    ['steps', { min: 1, integer: true }], ['accum', { min: 1, integer: true }], ['batchSize', { min: 1, integer: true }],
+    ['lr', { min: 0, minExclusive: true }], ['warmup', { min: 0, integer: true }], ['minLrRatio', { min: 0, max: 1 }],
+    ['weightDecay', { min: 0 }], ['seed', { integer: true }], ['dataSeed', { integer: true }], ['evalEvery', { min: 0, integer: true }],
+    ['valSize', { min: 1, integer: true }], ['testSize', { min: 0, integer: true }], ['maxNewTokens', { min: 1, integer: true }],
+  ] as const) {
+    checkNumber(`finetune config ${k}`, c[k], opts);
+  }
+  if (c.clipNorm !== null) checkNumber('finetune config clipNorm', c.clipNorm, { min: 0, minExclusive: true });
+  // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
+  getStrategy(c.method, c.methodOptions).dispose();
+  return { ...c, taskOptions: { ...c.taskOptions }, methodOptions: { ...c.methodOptions } };
+}
+
+/** Task data in three splits plus how its test split is scored. */
+export interface TaskData {
+  train: Example[];
+  validation: Example[];
+  test: Example[];
+  scored: ScoredTask | null;
+}
+
+/** Builds the data of a run: generated for `math`/`code`, or a user's JSONL split by `dataSeed`. */
+export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions' | 'dataSeed' | 'valSize' | 'testSize'>): TaskData {
+  if (config.task === 'math' || config.task === 'code') {
+    const gen = config.task === 'math' ? generateMathTask : generateCodeTask;
+    const splits = gen({
+      seed: config.dataSeed,
+      validationSize: config.valSize,
+      testSize: Math.max(config.testSize, 1),
+      ...config.taskOptions,
+    } as never);
+    return { train: splits.train, validation: splits.validation, test: splits.test.slice(0, config.testSize), scored: config.task };
+  }
+  if (!/\.jsonl?$/i.test(config.task)) {
+    throw new ConfigError(`task must be "math", "code" or a path to a .jsonl file, got ${JSON.stringify(config.task)}`);
+  }
+  const all = loadJsonl(config.task);
+  const order = new Rng(config.dataSeed).shuffle(all.map((_, i) => i));
+  const nVal = Math.min(config.valSize, Math.floor(all.length * 0.1));
+  const nTest = Math.min(config.testSize, Math.floor(all.length * 0.1));
+  if (all.length - nVal - nTest < 1) throw new ConfigError(`${config.task}: too few examples (${all.length}) to hold out validation and test lines`);
+  const pick = (from: number, to: number): Example[] => order.slice(from, to).map((i) => all[i] as Example);
+  const kinds = new Set(all.map((e) => e.meta.task));
+  const scored: ScoredTask | null = kinds.size === 1 && (kinds.has('math') || kinds.has('code')) ? ([...kinds][0] as ScoredTask) : null;
+  return { validation: pick(0, nVal), test: pick(nVal, nVal + nTest), train: pick(nVal + nTest, all.length), scored };
+}
+
+/** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept). */
+export function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64): number {
+  let weighted = 0;
+  let tokens = 0;
+  for (let i = 0; i < examples.length; i += chunk) {
+    const host = makeBatch(examples.slice(i, i + chunk), tokenizer, { seqLen: model.config.contextLength, overflow: 'truncate-prompt' });
+    let n = 0;
+    for (const w of host.weights) n += w;
+    const batch = toTensorBatch(host);
+    try {
+      const loss = tf.tidy(() => model.loss(batch));
+      weighted += (loss.dataSync()[0] as number) * n;
+      loss.dispose();
+    } finally {
+      tf.dispose([batch.inputs, batch.targets, batch.weights]);
+    }
+    tokens += n;
+  }
+  return tokens === 0 ? NaN : weighted / tokens;
+}
+
+/** Greedy completions of `prompts` (decoded, stopping at the end-of-text token). */
+export function greedyComplete(model: GPT, tokenizer: CharTokenizer, prompts: readonly string[], maxNewTokens: number): string[] {
+  const ids = prompts.map((p) => encodePrompt(p, tokenizer));
+  const out = generate(model, ids, { maxNewTokens, temperature: 0, stopToken: tokenizer.eotId });
+  return out.map((row) => tokenizer.decode(row, { stopAtEot: true }));
+}
+
+/**
+ * Fine-tunes a fresh copy of the base model and scores it. The model is disposed before
+ * returning unless `keepModel` is set, in which case the caller owns `model`.
+ * Taught in notebooks/01 onward; the CLI's `train` command is a thin wrapper.
+ */
+export async function finetune(
+  overrides: Partial<FinetuneConfig>,
+  hooks: Omit<TrainHooks, 'nextBatch' | 'evaluate' | 'initBatches'> & { keepModel?: boolean; log?: (line: string) => void } = {},
+): Promise<FinetuneResult & { model?: GPT }> {
+  const config = resolveFinetuneConfig(overrides);
+  const { keepModel, log, ...trainHooks } = hooks;
+  const tokenizer = new CharTokenizer();
+  const base = resolveBaseCheckpoint(config.base);
+  const data = loadTaskData(config);
+  if (data.train.length === 0) throw new ConfigError(`task ${config.task}: no training examples`);
+  const model = loadCheckpoint(base.path);
+  try {
+    if (model.config.vocabSize !== tokenizer.vocabSize) {
+      throw new ConfigError(`${base.path}: vocabulary of ${model.config.vocabSize} ids, but the tokenizer has ${tokenizer.vocabSize}`);
+    }
+    const seqLen = model.config.contextLength;
+    const score = async (): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
+      if (!data.scored || data.test.length === 0) return undefined;
+      const report = await evaluateTask(data.scored, data.test, (prompts) => greedyComplete(model, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 });
+      return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
+    };
+
+    const baseValLoss = validationLoss(model, data.validation, tokenizer);
+    let baseTestAccuracy: number | undefined;
+    if (config.scoreBase) {
+      baseTestAccuracy = (await score())?.accuracy;
+      log?.(`base model: test accuracy ${baseTestAccuracy}`);
+    }
+    const sampler = new BatchSampler(data.train, { batchSize: config.batchSize, seed: config.seed });
+    const result = await train(model, {
+      ...trainHooks,
+      strategy: { name: config.method, options: config.methodOptions },
+      steps: config.steps,
+      accum: config.accum,
+      lr: config.lr,
+      warmup: config.warmup,
+      minLrRatio: config.minLrRatio,
+      weightDecay: config.weightDecay,
+      clipNorm: config.clipNorm,
+      seed: config.seed,
+      evalEvery: config.evalEvery,
+      nextBatch: () => makeBatch(sampler.next(), tokenizer, { seqLen, overflow: 'truncate-prompt' }),
+      evaluate: () => ({ valLoss: validationLoss(model, data.validation, tokenizer) }),
+    });
+    const scoredRun = result.stoppedEarly ? undefined : await score();
+    const out: FinetuneResult & { model?: GPT } = {
+      kind: 'gmt-lab/finetune',
+      config,
+      base: { path: base.path, sha256: base.sha256, model: model.config },
+      data: { train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored },
+      train: result,
+      metrics: {
+        valLoss: result.final.valLoss ?? validationLoss(model, data.validation, tokenizer),
+        baseValLoss,
+        ...(scoredRun ? { testAccuracy: scoredRun.accuracy } : {}),
+        ...(baseTestAccuracy !== undefined ? { baseTestAccuracy } : {}),
+      },
+      samples: scoredRun?.samples ?? [],
+    };
+    if (keepModel) out.model = model;
+    else model.dispose();
+    return out;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}

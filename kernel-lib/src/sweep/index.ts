@@ -1,0 +1,4 @@
+/** Runs: fine-tuning and pre-training as pure functions of their configs, and data paths. */
+export * from './paths';
+export * from './finetune';
+export * from './pretrain';
