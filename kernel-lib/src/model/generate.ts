@@ -22,7 +22,10 @@ export interface GenerateOptions {
   seed?: number;
   /** A row stops when it emits this token; the stop token is not included in its output. */
   stopToken?: number;
-  /** Rows decoded together (default 512); bounds memory. */
+  /**
+   * Rows decoded together (default 512); bounds memory. Prompts are sorted by length and
+   * prefilled 64 at a time so that padding wastes little; results come back in the caller's order.
+   */
   batchSize?: number;
   /** `false` recomputes the whole window each step (reference path for tests). Default true. */
   cache?: boolean;
@@ -67,16 +70,54 @@ export function generate(model: GPT, promptIds: ArrayLike<number>[], options: Ge
     }
     return ids.slice(-L);
   });
-  const out: number[][] = [];
-  for (let start = 0; start < prompts.length; start += batchSize) {
-    const chunk = prompts.slice(start, start + batchSize);
-    const rngs = chunk.map((_, i) => new Rng(deriveSeed(seed, `row${start + i}`)));
-    out.push(...(options.cache === false
+  const out: number[][] = new Array(prompts.length);
+  const order = prompts.map((_, i) => i).sort((a, b) => (prompts[a] as number[]).length - (prompts[b] as number[]).length || a - b);
+  for (let start = 0; start < order.length; start += batchSize) {
+    const rows = order.slice(start, start + batchSize);
+    const chunk = rows.map((i) => prompts[i] as number[]);
+    const rngs = rows.map((i) => new Rng(deriveSeed(seed, `row${i}`)));
+    const res = options.cache === false
       ? generateRecompute(model, chunk, maxNew, temperature, rngs, options.stopToken)
-      : generateCached(model, chunk, maxNew, temperature, rngs, options.stopToken)));
+      : generateCached(model, chunk, maxNew, temperature, rngs, options.stopToken);
+    rows.forEach((i, k) => { out[i] = res[k] as number[]; });
   }
   return out;
 }
+
+/**
+ * Attention of one query (one row, one head) over cached positions 0..pos: softmax(q·kᵀ·scale)·v,
+ * accumulated into o[oOff..oOff+hd). Keys/values of position t start at kvBase + t·stride.
+ * A top-level function with plain loops so that the JIT compiles it once, monomorphically.
+ */
+function attendOne(
+  q: Float32Array, qOff: number, K: Float32Array, Vc: Float32Array, kvBase: number, stride: number,
+  pos: number, hd: number, scale: number, scores: Float64Array, o: Float32Array, oOff: number,
+): void {
+  let max = -Infinity;
+  for (let t = 0; t <= pos; t++) {
+    const kOff = kvBase + t * stride;
+    let s = 0;
+    for (let j = 0; j < hd; j++) s += q[qOff + j]! * K[kOff + j]!;
+    s *= scale;
+    scores[t] = s;
+    if (s > max) max = s;
+  }
+  let total = 0;
+  for (let t = 0; t <= pos; t++) {
+    const e = Math.exp(scores[t]! - max);
+    scores[t] = e;
+    total += e;
+  }
+  const inv = 1 / total;
+  for (let t = 0; t <= pos; t++) {
+    const a = scores[t]! * inv;
+    const vOff = kvBase + t * stride;
+    for (let j = 0; j < hd; j++) o[oOff + j] = o[oOff + j]! + a * Vc[vOff + j]!;
+  }
+}
+
+/** Rows per prefill forward pass. */
+const PREFILL_ROWS = 64;
 
 function readAndDispose(t: tf.Tensor): Float32Array {
   const data = t.dataSync() as Float32Array;
@@ -124,8 +165,6 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
   const n = prompts.length;
   const out = prompts.map(() => [] as number[]);
   if (maxNew === 0) return out;
-  const lens = prompts.map((p) => p.length);
-  const Tp = Math.max(...lens);
   // Caches: [layer][row][position][d] for keys and values.
   const kCache = Array.from({ length: nLayers }, () => new Float32Array(n * L * d));
   const vCache = Array.from({ length: nLayers }, () => new Float32Array(n * L * d));
@@ -136,17 +175,23 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
     (vCache[layer] as Float32Array).set(qkv.subarray(src + 2 * d, src + 3 * d), dst);
   };
 
-  // Prefill: one padded forward pass; padding positions are never read (each row attends to < its length).
-  const ids = new Int32Array(n * Tp);
-  prompts.forEach((p, i) => ids.set(p, i * Tp));
-  let logits = readAndDispose(tf.tidy(() => {
-    const h = model.hidden(tf.tensor2d(ids, [n, Tp], 'int32'), (layer, qkv) => {
-      const data = qkv.dataSync() as Float32Array;
-      for (let i = 0; i < n; i++) for (let p = 0; p < (lens[i] as number); p++) store(layer, data, i, i * Tp + p, p);
-    });
-    const rows = tf.tensor1d(lens.map((len, i) => i * Tp + len - 1), 'int32');
-    return tf.matMul(tf.gather(h, rows), model.param('head.w'));
-  }));
+  // Prefill: padded forward passes over groups of similar-length prompts (the caller sorted
+  // them); padding positions are never read, since each row attends only below its length.
+  let logits = new Float32Array(n * V);
+  for (let g0 = 0; g0 < n; g0 += PREFILL_ROWS) {
+    const g = prompts.slice(g0, g0 + PREFILL_ROWS);
+    const Tp = Math.max(...g.map((p) => p.length));
+    const ids = new Int32Array(g.length * Tp);
+    g.forEach((p, i) => ids.set(p, i * Tp));
+    logits.set(readAndDispose(tf.tidy(() => {
+      const h = model.hidden(tf.tensor2d(ids, [g.length, Tp], 'int32'), (layer, qkv) => {
+        const data = qkv.dataSync() as Float32Array;
+        g.forEach((p, i) => { for (let t = 0; t < p.length; t++) store(layer, data, g0 + i, i * Tp + t, t); });
+      });
+      const rows = tf.tensor1d(g.map((p, i) => i * Tp + p.length - 1), 'int32');
+      return tf.matMul(tf.gather(h, rows), model.param('head.w'));
+    })), g0 * V);
+  }
 
   const wte = model.param('wte').dataSync() as Float32Array;
   const wpe = model.param('wpe').dataSync() as Float32Array;
@@ -158,7 +203,7 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
   const gelu = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), 2 * 0.7978845608028654 * 0.044715), 2 * 0.7978845608028654))));
   const seqs = prompts.map((p) => [...p]);
   let rows = prompts.map((_, i) => i); // rows whose `logits` entry is current, in logits order
-  const scores = new Float32Array(L);
+  const scores = new Float64Array(L);
   for (;;) {
     const next: number[] = [];
     rows.forEach((i, r) => {
@@ -193,24 +238,7 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
             const pos = (seqs[i] as number[]).length - 1;
             store(l, qkv, i, r, pos);
             for (let h = 0; h < H; h++) {
-              const qOff = r * 3 * d + h * hd;
-              let max = -Infinity;
-              for (let t = 0; t <= pos; t++) {
-                const kOff = (i * L + t) * d + h * hd;
-                let s = 0;
-                for (let j = 0; j < hd; j++) s += (qkv[qOff + j] as number) * (K[kOff + j] as number);
-                s *= scale;
-                scores[t] = s;
-                if (s > max) max = s;
-              }
-              let total = 0;
-              for (let t = 0; t <= pos; t++) { const e = Math.exp((scores[t] as number) - max); scores[t] = e; total += e; }
-              const oOff = r * d + h * hd;
-              for (let t = 0; t <= pos; t++) {
-                const a = (scores[t] as number) / total;
-                const vOff = (i * L + t) * d + h * hd;
-                for (let j = 0; j < hd; j++) o[oOff + j] = (o[oOff + j] as number) + a * (Vc[vOff + j] as number);
-              }
+              attendOne(qkv, r * 3 * d + h * hd, K, Vc, i * L * d + h * hd, d, pos, hd, scale, scores, o, r * d + h * hd);
             }
           });
           x = tf.add(x, tf.matMul(tf.tensor2d(o, [m, d]), w(`${p}.attn.wo`) as tf.Tensor2D));
