@@ -56,6 +56,10 @@ test('presets have the documented sizes and every spec shape', async () => {
   model.dispose();
   assert.throws(() => new GPT({ vocabSize: 10, dModel: 30, nHeads: 4 }), /divisible/);
   assert.throws(() => new GPT({ vocabSize: 10, dropout: 0.1 } as never), /unknown option "dropout"/);
+  const stray = tf.zeros([2]);
+  assert.throws(() => new GPT({ vocabSize: 10 }, {}, { 'blocks.9.ln1.gamma': stray }), /unknown parameter name\(s\) blocks\.9\.ln1\.gamma/);
+  assert.throws(() => new GPT({ vocabSize: 10, dModel: 8, nHeads: 2 }, {}, { 'lnf.gamma': stray }), /"lnf\.gamma" has shape \[2\], expected \[8\]/);
+  stray.dispose();
 });
 
 test('initialisation is a pure function of the seed', async () => {

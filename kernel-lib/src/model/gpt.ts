@@ -327,7 +327,13 @@ export class GPT implements TrainableModel {
     const residualStd = std / Math.sqrt(2 * this.config.nLayers);
     const params: ParamInfo[] = [];
     this.byName = new Map();
-    for (const spec of paramSpecs(this.config)) {
+    const specs = paramSpecs(this.config);
+    if (weights) {
+      const known = new Set(specs.map((s) => s.name));
+      const unknown = Object.keys(weights).filter((n) => !known.has(n));
+      if (unknown.length) throw new ConfigError(`GPT weights: unknown parameter name(s) ${unknown.join(', ')}`);
+    }
+    for (const spec of specs) {
       const given = weights?.[spec.name];
       const init = tf.tidy(() => {
         if (given) {
