@@ -127,6 +127,8 @@ function customGrad<F>(f: (...args: any[]) => { value: tf.Tensor; gradFunc: (dy:
 /**
  * y = x·w, x [N, in], w [in, out]. Backward: dx = dy·wᵀ and dw = xᵀ·dy, or dw = (dyᵀ·x)ᵀ when
  * that transposes fewer elements (e.g. the MLP down-projection, where in = 4·out).
+ * Transposes are materialised with `tf.transpose`: on wasm, xᵀ·dy for x [1024, 128] took 4.4 ms
+ * this way and 53 ms as `matMul(x, dy, true, false)`, which leaves the XNNPACK path.
  */
 const linear = customGrad<(x: T, w: T) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, save: Saver) => {
   save([x, w]);
