@@ -289,210 +289,276 @@ const now = (): number => performance.now();
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Fine-tunes `model` in place and returns the run's record.
+ * A training run that advances one optimizer update at a time. `train` drives it in a loop;
+ * the benchmark interleaves several of them (one per method) on the same model so that their
+ * update times are compared under the same machine load.
  *
  * Per update: N × `tf.variableGrads(() => model.loss(batch))`, summed and divided by N into Γ;
  * optional global-norm clip (`clipOrder`); `strategy.transform(Γ, t)`; AdamW with the
  * scheduled lr (and the strategy's update masks); then one readback of loss, ‖Γ‖ and mask
- * statistics. Strategies created here from a name are disposed at the end; an instance passed
- * in stays the caller's.
- *
- * Used by the findings notebooks and the sweep runner.
+ * statistics. Strategies created here from a name are disposed by `dispose()`; an instance
+ * passed in stays the caller's.
  */
-export async function train(model: TrainableModel, options: TrainOptions): Promise<TrainResult> {
-  const { config, hooks } = resolveTrainOptions(options);
-  const params = model.params;
-  if (!params || params.length === 0) throw new ConfigError('train: the model has no trainable parameters');
-  const variables = params.map((p) => p.variable);
-  const nameOfVariable = new Map(params.map((p) => [p.variable.name, p.name]));
-  const next = batchReader(hooks.nextBatch);
-  const schedule: LrSchedule = { lr: config.lr, warmup: config.warmup, steps: config.steps, minLrRatio: config.minLrRatio };
+export class Trainer {
+  readonly config: TrainConfig;
+  readonly history: UpdateRecord[] = [];
+  readonly evals: EvalRecord[] = [];
+  private readonly hooks: TrainHooks;
+  private readonly model: TrainableModel;
+  private readonly strategy: TuningStrategy;
+  private readonly strategySpec: StrategySpec;
+  private readonly ownsStrategy: boolean;
+  private readonly optimizer: AdamW;
+  private readonly next: () => HostBatch;
+  private readonly variables: tf.Variable[];
+  private readonly nameOfVariable: Map<string, string>;
+  private readonly schedule: LrSchedule;
+  private previousMasks: Map<string, tf.Tensor> | undefined;
+  private evalMs = 0;
+  private initMs = 0;
+  private readonly t0 = now();
+  private disposed = false;
 
-  const spec = config.strategy;
-  const ownsStrategy = !isStrategyInstance(spec);
-  const strategy: TuningStrategy = isStrategyInstance(spec)
-    ? spec
-    : typeof spec === 'string'
-      ? getStrategy(spec)
-      : getStrategy(spec.name, spec.options);
-  const strategySpec: StrategySpec = { name: strategy.name, options: JSON.parse(JSON.stringify(strategy.options)) };
+  private constructor(model: TrainableModel, options: TrainOptions) {
+    const { config, hooks } = resolveTrainOptions(options);
+    const params = model.params;
+    if (!params || params.length === 0) throw new ConfigError('train: the model has no trainable parameters');
+    this.config = config;
+    this.hooks = hooks;
+    this.model = model;
+    this.variables = params.map((p) => p.variable);
+    this.nameOfVariable = new Map(params.map((p) => [p.variable.name, p.name]));
+    this.next = batchReader(hooks.nextBatch);
+    this.schedule = { lr: config.lr, warmup: config.warmup, steps: config.steps, minLrRatio: config.minLrRatio };
+    const spec = config.strategy;
+    this.ownsStrategy = !isStrategyInstance(spec);
+    this.strategy = isStrategyInstance(spec) ? spec : typeof spec === 'string' ? getStrategy(spec) : getStrategy(spec.name, spec.options);
+    this.strategySpec = { name: this.strategy.name, options: JSON.parse(JSON.stringify(this.strategy.options)) };
+    this.optimizer = new AdamW(
+      params,
+      { beta1: config.betas[0], beta2: config.betas[1], eps: config.eps, weightDecay: config.weightDecay },
+      config.weightDecayOn === 'matrices' ? decayMatrices : decayAll,
+    );
+  }
+
+  /** Validates the options, builds the strategy and optimizer, and runs the strategy's `init`. */
+  static async create(model: TrainableModel, options: TrainOptions): Promise<Trainer> {
+    const trainer = new Trainer(model, options);
+    try {
+      await trainer.initStrategy();
+    } catch (e) {
+      trainer.dispose();
+      throw e;
+    }
+    return trainer;
+  }
+
+  /** Updates applied so far. */
+  get updates(): number {
+    return this.history.length;
+  }
 
   /** ∇θ L on one batch keyed by parameter name, plus the loss. */
-  const gradients = (batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } => {
+  private gradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
     const tb = toTensorBatch(batch);
     try {
-      const { value, grads } = tf.variableGrads(() => model.loss(tb), variables);
+      const { value, grads } = tf.variableGrads(() => this.model.loss(tb), this.variables);
       const byName = new Map<string, tf.Tensor>();
-      for (const [varName, g] of Object.entries(grads)) byName.set(nameOfVariable.get(varName) ?? varName, g);
+      for (const [varName, g] of Object.entries(grads)) byName.set(this.nameOfVariable.get(varName) ?? varName, g);
       return { loss: value, grads: byName };
     } finally {
       disposeBatch(tb);
     }
-  };
+  }
 
-  const optimizer = new AdamW(
-    params,
-    { beta1: config.betas[0], beta2: config.betas[1], eps: config.eps, weightDecay: config.weightDecay },
-    config.weightDecayOn === 'matrices' ? decayMatrices : decayAll,
-  );
+  private async initStrategy(): Promise<void> {
+    if (!this.strategy.init) return;
+    const ti = now();
+    const ctx: StrategyInitContext = {
+      params: this.model.params,
+      seed: this.config.seed,
+      steps: this.config.steps,
+      computeGradients: (batch) => {
+        const { loss, grads } = this.gradients(batch);
+        loss.dispose();
+        return grads;
+      },
+      initBatches: (maxBatches) => {
+        if (this.hooks.initBatches) return this.hooks.initBatches.slice(0, maxBatches);
+        return Array.from({ length: maxBatches }, () => this.next());
+      },
+    };
+    await this.strategy.init(ctx);
+    this.initMs = now() - ti;
+  }
 
-  const history: UpdateRecord[] = [];
-  const evals: EvalRecord[] = [];
-  let evalMs = 0;
-  let stoppedEarly = false;
-  let previousMasks: Map<string, tf.Tensor> | undefined;
-  const t0 = now();
-
-  const runEval = async (step: number): Promise<void> => {
-    if (!hooks.evaluate) return;
+  /** Runs the `evaluate` hook (if any), records it and calls `onEval`. */
+  async evaluate(): Promise<EvalRecord | undefined> {
+    if (!this.hooks.evaluate) return undefined;
     const te = now();
-    const metrics = await hooks.evaluate();
-    const record: EvalRecord = { step, metrics: { ...metrics }, ms: now() - te };
-    evalMs += record.ms;
-    evals.push(record);
-    await hooks.onEval?.(record);
-  };
+    const metrics = await this.hooks.evaluate();
+    const record: EvalRecord = { step: this.history.length, metrics: { ...metrics }, ms: now() - te };
+    this.evalMs += record.ms;
+    this.evals.push(record);
+    await this.hooks.onEval?.(record);
+    return record;
+  }
 
-  let initMs = 0;
-  try {
-    if (strategy.init) {
-      const ti = now();
-      const ctx: StrategyInitContext = {
-        params,
-        seed: config.seed,
-        steps: config.steps,
-        computeGradients: (batch) => {
-          const { loss, grads } = gradients(batch);
-          loss.dispose();
-          return grads;
-        },
-        initBatches: (maxBatches) => {
-          if (hooks.initBatches) return hooks.initBatches.slice(0, maxBatches);
-          return Array.from({ length: maxBatches }, () => next());
-        },
-      };
-      await strategy.init(ctx);
-      initMs = now() - ti;
+  /** Applies one optimizer update and returns its record (also pushed to `history`, passed to `onUpdate`). */
+  async step(): Promise<UpdateRecord> {
+    if (this.disposed) throw new Error('train: step() after dispose()');
+    const { config, strategy, optimizer, hooks } = this;
+    const t = this.history.length;
+    const tu = now();
+    // Γ = (1/N) Σ ∇θ L(Θ, Bₙ): sum as we go, disposing each micro-batch's gradients.
+    let sum: Map<string, tf.Tensor> | undefined;
+    let lossSum: tf.Tensor | undefined;
+    for (let n = 0; n < config.accum; n++) {
+      const { loss, grads } = this.gradients(this.next());
+      if (!sum || !lossSum) {
+        sum = grads;
+        lossSum = loss;
+        continue;
+      }
+      const prevLoss = lossSum;
+      lossSum = tf.add(prevLoss, loss);
+      prevLoss.dispose();
+      loss.dispose();
+      for (const [name, g] of grads) {
+        const acc = sum.get(name);
+        if (!acc) throw new Error(`train: micro-batch ${n} has a gradient for "${name}" that micro-batch 0 lacked`);
+        sum.set(name, tf.add(acc, g));
+        acc.dispose();
+        g.dispose();
+      }
     }
+    let gamma: Map<string, tf.Tensor> = sum!;
+    if (config.accum > 1) {
+      gamma = new Map();
+      for (const [name, s] of sum!) {
+        gamma.set(name, tf.div(s, config.accum));
+        s.dispose();
+      }
+    }
+    const lossMean = tf.div(lossSum!, config.accum);
+    lossSum!.dispose();
+    const gradNorm = globalNorm(gamma);
 
+    let strategyInput: Map<string, tf.Tensor> = gamma;
+    if (config.clipNorm !== null && config.clipOrder === 'before-mask') {
+      strategyInput = clipByGlobalNorm(gamma, config.clipNorm, gradNorm);
+    }
+    const ts = now();
+    const update = await strategy.transform(strategyInput, t);
+    const transformMs = now() - ts;
+    let stepGrads = update.grads;
+    if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
+      stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
+    }
+    await hooks.onGradients?.({ step: t + 1, accumulated: gamma, masked: stepGrads });
+    const lr = learningRateAt(this.schedule, t);
+    optimizer.apply(stepGrads, lr, update.updateMasks);
+
+    const stats = await maskStatistics(update.masks, this.previousMasks, [lossMean, gradNorm]);
+    lossMean.dispose();
+    gradNorm.dispose();
+    // Keep this update's masks (for the next Jaccard) unless they are also gradients we free.
+    const keep = new Set<tf.Tensor>(update.masks ? update.masks.values() : []);
+    const toFree = new Set<tf.Tensor>();
+    for (const m of [gamma, strategyInput, update.grads, stepGrads, update.updateMasks]) {
+      if (m) for (const x of m.values()) if (!keep.has(x)) toFree.add(x);
+    }
+    for (const x of toFree) if (!x.isDisposed) x.dispose();
+    disposeDistinct(this.previousMasks);
+    this.previousMasks = update.masks;
+
+    const record: UpdateRecord = {
+      step: t + 1,
+      loss: stats.extras[0] as number,
+      lr,
+      gradNorm: stats.extras[1] as number,
+      keptFraction: stats.keptFraction,
+      ms: now() - tu,
+      transformMs,
+    };
+    if (config.recordKeptByTensor && update.masks) record.keptByTensor = stats.keptByTensor;
+    if (stats.jaccard !== undefined) record.maskJaccard = stats.jaccard;
+    this.history.push(record);
+    await hooks.onUpdate?.(record);
+    return record;
+  }
+
+  /** The run's record so far (complete once the last update and evaluation are done). */
+  result(stoppedEarly = false): TrainResult {
+    const { history, evals, config } = this;
+    const lastEval = evals[evals.length - 1];
+    const final: Record<string, number> = {};
+    const last = history[history.length - 1];
+    if (last) final.trainLoss = last.loss;
+    if (lastEval) Object.assign(final, lastEval.metrics);
+    const ms = history.map((h) => h.ms);
+    const { strategy: _omit, ...rest } = config;
+    return {
+      config: JSON.parse(JSON.stringify({ ...rest, strategy: this.strategySpec })),
+      seed: config.seed,
+      history: [...history],
+      evals: [...evals],
+      final,
+      timings: {
+        totalMs: now() - this.t0,
+        msPerUpdate: median(ms),
+        meanMsPerUpdate: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : 0,
+        transformMsPerUpdate: median(history.map((h) => h.transformMs)),
+        initMs: this.initMs,
+        evalMs: this.evalMs,
+      },
+      weightsSha256: weightsSha256(this.model.params),
+      backend: tf.getBackend(),
+      updates: history.length,
+      stoppedEarly,
+    };
+  }
+
+  /** Frees the optimizer state, the last masks and (if created here) the strategy. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    disposeDistinct(this.previousMasks);
+    this.previousMasks = undefined;
+    this.optimizer.dispose();
+    if (this.ownsStrategy) this.strategy.dispose();
+  }
+}
+
+/**
+ * Fine-tunes `model` in place for `steps` updates and returns the run's record: evaluation every
+ * `evalEvery` updates and at the end, cooperative cancellation through `signal` between updates
+ * (the partial record has `stoppedEarly: true` and skips the final evaluation).
+ *
+ * Used by the findings notebooks, `finetune`/`pretrain` and the CLI.
+ */
+export async function train(model: TrainableModel, options: TrainOptions): Promise<TrainResult> {
+  const trainer = await Trainer.create(model, options);
+  const { config } = trainer;
+  const hooks = options;
+  let stoppedEarly = false;
+  let result: TrainResult;
+  try {
     for (let t = 0; t < config.steps; t++) {
       if (hooks.signal?.aborted) {
         stoppedEarly = true;
         break;
       }
-      const tu = now();
-      // Γ = (1/N) Σ ∇θ L(Θ, Bₙ): sum as we go, disposing each micro-batch's gradients.
-      let sum: Map<string, tf.Tensor> | undefined;
-      let lossSum: tf.Tensor | undefined;
-      for (let n = 0; n < config.accum; n++) {
-        const { loss, grads } = gradients(next());
-        if (!sum || !lossSum) {
-          sum = grads;
-          lossSum = loss;
-          continue;
-        }
-        const prevLoss = lossSum;
-        lossSum = tf.add(prevLoss, loss);
-        prevLoss.dispose();
-        loss.dispose();
-        for (const [name, g] of grads) {
-          const acc = sum.get(name);
-          if (!acc) throw new Error(`train: micro-batch ${n} has a gradient for "${name}" that micro-batch 0 lacked`);
-          sum.set(name, tf.add(acc, g));
-          acc.dispose();
-          g.dispose();
-        }
-      }
-      let gamma: Map<string, tf.Tensor> = sum!;
-      if (config.accum > 1) {
-        gamma = new Map();
-        for (const [name, s] of sum!) {
-          gamma.set(name, tf.div(s, config.accum));
-          s.dispose();
-        }
-      }
-      const lossMean = tf.div(lossSum!, config.accum);
-      lossSum!.dispose();
-      const gradNorm = globalNorm(gamma);
-
-      let strategyInput: Map<string, tf.Tensor> = gamma;
-      if (config.clipNorm !== null && config.clipOrder === 'before-mask') {
-        strategyInput = clipByGlobalNorm(gamma, config.clipNorm, gradNorm);
-      }
-      const ts = now();
-      const update = await strategy.transform(strategyInput, t);
-      const transformMs = now() - ts;
-      let stepGrads = update.grads;
-      if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
-        stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
-      }
-      await hooks.onGradients?.({ step: t + 1, accumulated: gamma, masked: stepGrads });
-      const lr = learningRateAt(schedule, t);
-      optimizer.apply(stepGrads, lr, update.updateMasks);
-
-      const stats = await maskStatistics(update.masks, previousMasks, [lossMean, gradNorm]);
-      lossMean.dispose();
-      gradNorm.dispose();
-      // Keep this update's masks (for the next Jaccard) unless they are also gradients we free.
-      const keep = new Set<tf.Tensor>(update.masks ? update.masks.values() : []);
-      const toFree = new Set<tf.Tensor>();
-      for (const m of [gamma, strategyInput, update.grads, stepGrads, update.updateMasks]) {
-        if (m) for (const x of m.values()) if (!keep.has(x)) toFree.add(x);
-      }
-      for (const x of toFree) if (!x.isDisposed) x.dispose();
-      disposeDistinct(previousMasks);
-      previousMasks = update.masks;
-
-      const record: UpdateRecord = {
-        step: t + 1,
-        loss: stats.extras[0] as number,
-        lr,
-        gradNorm: stats.extras[1] as number,
-        keptFraction: stats.keptFraction,
-        ms: now() - tu,
-        transformMs,
-      };
-      if (config.recordKeptByTensor && update.masks) record.keptByTensor = stats.keptByTensor;
-      if (stats.jaccard !== undefined) record.maskJaccard = stats.jaccard;
-      history.push(record);
-      await hooks.onUpdate?.(record);
-      if (config.evalEvery > 0 && (t + 1) % config.evalEvery === 0 && t + 1 < config.steps) await runEval(t + 1);
+      await trainer.step();
+      if (config.evalEvery > 0 && (t + 1) % config.evalEvery === 0 && t + 1 < config.steps) await trainer.evaluate();
       // Let timers and interrupts run so that `signal` can fire between updates.
       await yieldToEventLoop();
     }
-    if (!stoppedEarly) await runEval(history.length);
+    if (!stoppedEarly) await trainer.evaluate();
+    result = trainer.result(stoppedEarly);
   } finally {
-    disposeDistinct(previousMasks);
-    optimizer.dispose();
-    if (ownsStrategy) strategy.dispose();
+    trainer.dispose();
   }
-
-  const lastEval = evals[evals.length - 1];
-  const final: Record<string, number> = {};
-  const last = history[history.length - 1];
-  if (last) final.trainLoss = last.loss;
-  if (lastEval) Object.assign(final, lastEval.metrics);
-  const ms = history.map((h) => h.ms);
-  const { strategy: _omit, ...rest } = config;
-  const result: TrainResult = {
-    config: JSON.parse(JSON.stringify({ ...rest, strategy: strategySpec })),
-    seed: config.seed,
-    history,
-    evals,
-    final,
-    timings: {
-      totalMs: now() - t0,
-      msPerUpdate: median(ms),
-      meanMsPerUpdate: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : 0,
-      transformMsPerUpdate: median(history.map((h) => h.transformMs)),
-      initMs,
-      evalMs,
-    },
-    weightsSha256: weightsSha256(params),
-    backend: tf.getBackend(),
-    updates: history.length,
-    stoppedEarly,
-  };
   await hooks.onEnd?.(result);
   return result;
 }
