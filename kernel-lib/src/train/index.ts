@@ -4,3 +4,4 @@
 export * from './adamw';
 export * from './schedule';
 export * from './trainer';
+export * from './bench';

@@ -4,6 +4,7 @@
  */
 import type { Command } from '../command';
 import { makeHelpCommand } from './help';
+import bench from './bench';
 import doctor from './doctor';
 import pretrain from './pretrain';
 import train from './train';
@@ -12,5 +13,6 @@ export const COMMANDS: readonly Command[] = [
   doctor,
   train,
   pretrain,
+  bench,
   makeHelpCommand(() => COMMANDS),
 ];

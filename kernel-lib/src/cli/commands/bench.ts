@@ -1,0 +1,95 @@
+/** `gmt-lab bench`: update speed per tuning method on the active backend, interleaved, with overheads vs SFT. */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { initBackend } from '../../backend';
+import { gptPreset, type GPTPresetName } from '../../model/presets';
+import { barFigure } from '../../plots/figures';
+import { exportFigure } from '../../plots/export';
+import { benchUpdates, DEFAULT_BENCH_METHODS, REFERENCE_BENCH_MODEL, type BenchResult } from '../../train/bench';
+import { ConfigError } from '../../util/config';
+import { writeJsonAtomic } from '../../util/fsx';
+import { defineCommand } from '../command';
+
+/** Text table of a bench result (also used by the README numbers). */
+export function formatBench(r: BenchResult): string {
+  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.params.toLocaleString('en-US')} parameters, ` +
+    `batch ${r.batchSize} × ${r.model.contextLength} tokens, median of ${r.steps} interleaved updates after ${r.warmup} warm-up`;
+  const lines = [head, '', `${'method'.padEnd(16)}${'ms/update'.padStart(10)}${'p10–p90'.padStart(16)}${'mask ms'.padStart(9)}${'steps/s'.padStart(9)}${'tokens/s'.padStart(10)}${'vs sft'.padStart(9)}${'paired'.padStart(9)}`];
+  for (const row of r.rows) {
+    lines.push(
+      `${row.label.padEnd(16)}${row.medianMs.toFixed(1).padStart(10)}${`${row.p10Ms.toFixed(0)}–${row.p90Ms.toFixed(0)}`.padStart(16)}` +
+      `${row.transformMedianMs.toFixed(1).padStart(9)}${row.stepsPerSecond.toFixed(2).padStart(9)}${row.tokensPerSecond.toFixed(0).padStart(10)}` +
+      `${`${((row.overVsSft - 1) * 100).toFixed(1)}%`.padStart(9)}${`${((row.pairedOverVsSft - 1) * 100).toFixed(1)}%`.padStart(9)}`,
+    );
+  }
+  lines.push('', `memory: tfjs ${(r.memory.tfBytes / 2 ** 20).toFixed(1)} MiB in ${r.memory.tfTensors} tensors, process RSS ${(r.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
+  return lines.join('\n');
+}
+
+export default defineCommand({
+  name: 'bench',
+  summary: 'Time forward+backward+AdamW updates for each tuning method and report the overhead over SFT',
+  description:
+    'Methods take turns, one update each per round, on one model and one fixed batch, so their medians are comparable. ' +
+    'Writes bench/results.json and bench/overhead.{svg,png,html,csv} (figure needs Chromium; --no-figure skips it).',
+  options: {
+    ref: { type: 'boolean', summary: 'the reference model: vocab 64, d_model 128, 4 layers, 4 heads, context 64, batch 16' },
+    preset: { type: 'string', summary: 'a model preset instead of the reference', choices: ['nano', 'micro', 'mini'] },
+    vocab: { type: 'number', summary: 'vocabulary size', min: 2, integer: true },
+    dModel: { type: 'number', summary: 'width', min: 1, integer: true },
+    layers: { type: 'number', summary: 'blocks', min: 1, integer: true },
+    heads: { type: 'number', summary: 'attention heads', min: 1, integer: true },
+    context: { type: 'number', summary: 'sequence length', min: 1, integer: true },
+    batch: { type: 'number', summary: 'sequences per update', min: 1, integer: true, default: 16 },
+    steps: { type: 'number', summary: 'timed updates per method (≥ 10)', min: 10, integer: true, default: 12 },
+    warmup: { type: 'number', summary: 'untimed rounds first', min: 0, integer: true, default: 2 },
+    methods: { type: 'string[]', summary: 'labels to time (default: all)', choices: DEFAULT_BENCH_METHODS.map((m) => m.label.replace(/ \((\w+)\)/, ':$1')) },
+    seed: { type: 'number', summary: 'weights and batch seed', integer: true, default: 0 },
+    out: { type: 'string', summary: 'output folder', default: 'bench', metavar: 'DIR' },
+    figure: { type: 'boolean', summary: 'export the overhead figure (use --no-figure to skip)', default: true },
+    json: { type: 'boolean', summary: 'print the result as JSON on stdout' },
+  },
+  async run({ options: o }, io) {
+    if (o.ref && o.preset) throw new ConfigError('--ref and --preset exclude each other');
+    const base = o.preset ? gptPreset(o.preset as GPTPresetName, { vocabSize: 64 }) : { ...REFERENCE_BENCH_MODEL };
+    const model = {
+      ...base,
+      ...(o.vocab !== undefined ? { vocabSize: o.vocab } : {}),
+      ...(o.dModel !== undefined ? { dModel: o.dModel } : {}),
+      ...(o.layers !== undefined ? { nLayers: o.layers } : {}),
+      ...(o.heads !== undefined ? { nHeads: o.heads } : {}),
+      ...(o.context !== undefined ? { contextLength: o.context } : {}),
+    };
+    const wanted = o.methods?.map((m) => m.replace(/:(\w+)$/, ' ($1)'));
+    const methods = DEFAULT_BENCH_METHODS.filter((m) => !wanted || wanted.includes(m.label) || m.label === 'sft');
+    const backend = await initBackend({ quiet: true });
+    io.stderr(`gmt-lab bench: ${methods.length} methods × ${o.steps} updates on ${backend.backend}\n`);
+    const core = await benchUpdates({
+      model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, methods, seed: o.seed,
+      onRound: (r) => io.stderr(`  round ${r + 1}/${o.steps}\n`),
+    });
+    const cpus = os.cpus();
+    const result: BenchResult = {
+      ...core,
+      threads: 1,
+      machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
+    };
+    const outDir = path.resolve(o.out);
+    writeJsonAtomic(path.join(outDir, 'results.json'), result);
+    const table = formatBench(result);
+    io.stderr(`${table}\nwrote ${path.join(outDir, 'results.json')}\n`);
+    if (o.figure) {
+      const rows = result.rows.filter((r) => r.strategy.name !== 'sft');
+      const fig = barFigure({
+        categories: rows.map((r) => r.label),
+        series: [{ name: 'update time over SFT (median of per-round ratios)', values: rows.map((r) => (r.pairedOverVsSft - 1) * 100) }],
+        title: `Cost of each method over SFT — ${result.backend}, ${(result.params / 1e6).toFixed(2)}M params, SFT ${result.rows.find((r) => r.strategy.name === 'sft')?.medianMs.toFixed(0)} ms/update`,
+        yTitle: 'extra time per update (%)',
+      });
+      const files = await exportFigure(fig, path.join(outDir, 'overhead'));
+      io.stderr(`wrote ${files.join(', ')}\n`);
+    }
+    if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
+    return 0;
+  },
+});

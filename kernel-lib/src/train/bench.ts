@@ -1,0 +1,179 @@
+/**
+ * The update benchmark behind `gmt-lab bench` / `npm run bench` (DESIGN §1, finding 3: GMT
+ * costs about what SFT costs).
+ *
+ * Every method gets its own `Trainer` (own optimizer state, own strategy) on one shared model
+ * and one fixed batch, and the methods take turns, one update each per round, with the order
+ * rotated every round. Machine load therefore hits all methods alike, and the overhead ratio
+ * of a method over SFT is a ratio of medians taken under the same conditions.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GPT, type GPTConfig } from '../model/gpt';
+import { randomHostBatch } from '../model/bench';
+import { checkNumber, ConfigError } from '../util/config';
+import { Trainer } from './trainer';
+import type { StrategySpec } from './trainer';
+
+/** One method to time: a label for tables and its registry spec. */
+export interface BenchMethod {
+  label: string;
+  strategy: StrategySpec;
+}
+
+/** The default line-up: SFT, GMT at each scope, and every baseline at default options. */
+export const DEFAULT_BENCH_METHODS: readonly BenchMethod[] = Object.freeze([
+  { label: 'sft', strategy: { name: 'sft' } },
+  { label: 'gmt (tensor)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'tensor' } } },
+  { label: 'gmt (layer)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'layer' } } },
+  { label: 'gmt (global)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'global' } } },
+  { label: 'random-mask', strategy: { name: 'random-mask' } },
+  { label: 'childtuning-f', strategy: { name: 'childtuning-f' } },
+  { label: 'childtuning-d', strategy: { name: 'childtuning-d' } },
+  { label: 'hft', strategy: { name: 'hft' } },
+  { label: 'sift', strategy: { name: 'sift' } },
+]);
+
+/** The reference configuration of the speed issue: 0.82M parameters, batch 16 × 64 tokens. */
+export const REFERENCE_BENCH_MODEL: Readonly<Pick<GPTConfig, 'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'contextLength'>> = Object.freeze({
+  vocabSize: 64, dModel: 128, nLayers: 4, nHeads: 4, contextLength: 64,
+});
+
+/** Options of `benchUpdates`. */
+export interface BenchOptions {
+  model: Partial<GPTConfig>;
+  /** Sequences per update (one micro-batch; the benchmark uses accum 1). */
+  batchSize: number;
+  /** Timed rounds (each method one update per round); at least 10. */
+  steps: number;
+  /** Untimed rounds first. */
+  warmup: number;
+  methods: readonly BenchMethod[];
+  seed: number;
+  /** Called after every timed round with the round index (for progress). */
+  onRound?: (round: number) => void;
+}
+
+/** Timing of one method. */
+export interface BenchRow {
+  label: string;
+  strategy: StrategySpec;
+  /** Median wall time of a whole update (gradients, method, AdamW, statistics readback). */
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  /** Median time inside the method's `transform` (mask computation and application). */
+  transformMedianMs: number;
+  stepsPerSecond: number;
+  tokensPerSecond: number;
+  /** Median update time over SFT's median update time (1.03 = 3% slower). */
+  overVsSft: number;
+  /** Median of per-round ratios to SFT in the same round (robust to drifting load). */
+  pairedOverVsSft: number;
+  msPerStep: number[];
+}
+
+/** The record `gmt-lab bench` writes to `bench/results.json`. */
+export interface BenchResult {
+  kind: 'gmt-lab/bench';
+  backend: string;
+  threads: number;
+  model: GPTConfig;
+  params: number;
+  batchSize: number;
+  tokensPerUpdate: number;
+  steps: number;
+  warmup: number;
+  rows: BenchRow[];
+  memory: { tfBytes: number; tfTensors: number; rssBytes: number };
+  machine: { cpus: number; cpuModel: string; node: string; platform: string };
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
+}
+
+/**
+ * Times `steps` interleaved updates of every method after `warmup` rounds.
+ * Must run on an initialised backend; leaves no tensors behind.
+ */
+export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult, 'machine' | 'threads'>> {
+  checkNumber('bench steps', opts.steps, { min: 10, integer: true });
+  checkNumber('bench warmup', opts.warmup, { min: 0, integer: true });
+  checkNumber('bench batchSize', opts.batchSize, { min: 1, integer: true });
+  if (opts.methods.length === 0) throw new ConfigError('bench: no methods to time');
+  if (!opts.methods.some((m) => m.strategy.name === 'sft')) throw new ConfigError('bench: the line-up must include sft (overheads are relative to it)');
+  const model = new GPT({ ...opts.model, seed: opts.seed });
+  const { vocabSize, contextLength } = model.config;
+  const batch = randomHostBatch(vocabSize, opts.batchSize, contextLength, opts.seed + 1);
+  const totalRounds = opts.warmup + opts.steps;
+  const trainers: Trainer[] = [];
+  try {
+    for (const m of opts.methods) {
+      trainers.push(await Trainer.create(model, {
+        strategy: m.strategy,
+        steps: totalRounds,
+        accum: 1,
+        lr: 1e-4,
+        seed: opts.seed,
+        recordKeptByTensor: false,
+        nextBatch: () => batch,
+        initBatches: [batch],
+      }));
+    }
+    const times: number[][] = opts.methods.map(() => []);
+    const transform: number[][] = opts.methods.map(() => []);
+    for (let round = 0; round < totalRounds; round++) {
+      for (let j = 0; j < trainers.length; j++) {
+        const i = (j + round) % trainers.length;
+        const rec = await (trainers[i] as Trainer).step();
+        if (round >= opts.warmup) {
+          (times[i] as number[]).push(rec.ms);
+          (transform[i] as number[]).push(rec.transformMs);
+        }
+      }
+      if (round >= opts.warmup) opts.onRound?.(round - opts.warmup);
+    }
+    const sftIndex = opts.methods.findIndex((m) => m.strategy.name === 'sft');
+    const sftTimes = times[sftIndex] as number[];
+    const sftMedian = quantile(sftTimes, 0.5);
+    const tokens = opts.batchSize * contextLength;
+    const rows: BenchRow[] = opts.methods.map((m, i) => {
+      const ms = times[i] as number[];
+      const med = quantile(ms, 0.5);
+      return {
+        label: m.label,
+        strategy: m.strategy,
+        medianMs: med,
+        p10Ms: quantile(ms, 0.1),
+        p90Ms: quantile(ms, 0.9),
+        transformMedianMs: quantile(transform[i] as number[], 0.5),
+        stepsPerSecond: 1000 / med,
+        tokensPerSecond: (tokens * 1000) / med,
+        overVsSft: med / sftMedian,
+        pairedOverVsSft: quantile(ms.map((x, r) => x / (sftTimes[r] as number)), 0.5),
+        msPerStep: ms,
+      };
+    });
+    const mem = tf.memory();
+    return {
+      kind: 'gmt-lab/bench',
+      backend: tf.getBackend(),
+      model: model.config,
+      params: model.numParams,
+      batchSize: opts.batchSize,
+      tokensPerUpdate: tokens,
+      steps: opts.steps,
+      warmup: opts.warmup,
+      rows,
+      memory: { tfBytes: mem.numBytes, tfTensors: mem.numTensors, rssBytes: process.memoryUsage().rss },
+    };
+  } finally {
+    for (const t of trainers) t.dispose();
+    model.dispose();
+  }
+}
