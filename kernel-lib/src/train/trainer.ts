@@ -118,6 +118,14 @@ export interface TrainResult {
 /** Where training batches come from. */
 export type BatchSource = (() => HostBatch) | Iterator<HostBatch> | Iterable<HostBatch>;
 
+/** What `onGradients` sees. */
+export interface GradientsInfo {
+  step: number;
+  accumulated: ReadonlyMap<string, tf.Tensor>;
+  methodInput: ReadonlyMap<string, tf.Tensor>;
+  masked: ReadonlyMap<string, tf.Tensor>;
+}
+
 /** Non-serialisable hooks of a run. */
 export interface TrainHooks {
   /** Training batches, one per micro-batch: a function, an iterator or an iterable (required). */
@@ -130,11 +138,12 @@ export interface TrainHooks {
   onEval?: (info: EvalRecord) => void | Promise<void>;
   onEnd?: (result: TrainResult) => void | Promise<void>;
   /**
-   * Sees each update's averaged gradient Γ and the gradient the strategy hands to the
-   * optimizer, before the step (used by `gmt-lab train --dump-first-update`). The tensors are
-   * the trainer's and are freed after the hook returns: copy what you keep.
+   * Sees each update's gradients before the optimizer step (used by `gmt-lab train
+   * --dump-first-update`): `accumulated` is Γ, `methodInput` is what the method masks (Γ, or Γ
+   * clipped when `clipOrder` is `before-mask`), `masked` is what the optimizer receives. The
+   * tensors are the trainer's and are freed after the hook returns: copy what you keep.
    */
-  onGradients?: (info: { step: number; accumulated: ReadonlyMap<string, tf.Tensor>; masked: ReadonlyMap<string, tf.Tensor> }) => void | Promise<void>;
+  onGradients?: (info: GradientsInfo) => void | Promise<void>;
   /** Cooperative cancellation, checked between updates; the partial result has `stoppedEarly: true`. */
   signal?: AbortSignal;
 }
@@ -455,7 +464,7 @@ export class Trainer {
     if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
       stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
     }
-    await hooks.onGradients?.({ step: t + 1, accumulated: gamma, masked: stepGrads });
+    await hooks.onGradients?.({ step: t + 1, accumulated: gamma, methodInput: strategyInput, masked: stepGrads });
     const lr = learningRateAt(this.schedule, t);
     optimizer.apply(stepGrads, lr, update.updateMasks);
 

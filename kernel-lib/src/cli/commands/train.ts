@@ -1,4 +1,5 @@
 /** `gmt-lab train`: one fine-tuning run from a base checkpoint, headless. */
+import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend';
@@ -34,6 +35,7 @@ export default defineCommand({
     batch: { type: 'number', summary: 'examples per micro-batch', min: 1, integer: true, default: D.batchSize },
     lr: { type: 'number', summary: 'peak learning rate', min: 0, minExclusive: true, default: D.lr },
     warmup: { type: 'number', summary: 'warmup updates', min: 0, integer: true, default: D.warmup },
+    clipNorm: { type: 'number', summary: 'global-norm clip of Γ before the mask (0 = off)', min: 0, default: D.clipNorm ?? 0 },
     seed: { type: 'number', summary: 'run seed', integer: true, default: D.seed },
     dataSeed: { type: 'number', summary: 'task data seed', integer: true, default: D.dataSeed },
     evalEvery: { type: 'number', summary: 'validation loss every K updates (0 = at the end)', min: 0, integer: true, default: D.evalEvery },
@@ -55,7 +57,7 @@ export default defineCommand({
     }
     const config: Partial<FinetuneConfig> = {
       task: o.task, method: o.method, methodOptions, base: o.base ?? o.preset, steps: o.steps, accum: o.accum, batchSize: o.batch,
-      lr: o.lr, warmup: Math.min(o.warmup, o.steps), seed: o.seed, dataSeed: o.dataSeed, evalEvery: o.evalEvery,
+      lr: o.lr, warmup: Math.min(o.warmup, o.steps), clipNorm: o.clipNorm === 0 ? null : o.clipNorm, seed: o.seed, dataSeed: o.dataSeed, evalEvery: o.evalEvery,
       testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase,
     };
     const backend = await initBackend({ quiet: true });
@@ -64,21 +66,27 @@ export default defineCommand({
     const result = await finetune(config, {
       onUpdate,
       onEval: (e) => io.stderr(`eval @${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}\n`),
-      onGradients: o.dumpFirstUpdate === undefined ? undefined : async ({ step, accumulated, masked }) => {
+      onGradients: o.dumpFirstUpdate === undefined ? undefined : ({ step, methodInput, masked }) => {
         if (step !== 1) return;
+        // grad/ is Γ exactly as the method saw it, so that masked = grad ⊙ M holds entry by entry.
         const tensors: Record<string, SafetensorsTensor> = {};
         const add = (prefix: string, grads: ReadonlyMap<string, tf.Tensor>): void => {
           for (const [name, g] of grads) tensors[`${prefix}/${name}`] = { dtype: 'F32', shape: [...g.shape], data: g.dataSync() as Float32Array };
         };
-        add('grad', accumulated);
+        add('grad', methodInput);
         add('masked', masked);
-        saveSafetensors(o.dumpFirstUpdate as string, tensors, { method: o.method, methodOptions: JSON.stringify(methodOptions) });
+        saveSafetensors(o.dumpFirstUpdate as string, tensors, {
+          method: o.method,
+          methodOptions: JSON.stringify(methodOptions),
+          note: 'grad/<param> is the averaged gradient of the first update as the method received it (after global-norm clipping, which comes before the mask); masked/<param> is what the optimizer received',
+        });
         io.stderr(`gmt-lab train: wrote the first update's gradients to ${o.dumpFirstUpdate}\n`);
       },
       keepModel: o.out !== undefined,
     });
     const { model, ...record } = result;
     if (o.out !== undefined && model) {
+      mkdirSync(o.out, { recursive: true });
       saveCheckpoint(path.join(o.out, 'model.safetensors'), model, { 'finetune.config': JSON.stringify(record.config) });
       writeJsonAtomic(path.join(o.out, 'result.json'), record);
       model.dispose();
