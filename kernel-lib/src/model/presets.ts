@@ -11,7 +11,7 @@ export type GPTPresetName = 'nano' | 'micro' | 'mini';
 /** Architecture of each preset (vocabulary and seed come from the caller). */
 export const GPT_PRESETS: Readonly<Record<GPTPresetName, Readonly<Partial<GPTConfig>>>> = Object.freeze({
   /** ~0.1M parameters: tests and quick checks. */
-  nano: Object.freeze({ contextLength: 64, dModel: 64, nLayers: 2, nHeads: 4 }),
+  nano: Object.freeze({ contextLength: 128, dModel: 64, nLayers: 2, nHeads: 4 }),
   /** ~0.8M parameters: the CPU default (wasm trains it at a few updates per second). */
   micro: Object.freeze({ contextLength: 128, dModel: 128, nLayers: 4, nHeads: 4 }),
   /** ~10M parameters: for a GPU backend. */

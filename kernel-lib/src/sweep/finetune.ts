@@ -22,6 +22,7 @@ import { getStrategy } from '../tuning/registry';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { Rng } from '../util/rng';
 import { resolveBaseCheckpoint } from './paths';
+import { PROTOCOL_MAX_VALUE } from './protocol';
 
 /** Everything that defines a fine-tuning run. Saved verbatim beside every result. */
 export interface FinetuneConfig {
@@ -134,6 +135,7 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   if (config.task === 'math' || config.task === 'code') {
     const gen = config.task === 'math' ? generateMathTask : generateCodeTask;
     const splits = gen({
+      ...(config.task === 'math' ? { maxValue: PROTOCOL_MAX_VALUE } : {}),
       seed: config.dataSeed,
       validationSize: config.valSize,
       testSize: Math.max(config.testSize, 1),

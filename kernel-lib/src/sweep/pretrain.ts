@@ -5,7 +5,7 @@
  * `gmt-lab pretrain` and `npm run pretrain` call it; the committed results live in `data/base/`.
  */
 import { CharTokenizer } from '../data/tokenizer';
-import { arithmeticFactExamples, generateGeneralCorpus } from '../data/tasks';
+import { arithmeticFactExamples, generateGeneralCorpus, resolveGeneralConfig } from '../data/tasks';
 import { PackedTextSampler, packText, sliceHostBatch } from '../data/batching';
 import { evaluateTask } from '../eval/scorers';
 import { GPT, type GPTConfig } from '../model/gpt';
@@ -15,6 +15,7 @@ import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../trai
 import { checkNumber, resolveConfig } from '../util/config';
 import * as tf from '@tensorflow/tfjs';
 import { greedyComplete } from './finetune';
+import { PROTOCOL_CORPUS } from './protocol';
 
 /** What defines a pre-training run. */
 export interface PretrainConfig {
@@ -43,14 +44,14 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
   preset: 'micro',
   seed: 0,
   dataSeed: 0,
-  corpusOptions: {},
-  steps: 2000,
+  corpusOptions: { ...PROTOCOL_CORPUS },
+  steps: 1200,
   batchSize: 16,
-  lr: 2e-3,
-  warmup: 100,
+  lr: 3e-3,
+  warmup: 50,
   minLrRatio: 0.1,
   weightDecay: 0.01,
-  evalEvery: 250,
+  evalEvery: 200,
 };
 
 /** The record saved beside a base checkpoint. */
@@ -87,13 +88,15 @@ export async function pretrain(
   const { out, ...hooks } = options;
   const tokenizer = new CharTokenizer();
   const corpus = generateGeneralCorpus({ seed: config.dataSeed, ...config.corpusOptions } as never);
+
   const model = new GPT(gptPreset(config.preset, { vocabSize: tokenizer.vocabSize, seed: config.seed }));
   try {
     const seqLen = model.config.contextLength;
     const sampler = new PackedTextSampler(corpus.train, tokenizer, { seqLen, batchSize: config.batchSize, seed: config.seed });
     const packedVal = packText(corpus.validation, tokenizer, { seqLen });
     const valBatch = sliceHostBatch(packedVal, 0, Math.min(packedVal.batchSize, 64));
-    const facts = arithmeticFactExamples();
+    const corpusConfig = resolveGeneralConfig({ seed: config.dataSeed, ...config.corpusOptions } as never);
+    const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
     const evaluate = async (): Promise<Record<string, number>> => {
       const tb = toTensorBatch(valBatch);
       const loss = tf.tidy(() => model.loss(tb));
