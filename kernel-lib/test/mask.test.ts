@@ -161,3 +161,74 @@ test('maskStatistics: kept fractions and Jaccard from one readback', async () =>
   assert.equal(none.jaccard, undefined);
   for (const t of [...a.values(), ...b.values(), loss]) t.dispose();
 });
+
+/** Drops `extras` so host-counted statistics compare with `maskStatistics` field by field. */
+function withoutExtras(s: { keptFraction: number; keptByTensor: Record<string, number>; jaccard?: number }): object {
+  return { keptFraction: s.keptFraction, keptByTensor: s.keptByTensor, ...(s.jaccard === undefined ? {} : { jaccard: s.jaccard }) };
+}
+
+// Sizes that straddle 32-bit words and exceed the quickselect cutoff, so every path of the
+// host bitset (partial words shared by two tensors, radix select, whole-segment keep) runs.
+const LARGE: { param: MaskParam; shape: number[] }[] = [
+  { param: { name: 'tok', group: 'embed' }, shape: [37, 41] },
+  { param: { name: 'b0.ln', group: 'block.0' }, shape: [3] },
+  { param: { name: 'b0.w', group: 'block.0' }, shape: [45, 47] },
+  { param: { name: 'b1.w', group: 'block.1' }, shape: [1025] },
+  { param: { name: 'head.out', group: 'head' }, shape: [19, 61] },
+];
+
+for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
+  test(`GradientMasker (${scope}): host-counted stats equal maskStatistics on the returned masks`, async () => {
+    const rng = new Rng(scope.length * 7 + 1);
+    const before = tf.memory().numTensors;
+    for (const kind of ['continuous', 'ties', 'wide'] as Kind[]) {
+      for (const ratio of [0.3, 0.9]) {
+        const masker = new GradientMasker(LARGE.map((p) => p.param), { ratio, scope });
+        let previous: Map<string, tf.Tensor> | undefined;
+        for (let update = 0; update < 3; update++) {
+          const host = new Map<string, Float32Array>();
+          const grads = new Map<string, tf.Tensor>();
+          for (const { param, shape } of LARGE) {
+            const v = randomValues(rng, shape.reduce((a, b) => a * b, 1), kind);
+            host.set(param.name, v);
+            grads.set(param.name, tf.tensor(v, shape));
+          }
+          const result = await masker.apply(grads);
+          const where = `${scope}/${kind}/k=${ratio}/update ${update}`;
+          // The exact contract still holds on these sizes (radix path included).
+          for (const segment of scopeSegments(LARGE.map((p) => p.param), scope)) {
+            const expected = referenceThreshold(segment.flatMap((n) => Array.from(host.get(n)!)), ratio);
+            for (const n of segment) assert.equal(result.thresholds.get(n), expected, `${where} ${n}`);
+          }
+          const reference = await maskStatistics(result.masks, previous);
+          assert.deepEqual(withoutExtras(result.stats), withoutExtras(reference), where);
+          assert.equal(result.stats.jaccard === undefined, update === 0, `${where}: Jaccard from the second update on`);
+          for (const t of [...grads.values(), ...result.grads.values()]) t.dispose();
+          for (const t of previous?.values() ?? []) t.dispose();
+          previous = result.masks;
+        }
+        for (const t of previous?.values() ?? []) t.dispose();
+      }
+    }
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+  });
+}
+
+test('GradientMasker.reset forgets the previous mask; an unchanged mask has Jaccard 1', async () => {
+  const masker = new GradientMasker(LARGE.map((p) => p.param), { ratio: 0.5, scope: 'global' });
+  const rng = new Rng(5);
+  const grads = new Map(LARGE.map(({ param, shape }) => [param.name, tf.tensor(randomValues(rng, shape.reduce((a, b) => a * b, 1), 'continuous'), shape)]));
+  const dispose = (r: { grads: Map<string, tf.Tensor>; masks: Map<string, tf.Tensor> }): void => {
+    for (const t of [...r.grads.values(), ...r.masks.values()]) t.dispose();
+  };
+  const first = await masker.apply(grads);
+  assert.equal(first.stats.jaccard, undefined);
+  const second = await masker.apply(grads);
+  assert.equal(second.stats.jaccard, 1);
+  masker.reset();
+  const third = await masker.apply(grads);
+  assert.equal(third.stats.jaccard, undefined);
+  assert.deepEqual(third.stats.keptByTensor, first.stats.keptByTensor);
+  for (const r of [first, second, third]) dispose(r);
+  for (const t of grads.values()) t.dispose();
+});

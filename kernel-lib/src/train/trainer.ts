@@ -468,7 +468,11 @@ export class Trainer {
     const lr = learningRateAt(this.schedule, t);
     optimizer.apply(stepGrads, lr, update.updateMasks);
 
-    const stats = await maskStatistics(update.masks, this.previousMasks, [lossMean, gradNorm]);
+    // Loss and ‖Γ‖ come back in one small readback; mask statistics too, unless the strategy
+    // already counted them (GMT does so on the host copy it selects from).
+    const known = update.masks ? update.stats : undefined;
+    const read = await maskStatistics(known ? undefined : update.masks, known ? undefined : this.previousMasks, [lossMean, gradNorm]);
+    const stats = known ? { ...known, extras: read.extras } : read;
     lossMean.dispose();
     gradNorm.dispose();
     // Keep this update's masks (for the next Jaccard) unless they are also gradients we free.

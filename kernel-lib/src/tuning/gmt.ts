@@ -47,8 +47,8 @@ export class GmtStrategy implements TuningStrategy<GmtOptions> {
   async transform(accumulatedGrads: ReadonlyMap<string, tf.Tensor>): Promise<MaskedUpdate> {
     // ratio 0 keeps every entry; take the identity path so that the run is SFT bit for bit.
     if (this.options.ratio === 0) return { grads: new Map(accumulatedGrads) };
-    const { grads, masks } = await requireInit(this.masker, 'gmt').apply(accumulatedGrads);
-    return this.options.maskUpdate ? { grads, masks, updateMasks: masks } : { grads, masks };
+    const { grads, masks, stats } = await requireInit(this.masker, 'gmt').apply(accumulatedGrads);
+    return this.options.maskUpdate ? { grads, masks, updateMasks: masks, stats } : { grads, masks, stats };
   }
 
   dispose(): void {}

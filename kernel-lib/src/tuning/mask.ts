@@ -13,9 +13,12 @@
  * floats order like their unsigned bit patterns), O(n) per segment, no sort, no sampling;
  * segments of ≤ 1024 entries use quickselect on a copy.
  *
- * Cost per update: one concat + one readback of all Γ entries, two or three linear passes in
- * JavaScript over a typed array, then a few tensor ops per parameter tensor to build M and Γ'.
- * Masking itself stays in tensor operations so it can run on an accelerator.
+ * Cost per update: one readback of all Γ entries (tensor by tensor), three linear passes in
+ * JavaScript over typed arrays (radix histogram, radix gather, marking M into a bitset), then
+ * four element-wise tensor ops per parameter tensor to build M and Γ'. Masking itself stays in
+ * tensor operations so it can run on an accelerator. The bitset gives the kept fractions and the
+ * Jaccard overlap with the previous update's mask by popcount, so the trainer needs no tensor
+ * statistics for GMT (`MaskResult.stats`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, checkNumber } from '../util/config';
@@ -52,6 +55,10 @@ function bitsToFloat(bits: number): number {
   u32Scratch[0] = bits;
   return f32Scratch[0] as number;
 }
+function floatToBits(x: number): number {
+  f32Scratch[0] = x;
+  return u32Scratch[0] as number;
+}
 
 const hist = new Uint32Array(2048);
 const SMALL_SEGMENT = 1024;
@@ -86,31 +93,21 @@ function quickselect(a: Uint32Array, n: number, rank: number): number {
 }
 
 /**
- * The `rank`-th smallest (0-based) |x| among `bits[start:end)`, where `bits` are float32 bit
- * patterns (the sign bit is ignored, so this is the absolute value). Radix select in three digits
- * of 11/10/10 bits: one histogram pass and one gather pass over the segment, then passes over the
- * (usually small) bucket that holds the answer; quickselect on a copy for small segments.
- * `scratch` must hold `end − start` entries.
- * Returns the exact float value.
+ * Radix select in three digits of 11/10/10 bits over `src[start:end)` (sign bits ignored): one
+ * histogram pass and one gather pass over the range, then passes over the (usually small) bucket
+ * that holds the answer. `src` may be `scratch` itself with `start = 0` (the gather never
+ * overtakes the read). Returns the bit pattern of the `rank`-th smallest |x|.
  */
-export function selectAbsBits(bits: Uint32Array, start: number, end: number, rank: number, scratch: Uint32Array): number {
-  const n = end - start;
-  if (!(rank >= 0 && rank < n)) throw new RangeError(`selectAbsBits: rank ${rank} outside [0, ${n})`);
-  if (scratch.length < n) throw new RangeError(`selectAbsBits: scratch holds ${scratch.length} < ${n}`);
-  if (n <= SMALL_SEGMENT) {
-    // Clearing 2048 histogram bins would dominate a small segment: select on a copy instead.
-    for (let i = 0; i < n; i++) scratch[i] = (bits[start + i] as number) & 0x7fffffff;
-    return bitsToFloat(quickselect(scratch, n, rank));
-  }
+function radixSelect(src: Uint32Array, start: number, end: number, rank: number, scratch: Uint32Array): number {
   let r = rank;
   // Digit 1: bits 30..20 (the sign bit is cleared).
   hist.fill(0);
-  for (let i = start; i < end; i++) hist[((bits[i] as number) & 0x7fffffff) >>> 20]++;
+  for (let i = start; i < end; i++) hist[((src[i] as number) & 0x7fffffff) >>> 20]++;
   let b1 = 0;
   while (r >= (hist[b1] as number)) r -= hist[b1++] as number;
   let c = 0;
   for (let i = start; i < end; i++) {
-    const u = (bits[i] as number) & 0x7fffffff;
+    const u = (src[i] as number) & 0x7fffffff;
     if (u >>> 20 === b1) scratch[c++] = u;
   }
   // Digit 2: bits 19..10, over the gathered bucket only.
@@ -128,7 +125,25 @@ export function selectAbsBits(bits: Uint32Array, start: number, end: number, ran
   for (let j = 0; j < c2; j++) hist[(scratch[j] as number) & 1023]++;
   let b3 = 0;
   while (r >= (hist[b3] as number)) r -= hist[b3++] as number;
-  return bitsToFloat(((b1 << 20) | (b2 << 10) | b3) >>> 0);
+  return ((b1 << 20) | (b2 << 10) | b3) >>> 0;
+}
+
+/**
+ * The `rank`-th smallest (0-based) |x| among `bits[start:end)`, where `bits` are float32 bit
+ * patterns (the sign bit is ignored, so this is the absolute value; NaN orders above +∞).
+ * Radix select (`radixSelect`) for large segments; quickselect on a copy for ≤ 1024 entries.
+ * `scratch` must hold `end − start` entries. Returns the exact float value.
+ */
+export function selectAbsBits(bits: Uint32Array, start: number, end: number, rank: number, scratch: Uint32Array): number {
+  const n = end - start;
+  if (!(rank >= 0 && rank < n)) throw new RangeError(`selectAbsBits: rank ${rank} outside [0, ${n})`);
+  if (scratch.length < n) throw new RangeError(`selectAbsBits: scratch holds ${scratch.length} < ${n}`);
+  if (n <= SMALL_SEGMENT) {
+    // Clearing 2048 histogram bins would dominate a small segment: select on a copy instead.
+    for (let i = 0; i < n; i++) scratch[i] = (bits[start + i] as number) & 0x7fffffff;
+    return bitsToFloat(quickselect(scratch, n, rank));
+  }
+  return bitsToFloat(radixSelect(bits, start, end, rank, scratch));
 }
 
 /**
@@ -171,6 +186,19 @@ export function scopeSegments(params: readonly MaskParam[], scope: MaskScope): s
   return [...groups.values()];
 }
 
+/**
+ * Kept fractions of one update's mask and its overlap with the previous update's, as the trainer
+ * records them (`UpdateRecord.keptFraction`, `keptByTensor`, `maskJaccard`).
+ */
+export interface MaskUpdateStats {
+  /** Kept entries / all entries, over every masked tensor. */
+  keptFraction: number;
+  /** Kept fraction per parameter name. */
+  keptByTensor: Record<string, number>;
+  /** |M ∩ M_prev| / |M ∪ M_prev| over all entries (1 when both are empty); undefined without a previous mask. */
+  jaccard?: number;
+}
+
 /** Output of one masking pass. All tensors are new and owned by the caller. */
 export interface MaskResult {
   /** Γ ⊙ M per parameter name. */
@@ -179,11 +207,98 @@ export interface MaskResult {
   masks: Map<string, tf.Tensor>;
   /** T_k per parameter name (the threshold of its segment; −∞ = all kept). */
   thresholds: Map<string, number>;
+  /**
+   * Kept fractions of `masks` and their Jaccard overlap with the mask of this masker's previous
+   * `apply` (none after construction or `reset()`), counted on the host from the same readback
+   * the thresholds came from: equal to `maskStatistics(masks, previousMasks)` without its tensor
+   * work and second readback.
+   */
+  stats: MaskUpdateStats;
+}
+
+/** Number of set bits of a 32-bit word. */
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) as number;
+}
+
+/** Set bits of `words` in the bit range [from, to). */
+function countBits(words: Uint32Array, from: number, to: number): number {
+  if (to <= from) return 0;
+  const first = from >>> 5;
+  const last = (to - 1) >>> 5;
+  const headMask = -1 << (from & 31);
+  const tailMask = -1 >>> (31 - ((to - 1) & 31));
+  if (first === last) return popcount32((words[first] as number) & headMask & tailMask);
+  let k = popcount32((words[first] as number) & headMask) + popcount32((words[last] as number) & tailMask);
+  for (let w = first + 1; w < last; w++) k += popcount32(words[w] as number);
+  return k;
+}
+
+/** Bits of +∞: non-negative float32 above it are NaN. */
+const FINITE_MAX_BITS = 0x7f800000;
+
+/** One tensor's entries as float32 bit patterns, and where they start in the flat (bitset) order. */
+interface ScorePart {
+  bits: Uint32Array;
+  offset: number;
 }
 
 /**
- * Computes exact-quantile masks for a fixed parameter layout, reusing its scratch buffers across
- * updates. Used by GMT (every update), SIFT (first update) and ChildTuning-D (on Fisher scores).
+ * Writes bits [o, o + n) of `words` for one part (o = part.offset, n = its size): bit o + j is 1
+ * iff lowBits ≤ |x_j| bits ≤ highBits. All operands are < 2³¹, so the differences fit an int32
+ * and their signs are the comparisons. Bits of other parts sharing a word are left as they are.
+ */
+function markPart(part: ScorePart, words: Uint32Array, lowBits: number, highBits: number): void {
+  const { bits, offset } = part;
+  const end = offset + bits.length;
+  if (end <= offset) return;
+  const firstWord = offset >>> 5;
+  const lastWord = (end - 1) >>> 5;
+  for (let w = firstWord; w <= lastWord; w++) {
+    const b0 = w === firstWord ? offset & 31 : 0;
+    const b1 = w === lastWord ? ((end - 1) & 31) + 1 : 32;
+    const base = (w << 5) - offset;
+    let word = 0;
+    // Highest bit first, shifting left: cheaper in V8 than a variable shift per entry.
+    for (let b = b1 - 1; b >= b0; b--) {
+      const u = (bits[base + b] as number) & 0x7fffffff;
+      word = (word << 1) | (~((u - lowBits) | (highBits - u)) >>> 31);
+    }
+    const span = b1 - b0 === 32 ? -1 : ((1 << (b1 - b0)) - 1) << b0;
+    words[w] = ((words[w] as number) & ~span) | (word << b0);
+  }
+}
+
+/** Clears the sign bits of a[0:n) in place and returns `a`. */
+function maskSignBits(a: Uint32Array, n: number): Uint32Array {
+  for (let i = 0; i < n; i++) a[i] = (a[i] as number) & 0x7fffffff;
+  return a;
+}
+
+/**
+ * M = [|score| ≥ T] as float32, exactly. For T > 0 it is computed as step(|score| − T⁻), T⁻ the
+ * largest float32 below T: |s| ≥ T ⇔ |s| > T⁻, and the float32 difference of two floats keeps its
+ * sign (it is never rounded to 0 unless the floats are equal; this assumes no flush-to-zero of
+ * subnormals, true of IEEE float32 on cpu and wasm). On wasm this is about 3× cheaper than
+ * cast(greaterEqual(·)). T ≤ 0 (including −∞) keeps everything.
+ */
+function keepMask(score: tf.Tensor, threshold: number): tf.Tensor {
+  if (threshold <= 0) return tf.onesLike(score);
+  if (Number.isNaN(threshold)) return tf.zerosLike(score); // nothing is ≥ NaN
+  const below = bitsToFloat(floatToBits(threshold) - 1);
+  return tf.tidy(() => tf.step(tf.sub(tf.abs(score), below)));
+}
+
+/**
+ * Computes exact-quantile masks for a fixed parameter layout, reusing its buffers across updates.
+ * Used by GMT (every update), SIFT (first update) and ChildTuning-D (on Fisher scores).
+ *
+ * Per `apply`: one readback of every score entry, an exact selection per segment on a reused
+ * host buffer, one more host pass that packs M into a bitset (kept counts per tensor and the
+ * Jaccard overlap with the previous `apply`'s bitset come from popcounts), and four cheap tensor
+ * ops per parameter to build M and Γ ⊙ M on the device.
  */
 export class GradientMasker {
   readonly ratio: number;
@@ -191,6 +306,9 @@ export class GradientMasker {
   private readonly segments: string[][];
   private readonly order: string[];
   private scratch: Uint32Array = new Uint32Array(0);
+  private keptBits: Uint32Array = new Uint32Array(0);
+  private previousBits: Uint32Array = new Uint32Array(0);
+  private previousKept = -1;
 
   constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope }) {
     this.ratio = checkMaskRatio('ratio', options.ratio);
@@ -204,72 +322,143 @@ export class GradientMasker {
     this.order = this.segments.flat();
   }
 
-  /**
-   * T_k per parameter, from one batched readback of all entries of `scores` (|·| is taken).
-   * `scores` must hold a float32 tensor for every parameter the masker was built with.
-   */
-  async thresholds(scores: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, number>> {
-    const tensors = this.order.map((name) => {
+  /** Forgets the previous mask: the next `apply` reports no Jaccard overlap. */
+  reset(): void {
+    this.previousKept = -1;
+  }
+
+  private scoreTensors(scores: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] {
+    return this.order.map((name) => {
       const t = scores.get(name);
       if (!t) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
       if (t.dtype !== 'float32') throw new Error(`GradientMasker: "${name}" has dtype ${t.dtype}, expected float32`);
       return t;
     });
-    const flat = tf.tidy(() => (tensors.length === 1 ? tensors[0]!.reshape([-1]) : tf.concat(tensors.map((t) => t.reshape([-1])))));
-    const values = (await flat.data()) as Float32Array;
-    flat.dispose();
-    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-    const out = new Map<string, number>();
+  }
+
+  /**
+   * Reads every score back, tensor by tensor (on wasm cheaper than one concat and one readback;
+   * on cpu no copy at all), as bit-pattern views in `order`.
+   */
+  private async readScores(tensors: tf.Tensor[]): Promise<ScorePart[]> {
+    const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
     let offset = 0;
-    let ti = 0;
+    return values.map((v) => {
+      const part = { bits: new Uint32Array(v.buffer, v.byteOffset, v.length), offset };
+      offset += v.length;
+      return part;
+    });
+  }
+
+  /**
+   * T_k per parameter, from one batched readback of all entries of `scores` (|·| is taken).
+   * `scores` must hold a float32 tensor for every parameter the masker was built with.
+   */
+  async thresholds(scores: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, number>> {
+    const thresholds = this.selectAndMark(await this.readScores(this.scoreTensors(scores)));
+    return new Map(this.order.map((name, i) => [name, thresholds[i] as number]));
+  }
+
+  /**
+   * Selects T_k of every segment and packs M into `this.keptBits` (bit i = entry i in `order`):
+   * per segment, a contiguous copy of its bit patterns, an exact select on it (quickselect up to
+   * 1024 entries, radix select above), then a marking pass.
+   */
+  private selectAndMark(parts: ScorePart[]): number[] {
+    const last = parts[parts.length - 1];
+    const total = last ? last.offset + last.bits.length : 0;
+    const words = (total + 31) >>> 5;
+    if (this.keptBits.length !== words) {
+      this.keptBits = new Uint32Array(words);
+      this.previousBits = new Uint32Array(words);
+      this.previousKept = -1;
+    }
+    const cur = this.keptBits;
+    const thresholds: number[] = [];
+    let p0 = 0;
     for (const segment of this.segments) {
+      const p1 = p0 + segment.length;
       let n = 0;
-      for (let j = 0; j < segment.length; j++) n += tensors[ti + j]!.size;
+      for (let p = p0; p < p1; p++) n += parts[p]!.bits.length;
       const m = dropCount(this.ratio, n);
       let threshold = -Infinity;
-      if (m > 0) {
+      if (m === 0) {
+        for (let p = p0; p < p1; p++) markPart(parts[p]!, cur, 0, 0x7fffffff);
+      } else {
         if (this.scratch.length < n) this.scratch = new Uint32Array(n);
-        threshold = selectAbsBits(bits, offset, offset + n, m, this.scratch);
+        // Marking separately was measured faster than marking during radix select's gather pass.
+        let c = 0;
+        for (let p = p0; p < p1; p++) {
+          this.scratch.set(parts[p]!.bits, c);
+          c += parts[p]!.bits.length;
+        }
+        const tb = n <= SMALL_SEGMENT ? quickselect(maskSignBits(this.scratch, n), n, m) : radixSelect(this.scratch, 0, n, m, this.scratch);
+        for (let p = p0; p < p1; p++) markPart(parts[p]!, cur, tb, FINITE_MAX_BITS);
+        threshold = bitsToFloat(tb);
       }
-      for (const name of segment) out.set(name, threshold);
-      offset += n;
-      ti += segment.length;
+      for (let j = 0; j < segment.length; j++) thresholds.push(threshold);
+      p0 = p1;
     }
-    return out;
+    return thresholds;
+  }
+
+  /**
+   * Kept fractions from the bitset and the Jaccard overlap with the previous call's bitset;
+   * then the bitset becomes the previous one.
+   */
+  private keptStatistics(sizes: number[]): MaskUpdateStats {
+    const cur = this.keptBits;
+    const prev = this.previousBits;
+    const keptByTensor: Record<string, number> = {};
+    let kept = 0;
+    let offset = 0;
+    for (let ti = 0; ti < sizes.length; ti++) {
+      const n = sizes[ti] as number;
+      const k = countBits(cur, offset, offset + n);
+      keptByTensor[this.order[ti] as string] = n === 0 ? 1 : k / n;
+      kept += k;
+      offset += n;
+    }
+    const stats: MaskUpdateStats = { keptFraction: offset === 0 ? 1 : kept / offset, keptByTensor };
+    if (this.previousKept >= 0) {
+      let inter = 0;
+      for (let w = 0; w < cur.length; w++) inter += popcount32((cur[w] as number) & (prev[w] as number));
+      const union = kept + this.previousKept - inter;
+      stats.jaccard = union === 0 ? 1 : inter / union;
+    }
+    this.keptBits = prev;
+    this.previousBits = cur;
+    this.previousKept = kept;
+    return stats;
   }
 
   /**
    * Masks `grads` by the thresholds of `scores` (by default the gradients themselves, as GMT does):
-   * M = [|score| ≥ T_k], Γ' = Γ ⊙ M. Inputs are not disposed.
+   * M = [|score| ≥ T_k], Γ' = Γ ⊙ M. Inputs are not disposed. Γ is assumed finite: a NaN entry
+   * makes Γ' NaN whatever its mask entry says (`stats` count it as dropped where T_k > 0).
    */
   async apply(grads: ReadonlyMap<string, tf.Tensor>, scores: ReadonlyMap<string, tf.Tensor> = grads): Promise<MaskResult> {
-    const thresholds = await this.thresholds(scores);
+    const tensors = this.scoreTensors(scores);
+    for (const name of this.order) if (!grads.has(name)) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
+    const thresholds = this.selectAndMark(await this.readScores(tensors));
+    const sizes = tensors.map((t) => t.size);
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();
-    for (const name of this.order) {
-      const g = grads.get(name);
-      if (!g) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
-      const score = scores.get(name)!;
-      const threshold = thresholds.get(name)!;
-      const [mask, masked] = tf.tidy(() => {
-        const m = tf.cast(tf.greaterEqual(tf.abs(score), tf.scalar(threshold)), 'float32');
-        return [m, tf.mul(g, m)];
-      });
+    const thresholdByName = new Map<string, number>();
+    this.order.forEach((name, i) => {
+      const threshold = thresholds[i] as number;
+      const mask = keepMask(tensors[i]!, threshold);
       masks.set(name, mask);
-      maskedGrads.set(name, masked);
-    }
-    return { grads: maskedGrads, masks, thresholds };
+      // Γ ⊙ 1 is Γ bit for bit: share the storage instead of multiplying.
+      maskedGrads.set(name, threshold <= 0 ? tf.clone(grads.get(name)!) : tf.mul(grads.get(name)!, mask));
+      thresholdByName.set(name, threshold);
+    });
+    return { grads: maskedGrads, masks, thresholds: thresholdByName, stats: this.keptStatistics(sizes) };
   }
 }
 
 /** Kept fractions and mask overlap of one update, from one readback. */
-export interface MaskStatistics {
-  /** Kept entries / all entries, over every masked tensor. */
-  keptFraction: number;
-  /** Kept fraction per parameter name. */
-  keptByTensor: Record<string, number>;
-  /** |M ∩ M_prev| / |M ∪ M_prev| over all entries; undefined without a previous mask. */
-  jaccard?: number;
+export interface MaskStatistics extends MaskUpdateStats {
   /** Values of the `extras` scalars, read back in the same transfer. */
   extras: number[];
 }

@@ -11,6 +11,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { HostBatch, ParamInfo } from '../types';
+import type { MaskUpdateStats } from './mask';
 
 /** What a strategy's `transform` returns. */
 export interface MaskedUpdate {
@@ -23,6 +24,13 @@ export interface MaskedUpdate {
    * unchanged by the step. GMT's `maskUpdate: true`, HFT's frozen tensors, SIFT's frozen entries.
    */
   updateMasks?: Map<string, tf.Tensor>;
+  /**
+   * Statistics of `masks` that the strategy already knows (GMT counts them on the host while it
+   * selects; fixed masks cache them): kept fractions, and the Jaccard overlap with the masks of
+   * the previous `transform` of this run. When given, the trainer records these instead of
+   * computing them from the mask tensors; they must equal `maskStatistics(masks, previousMasks)`.
+   */
+  stats?: MaskUpdateStats;
 }
 
 /** Handed to `init` once, before the first update. */
