@@ -40,6 +40,37 @@ function sameMasks(a: RecordedUpdate, b: RecordedUpdate): boolean {
   }
   return true;
 }
+/**
+ * The record's keptFraction, keptByTensor and maskJaccard, recomputed on the host from the
+ * recorded masks: whether the trainer counted them or the strategy handed them over precomputed
+ * (`MaskedUpdate.stats`), they must mean the same.
+ */
+function assertRecordedStats(updates: RecordedUpdate[], history: UpdateRecord[]): void {
+  let previous: Map<string, Float32Array> | undefined;
+  updates.forEach((u, t) => {
+    const h = history[t]!;
+    let kept = 0;
+    let total = 0;
+    let inter = 0;
+    let prevKept = 0;
+    for (const [name, m] of u.masks!) {
+      const k = m.reduce((a, b) => a + b, 0);
+      assert.equal(h.keptByTensor![name], k / m.length, `update ${t + 1} keptByTensor[${name}]`);
+      kept += k;
+      total += m.length;
+      const p = previous?.get(name);
+      if (p) m.forEach((x, i) => {
+        inter += x * p[i]!;
+        prevKept += p[i]!;
+      });
+    }
+    assert.equal(h.keptFraction, kept / total, `update ${t + 1} keptFraction`);
+    const union = kept + prevKept - inter;
+    assert.equal(h.maskJaccard, previous ? (union === 0 ? 1 : inter / union) : undefined, `update ${t + 1} maskJaccard`);
+    previous = u.masks;
+  });
+}
+
 function assertBinary(u: RecordedUpdate): void {
   for (const [name, m] of u.masks!) for (const x of m) assert.ok(x === 0 || x === 1, `${name}: mask entry ${x}`);
 }
@@ -84,6 +115,7 @@ const ROWS: Record<string, Row> = {
       // Re-selected every update: the masks are not all identical and the Jaccard is recorded.
       assert.ok(!sameMasks(updates[0]!, updates[STEPS - 1]!), 'mask changes across updates');
       assert.ok(history.slice(1).every((h) => h.maskJaccard !== undefined && h.maskJaccard < 1));
+      assertRecordedStats(updates, history);
     },
   },
   'random-mask': {
@@ -114,17 +146,18 @@ const ROWS: Record<string, Row> = {
   },
   'childtuning-d': {
     options: { ratio: 0.3, batches: 3 },
-    check(updates) {
+    check(updates, _model, history) {
       for (const u of updates) {
         assertBinary(u);
         assert.ok(overallKept(u) >= 0.7 - 1e-9 && overallKept(u) < 0.75, `global top-p kept ${overallKept(u)}`);
         assert.ok(sameMasks(u, updates[0]!), 'fixed mask');
       }
+      assertRecordedStats(updates, history);
     },
   },
   hft: {
     options: { stages: 2 },
-    check(updates, model) {
+    check(updates, model, history) {
       const groups = hftGroups(model.params);
       const frozenSets: string[] = [];
       for (const u of updates) {
@@ -145,6 +178,7 @@ const ROWS: Record<string, Row> = {
       assert.equal(frozenSets[0], frozenSets[1]);
       assert.equal(frozenSets[2], frozenSets[3]);
       assert.notEqual(frozenSets[0], frozenSets[2], 're-drawn at the stage boundary');
+      assertRecordedStats(updates, history);
     },
   },
   sift: {
@@ -153,6 +187,7 @@ const ROWS: Record<string, Row> = {
       checkGmtMask(updates[0]!, model, 0.4, 'tensor');
       for (const u of updates) assert.ok(sameMasks(u, updates[0]!), 'fixed after the first update');
       for (const h of history.slice(1)) assert.equal(h.maskJaccard, 1);
+      assertRecordedStats(updates, history);
     },
   },
 };

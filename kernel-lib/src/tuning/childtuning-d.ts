@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, checkNumber, resolveConfig } from '../util/config';
-import { GradientMasker } from './mask';
-import { cloneAll } from './sift';
+import { GradientMasker, type MaskUpdateStats } from './mask';
+import { cloneAll, fixedMaskStats } from './sift';
 import { requireInit, type MaskedUpdate, type StrategyInitContext, type TuningStrategy } from './strategy';
 
 /** Options of `childtuning-d`. Give `p` or `ratio` (= 1 − p), not both. */
@@ -30,6 +30,8 @@ export class ChildTuningDStrategy implements TuningStrategy<ChildTuningDOptions>
   /** Fraction zeroed, resolved from `p` or `ratio`. */
   readonly maskRatio: number;
   private fixed?: Map<string, tf.Tensor>;
+  private fixedStats?: MaskUpdateStats;
+  private applied = false;
 
   constructor(options?: Partial<ChildTuningDOptions>) {
     const o = resolveConfig(CHILDTUNING_D_DEFAULTS, options, 'childtuning-d options');
@@ -65,10 +67,12 @@ export class ChildTuningDStrategy implements TuningStrategy<ChildTuningDOptions>
       sum.dispose();
     }
     const masker = new GradientMasker(ctx.params, { ratio: this.maskRatio, scope: 'global' });
-    const { grads, masks } = await masker.apply(fisher);
+    const { grads, masks, stats } = await masker.apply(fisher);
     for (const t of grads.values()) t.dispose();
     for (const t of fisher.values()) t.dispose();
     this.fixed = masks;
+    this.fixedStats = stats;
+    this.applied = false;
   }
 
   transform(accumulatedGrads: ReadonlyMap<string, tf.Tensor>): MaskedUpdate {
@@ -79,11 +83,14 @@ export class ChildTuningDStrategy implements TuningStrategy<ChildTuningDOptions>
       if (!m) throw new Error(`childtuning-d: no mask for parameter "${name}"`);
       grads.set(name, tf.mul(g, m));
     }
-    return { grads, masks: cloneAll(fixed) };
+    const stats = this.fixedStats ? fixedMaskStats(this.fixedStats, this.applied) : undefined;
+    this.applied = true;
+    return { grads, masks: cloneAll(fixed), ...(stats ? { stats } : {}) };
   }
 
   dispose(): void {
     if (this.fixed) for (const t of this.fixed.values()) t.dispose();
     this.fixed = undefined;
+    this.fixedStats = undefined;
   }
 }

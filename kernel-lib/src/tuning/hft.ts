@@ -11,6 +11,7 @@ import { checkNumber, resolveConfig } from '../util/config';
 import { Rng, deriveSeed } from '../util/rng';
 import type { ParamInfo } from '../types';
 import { checkSeedOption } from './random-mask';
+import type { MaskUpdateStats } from './mask';
 import { requireInit, type MaskedUpdate, type StrategyInitContext, type TuningStrategy } from './strategy';
 
 /** Options of `hft`. */
@@ -44,6 +45,8 @@ export class HftStrategy implements TuningStrategy<HftOptions> {
   private stageLength = 1;
   private stage = -1;
   private frozen = new Set<string>();
+  /** Frozen names of the previous update (for the Jaccard overlap); undefined before the first. */
+  private previousFrozen?: Set<string>;
 
   constructor(options?: Partial<HftOptions>) {
     const o = resolveConfig(HFT_DEFAULTS, options, 'hft options');
@@ -57,6 +60,7 @@ export class HftStrategy implements TuningStrategy<HftOptions> {
     this.seed = this.options.seed ?? deriveSeed(ctx.seed, 'hft');
     this.stageLength = Math.max(1, Math.ceil(ctx.steps / this.options.stages));
     this.stage = -1;
+    this.previousFrozen = undefined;
   }
 
   /** Names frozen in the current stage (after the first `transform` of the stage). */
@@ -87,7 +91,34 @@ export class HftStrategy implements TuningStrategy<HftOptions> {
       grads.set(name, frozen ? tf.zerosLike(g) : g);
       masks.set(name, frozen ? tf.zerosLike(g) : tf.onesLike(g));
     }
-    return { grads, masks, updateMasks: masks };
+    const stats = this.statistics(accumulatedGrads);
+    this.previousFrozen = new Set(this.frozen);
+    return { grads, masks, updateMasks: masks, stats };
+  }
+
+  /** Whole tensors are kept or frozen, so the mask statistics follow from tensor sizes alone. */
+  private statistics(grads: ReadonlyMap<string, tf.Tensor>): MaskUpdateStats {
+    const keptByTensor: Record<string, number> = {};
+    let kept = 0;
+    let total = 0;
+    let inter = 0;
+    let prevKept = 0;
+    for (const [name, g] of grads) {
+      const isKept = !this.frozen.has(name);
+      keptByTensor[name] = isKept || g.size === 0 ? 1 : 0;
+      total += g.size;
+      if (isKept) kept += g.size;
+      if (this.previousFrozen && !this.previousFrozen.has(name)) {
+        prevKept += g.size;
+        if (isKept) inter += g.size;
+      }
+    }
+    const stats: MaskUpdateStats = { keptFraction: total === 0 ? 1 : kept / total, keptByTensor };
+    if (this.previousFrozen) {
+      const union = kept + prevKept - inter;
+      stats.jaccard = union === 0 ? 1 : inter / union;
+    }
+    return stats;
   }
 
   dispose(): void {}

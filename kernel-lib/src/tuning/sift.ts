@@ -4,7 +4,7 @@
  * scope rule as GMT), and that mask is kept fixed for the whole run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GradientMasker } from './mask';
+import { GradientMasker, type MaskUpdateStats } from './mask';
 import { GMT_DEFAULTS, resolveGmtOptions, type GmtOptions } from './gmt';
 import { requireInit, type MaskedUpdate, type StrategyInitContext, type TuningStrategy } from './strategy';
 
@@ -18,6 +18,7 @@ export class SiftStrategy implements TuningStrategy<SiftOptions> {
   readonly options: Readonly<SiftOptions>;
   private masker?: GradientMasker;
   private fixed?: Map<string, tf.Tensor>;
+  private fixedStats?: MaskUpdateStats;
 
   constructor(options?: Partial<SiftOptions>) {
     this.options = resolveGmtOptions(options, 'sift');
@@ -32,19 +33,32 @@ export class SiftStrategy implements TuningStrategy<SiftOptions> {
     if (!this.fixed) {
       const first = await requireInit(this.masker, 'sift').apply(accumulatedGrads);
       this.fixed = first.masks;
+      this.fixedStats = first.stats;
       const masks = cloneAll(this.fixed);
-      return { grads: first.grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}) };
+      return { grads: first.grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), stats: fixedMaskStats(first.stats, false) };
     }
     const grads = new Map<string, tf.Tensor>();
     for (const [name, mask] of this.fixed) grads.set(name, tf.mul(accumulatedGrads.get(name)!, mask));
     const masks = cloneAll(this.fixed);
-    return { grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}) };
+    return { grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), stats: fixedMaskStats(this.fixedStats!, true) };
   }
 
   dispose(): void {
     if (this.fixed) for (const t of this.fixed.values()) t.dispose();
     this.fixed = undefined;
+    this.fixedStats = undefined;
   }
+}
+
+/**
+ * The statistics of a mask that does not change, for `MaskedUpdate.stats`: a fresh copy of the
+ * kept fractions, and a Jaccard overlap of 1 with the previous update's (identical) mask when
+ * there was one.
+ */
+export function fixedMaskStats(stats: MaskUpdateStats, hadPrevious: boolean): MaskUpdateStats {
+  const out: MaskUpdateStats = { keptFraction: stats.keptFraction, keptByTensor: { ...stats.keptByTensor } };
+  if (hadPrevious) out.jaccard = 1;
+  return out;
 }
 
 /** Clones every tensor of a map (storage is shared; the clones are the caller's to dispose). */
