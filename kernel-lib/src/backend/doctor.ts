@@ -30,7 +30,8 @@ export interface DoctorReport {
     tslab?: string;
     'kernel-lib': string;
   };
-  wasm: { simd: boolean; threads: boolean } | null;
+  /** SIMD flag, tfjs's own thread flag (always false in Node), and the matmul pool size in use. */
+  wasm: { simd: boolean; threads: boolean; poolThreads: number; threadsNote: string } | null;
   cpus: number;
   platform: string;
   /** One row per known backend, fastest first. */
@@ -81,6 +82,11 @@ export async function doctor(): Promise<DoctorReport> {
     wasm = {
       simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')),
       threads: Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')),
+      poolThreads: chosen.backend === 'wasm' ? chosen.threads : 1,
+      threadsNote: chosen.threadsReason ??
+        (chosen.threads > 1
+          ? 'threaded SIMD binary enabled through GMT_WASM_THREADS'
+          : 'single thread: tfjs disables wasm threads in Node; GMT_WASM_THREADS=2 enables the threaded binary (opt-in: it speeds up large matmuls on idle cores, and slows small ones when cores are busy)'),
     };
   }
 
@@ -127,7 +133,7 @@ export function formatDoctor(report: DoctorReport): string {
   const out: string[] = [];
   const kv = (k: string, v: string) => out.push(`${k.padEnd(20)}${v}`);
   kv('backend', `${report.backend} (tfjs "${report.tfjsBackend}", chosen by ${report.chosenBy})`);
-  if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, threads ${report.wasm.threads ? 'on' : 'off'}`);
+  if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, ${report.wasm.poolThreads} thread${report.wasm.poolThreads === 1 ? '' : 's'} (${report.wasm.threadsNote})`);
   kv('cpus', `${report.cpus} (${report.platform})`);
   for (const [name, version] of Object.entries(report.versions)) kv(name, version ?? '-');
   out.push('');

@@ -12,3 +12,4 @@ export {
   backendFromEnv,
 } from './select';
 export { doctor, formatDoctor, DoctorReport, DoctorBackendRow } from './doctor';
+export { enableWasmThreads, WasmThreadsOptions, WasmThreadsResult } from './wasm-threads';

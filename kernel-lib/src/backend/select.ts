@@ -7,7 +7,11 @@
  * libtensorflow from outside the npm registry); a missing one is a reason, not an error.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError } from '../util/config';
+import { checkNumber, ConfigError } from '../util/config';
+import { enableWasmThreads } from './wasm-threads';
+
+/** Threads of the wasm pool once `enableWasmThreads` succeeded in this process. */
+let activeWasmThreads = 1;
 
 /** The backends kernel-lib knows, fastest first. */
 export const BACKEND_ORDER = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
@@ -37,6 +41,10 @@ export interface BackendReport {
   candidates: BackendName[];
   /** Candidates tried before the chosen one, with the reason each was skipped. */
   skipped: { name: BackendName; reason: string }[];
+  /** Threads of the wasm backend's matmul pool (1 unless `GMT_WASM_THREADS` / `wasmThreads` asked for more and it worked). */
+  threads: number;
+  /** Why the wasm backend runs single-threaded although more threads were asked for. */
+  threadsReason?: string;
 }
 
 /** Options of {@link initBackend}. */
@@ -45,6 +53,11 @@ export interface InitBackendOptions {
   prefer?: BackendName[] | BackendName;
   /** Do not print the one-line summary. */
   quiet?: boolean;
+  /**
+   * Threads for the wasm backend's matmul pool (opt-in, default 1; `GMT_WASM_THREADS` wins).
+   * Helps large matmuls on otherwise idle cores; see `enableWasmThreads` for the trade-offs.
+   */
+  wasmThreads?: number;
 }
 
 const TFJS_NAME: Record<BackendName, string> = {
@@ -187,6 +200,11 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     source = 'default';
   }
 
+  const envThreads = process.env.GMT_WASM_THREADS;
+  const wasmThreads = envThreads !== undefined && envThreads.trim() !== ''
+    ? checkNumber('GMT_WASM_THREADS', Number(envThreads), { min: 1, max: 8, integer: true })
+    : checkNumber('initBackend: wasmThreads', opts.wasmThreads ?? 1, { min: 1, max: 8, integer: true });
+  let threadsReason: string | undefined;
   const skipped: BackendReport['skipped'] = [];
   for (const name of candidates) {
     const probe = probeBackend(name);
@@ -197,6 +215,11 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     let ok = false;
     let why = '';
     try {
+      if (name === 'wasm' && wasmThreads > 1 && tf.getBackend() !== 'wasm') {
+        const t = await enableWasmThreads({ threads: wasmThreads });
+        if (t.enabled) activeWasmThreads = t.threads;
+        else threadsReason = t.reason;
+      }
       ok = await tf.setBackend(probe.tfjsName);
       if (ok) await tf.ready();
       else why = `tf.setBackend('${probe.tfjsName}') returned false`;
@@ -207,7 +230,11 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       skipped.push({ name, reason: why });
       continue;
     }
-    current = { backend: name, tfjsBackend: tf.getBackend(), source, candidates, skipped };
+    const threads = activeWasmThreads;
+    if (name === 'wasm' && wasmThreads > threads && threadsReason === undefined) {
+      threadsReason = 'the wasm backend was already initialised single-threaded in this process';
+    }
+    current = { backend: name, tfjsBackend: tf.getBackend(), source, candidates, skipped, threads: name === 'wasm' ? threads : 1, ...(threadsReason ? { threadsReason } : {}) };
     if (!opts.quiet) console.log(summaryLine(current));
     return current;
   }
@@ -220,8 +247,7 @@ function summaryLine(r: BackendReport): string {
   let extra = '';
   if (r.backend === 'wasm') {
     const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'on' : 'off';
-    const threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') ? 'on' : 'off';
-    extra = ` (SIMD ${simd}, threads ${threads})`;
+    extra = ` (SIMD ${simd}, ${r.threads} thread${r.threads === 1 ? '' : 's'})`;
   }
   const faster = r.skipped.length > 0 ? `; ${r.skipped.map((s) => s.name).join(', ')} not available (see doctor())` : '';
   return `tfjs backend: ${r.backend}${extra}${faster}`;

@@ -71,7 +71,7 @@ export default defineCommand({
     const cpus = os.cpus();
     const result: BenchResult = {
       ...core,
-      threads: 1,
+      threads: backend.threads,
       machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
     };
     const outDir = path.resolve(o.out);
