@@ -12,7 +12,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   aptInstallCommand,
@@ -192,7 +192,38 @@ function buildInputs() {
   return inputs.filter((f) => existsSync(f)).sort();
 }
 
+/**
+ * npm links a workspace's bin only if the file exists at install time, and `dist/` is built after
+ * `npm ci`; link `gmt-lab` ourselves so that `npx gmt-lab` works in a fresh checkout.
+ */
+function linkBin() {
+  const target = path.join(kernelLib, 'dist', 'cli', 'main.js');
+  if (!existsSync(target)) return;
+  chmodSync(target, 0o755);
+  const binDir = path.join(repoRoot, 'node_modules', '.bin');
+  const link = path.join(binDir, 'gmt-lab');
+  const rel = path.relative(binDir, target);
+  let current;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    current = undefined;
+  }
+  if (current === rel) return;
+  mkdirSync(binDir, { recursive: true });
+  rmSync(link, { force: true });
+  symlinkSync(rel, link);
+}
+
 function stepBuild() {
+  try {
+    buildKernelLib();
+  } finally {
+    linkBin();
+  }
+}
+
+function buildKernelLib() {
   const inputs = buildInputs();
   const fileList = inputs.map((f) => path.relative(repoRoot, f)).join('\n');
   if (existsSync(buildStamp) && existsSync(path.join(kernelLib, 'dist', 'index.js'))) {
