@@ -104,3 +104,22 @@ test('train --json --out --dump-first-update: record, checkpoint and masked grad
     assert.ok(kept >= Math.ceil(gd.length / 2), `${name}: kept ${kept} of ${gd.length}`);
   }
 });
+
+test('train on a user JSONL file: loss-only scoring for Alpaca data', async () => {
+  const samples = path.join(__dirname, '..', '..', 'data', 'samples', 'alpaca.jsonl');
+  const r = await run(['train', '--base', base, '--task', samples, '--method', 'gmt', '--steps', '2', '--accum', '1', '--batch', '2', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const record = JSON.parse(r.stdout);
+  assert.equal(record.data.scored, null);
+  assert.equal(record.metrics.testAccuracy, undefined);
+  assert.ok(Number.isFinite(record.metrics.valLoss));
+  assert.ok(record.data.train >= 1 && record.data.validation >= 1);
+});
+
+test('a bad JSONL line stops the run naming the file and line', async () => {
+  const bad = path.join(tmp, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": "e"\n');
+  const r = await run(['train', '--base', base, '--task', bad, '--steps', '1']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /bad\.jsonl:3/);
+});

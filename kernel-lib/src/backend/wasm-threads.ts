@@ -42,7 +42,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
+import type * as TfWasm from '@tensorflow/tfjs-backend-wasm';
+
+/**
+ * The wasm backend package, loaded on first use: importing it registers the `wasm` backend with
+ * top priority, which must not happen merely because kernel-lib was imported (tensors made
+ * before `initBackend` would then fail on an uninitialised backend).
+ */
+function wasmPackage(): typeof TfWasm {
+  return require('@tensorflow/tfjs-backend-wasm') as typeof TfWasm;
+}
 import { checkNumber } from '../util/config';
 
 /** Options of {@link enableWasmThreads}. */
@@ -108,16 +117,16 @@ export async function enableWasmThreads(opts: WasmThreadsOptions = {}): Promise<
   if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') {
     return off('this runtime has no SharedArrayBuffer/Atomics');
   }
-  let backend: tfwasm.BackendWasm;
+  let backend: TfWasm.BackendWasm;
   try {
     const module = await instantiateThreaded(threads);
-    tfwasm.setThreadsCount(threads);
+    wasmPackage().setThreadsCount(threads);
     // BackendWasm's constructor creates the XNNPACK pool (init_with_threads_count).
     backend = newBackend(module);
   } catch (e) {
     return off(`the threaded wasm module failed to start: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let first: tfwasm.BackendWasm | undefined = backend;
+  let first: TfWasm.BackendWasm | undefined = backend;
   if (tf.engine().registryFactory['wasm'] !== undefined) tf.removeBackend('wasm');
   tf.registerBackend(
     'wasm',
@@ -133,7 +142,7 @@ export async function enableWasmThreads(opts: WasmThreadsOptions = {}): Promise<
     },
     WASM_PRIORITY,
   );
-  current = { enabled: true, threads: tfwasm.getThreadsCount() };
+  current = { enabled: true, threads: wasmPackage().getThreadsCount() };
   return current;
 }
 
@@ -142,8 +151,8 @@ export async function enableWasmThreads(opts: WasmThreadsOptions = {}): Promise<
  * `ref()`s the worker of every running pthread, and pool threads never return, so the process
  * would never exit on its own; they hold no state worth waiting for, so we `unref()` them.
  */
-function newBackend(module: EmscriptenModule): tfwasm.BackendWasm {
-  const backend = new tfwasm.BackendWasm(module as unknown as ConstructorParameters<typeof tfwasm.BackendWasm>[0]);
+function newBackend(module: EmscriptenModule): TfWasm.BackendWasm {
+  const backend = new (wasmPackage().BackendWasm)(module as unknown as ConstructorParameters<typeof TfWasm.BackendWasm>[0]);
   const pthread = module['PThread'] as { runningWorkers?: Array<{ unref?: () => void }> } | undefined;
   if (!Array.isArray(pthread?.runningWorkers)) throw new Error(`${GLUE} does not expose PThread.runningWorkers`);
   for (const worker of pthread.runningWorkers) worker.unref?.();
@@ -209,7 +218,7 @@ function workerScriptPath(): string {
   const { wasmWorkerContents } = require(WORKER) as { wasmWorkerContents: string };
   const source = wasmWorkerContents.replace(/\n/g, '\\n');
   const hash = crypto.createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const file = path.join(os.tmpdir(), `tfjs-backend-wasm-${tfwasm.version_wasm}-pthread-${hash}.cjs`);
+  const file = path.join(os.tmpdir(), `tfjs-backend-wasm-${wasmPackage().version_wasm}-pthread-${hash}.cjs`);
   if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== source) {
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, source);

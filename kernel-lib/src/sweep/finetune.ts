@@ -148,9 +148,11 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   }
   const all = loadJsonl(config.task);
   const order = new Rng(config.dataSeed).shuffle(all.map((_, i) => i));
-  const nVal = Math.min(config.valSize, Math.floor(all.length * 0.1));
-  const nTest = Math.min(config.testSize, Math.floor(all.length * 0.1));
-  if (all.length - nVal - nTest < 1) throw new ConfigError(`${config.task}: too few examples (${all.length}) to hold out validation and test lines`);
+  // Hold out 10% each for validation and test, at least one line each, so small files still report a loss.
+  if (all.length < 3) throw new ConfigError(`${config.task}: ${all.length} example(s); at least 3 are needed (train, validation, test)`);
+  const tenth = Math.max(1, Math.floor(all.length * 0.1));
+  const nVal = Math.min(config.valSize, tenth);
+  const nTest = Math.min(config.testSize, tenth);
   const pick = (from: number, to: number): Example[] => order.slice(from, to).map((i) => all[i] as Example);
   const kinds = new Set(all.map((e) => e.meta.task));
   const scored: ScoredTask | null = kinds.size === 1 && (kinds.has('math') || kinds.has('code')) ? ([...kinds][0] as ScoredTask) : null;
