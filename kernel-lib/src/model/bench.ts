@@ -8,6 +8,7 @@ import type { HostBatch, TensorBatch, TrainableModel } from '../types';
 import { Rng } from '../util/rng';
 import { generate } from './generate';
 import { GPT, type GPTConfig } from './gpt';
+import { median } from '../util/stats';
 
 /** Result of `timeUpdates`: milliseconds per update, in run order, and summary statistics. */
 export interface UpdateTimings {
@@ -28,11 +29,6 @@ export interface TimeUpdatesOptions {
   learningRate?: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /**
  * Runs `warmup + steps` Adam updates of `model` on `batch` and times each one

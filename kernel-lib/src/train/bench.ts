@@ -13,6 +13,7 @@ import { randomHostBatch } from '../model/bench';
 import { checkNumber, ConfigError } from '../util/config';
 import { Trainer } from './trainer';
 import type { StrategySpec } from './trainer';
+import { quantile } from '../util/stats';
 
 /** One method to time: a label for tables and its registry spec. */
 export interface BenchMethod {
@@ -88,14 +89,6 @@ export interface BenchResult {
   machine: { cpus: number; cpuModel: string; node: string; platform: string };
 }
 
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
-}
 
 /**
  * Times `steps` interleaved updates of every method after `warmup` rounds.

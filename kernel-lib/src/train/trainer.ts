@@ -18,6 +18,7 @@ import type { StrategyInitContext, TuningStrategy } from '../tuning/strategy';
 import { AdamW, decayAll, decayMatrices } from './adamw';
 import { checkSchedule, learningRateAt, type LrSchedule } from './schedule';
 import { weightsSha256 } from '../model/hash';
+import { median } from '../util/stats';
 
 /** A method by name with its options, as saved in results. */
 export interface StrategySpec {
@@ -271,12 +272,6 @@ function disposeDistinct(...maps: (ReadonlyMap<string, tf.Tensor> | undefined)[]
   for (const t of seen) if (!t.isDisposed) t.dispose();
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
@@ -519,9 +514,9 @@ export class Trainer {
       final,
       timings: {
         totalMs: now() - this.t0,
-        msPerUpdate: median(ms),
+        msPerUpdate: ms.length ? median(ms) : 0,
         meanMsPerUpdate: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : 0,
-        transformMsPerUpdate: median(history.map((h) => h.transformMs)),
+        transformMsPerUpdate: history.length ? median(history.map((h) => h.transformMs)) : 0,
         initMs: this.initMs,
         evalMs: this.evalMs,
       },
