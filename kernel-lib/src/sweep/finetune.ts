@@ -22,7 +22,7 @@ import { getStrategy } from '../tuning/registry';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { Rng } from '../util/rng';
 import { resolveBaseCheckpoint } from './paths';
-import { PROTOCOL_MAX_VALUE } from './protocol';
+import { PROTOCOL_TASK_OPTIONS } from './protocol';
 
 /** Everything that defines a fine-tuning run. Saved verbatim beside every result. */
 export interface FinetuneConfig {
@@ -135,7 +135,7 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   if (config.task === 'math' || config.task === 'code') {
     const gen = config.task === 'math' ? generateMathTask : generateCodeTask;
     const splits = gen({
-      ...(config.task === 'math' ? { maxValue: PROTOCOL_MAX_VALUE } : {}),
+      ...PROTOCOL_TASK_OPTIONS[config.task],
       seed: config.dataSeed,
       validationSize: config.valSize,
       testSize: Math.max(config.testSize, 1),
