@@ -52,4 +52,10 @@ export interface TrainableModel {
   readonly params: readonly ParamInfo[];
   /** Mean cross-entropy over weighted tokens, as a scalar. Called inside `tf.variableGrads`. */
   loss(batch: TensorBatch): tf.Scalar;
+  /**
+   * Optional faster route to the same numbers: loss and ∇θ L of one batch keyed by parameter
+   * name, or `undefined` when this model cannot take it here (the trainer then uses
+   * `tf.variableGrads` over `loss`). The caller owns the returned tensors.
+   */
+  lossAndGradients?(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined;
 }

@@ -16,9 +16,10 @@
  * The output projection is not tied to the token embedding.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamInfo, ParamKind, TensorBatch, TrainableModel } from '../types';
+import type { HostBatch, ParamInfo, ParamKind, TensorBatch, TrainableModel } from '../types';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { deriveSeed } from '../util/rng';
+import { FusedEngine, fusedUnavailableReason } from './fused';
 import { geluBackward, geluForward, hasFusedKernels, layerNormBackward, layerNormForward, tilesIn, tilesOut } from './kernels';
 
 /** Architecture and initialisation of a `GPT`. Every field is validated by `resolveGPTConfig`. */
@@ -74,6 +75,12 @@ export function resolveGPTConfig(overrides?: Partial<GPTConfig>): GPTConfig {
 export interface GPTOptions {
   /** Use the fast path (default true); `false` selects the plain reference path. */
   fast?: boolean;
+  /**
+   * Train with the fused WebAssembly kernels when the wasm backend is active (default true;
+   * needs `fast`). `GMT_FUSED=0` in the environment turns it off for every model.
+   * See `fused.ts`.
+   */
+  fused?: boolean;
 }
 
 /** Names, shapes and metadata of every parameter, in the stable order of `GPT.params`. */
@@ -308,6 +315,9 @@ export class GPT implements TrainableModel {
   readonly params: readonly ParamInfo[];
   /** Whether this instance computes with the fast path. */
   readonly fast: boolean;
+  /** Whether training may use the fused wasm kernels (see {@link GPTOptions.fused}). */
+  readonly fused: boolean;
+  private fusedEngine?: FusedEngine;
   private readonly byName: Map<string, tf.Variable>;
   private readonly blocks: BlockWeights[];
   private readonly layerNorm: ReturnType<typeof makeLayerNorm>;
@@ -323,6 +333,7 @@ export class GPT implements TrainableModel {
   constructor(config?: Partial<GPTConfig>, options: GPTOptions = {}, weights?: Record<string, tf.Tensor>) {
     this.config = resolveGPTConfig(config);
     this.fast = options.fast ?? true;
+    this.fused = this.fast && (options.fused ?? true) && process.env.GMT_FUSED !== '0';
     this.layerNorm = makeLayerNorm(this.config.layerNormEps);
     const id = nextModelId++;
     const std = 0.02;
@@ -481,10 +492,32 @@ export class GPT implements TrainableModel {
     });
   }
 
+  /**
+   * Why training steps of this model do not use the fused kernels, or `undefined` when they do.
+   */
+  fusedReason(): string | undefined {
+    if (!this.fast) return 'the plain reference path was requested';
+    if (!this.fused) return 'turned off (GPTOptions.fused = false or GMT_FUSED=0)';
+    return fusedUnavailableReason();
+  }
+
+  /**
+   * Loss and ∇θ L of one batch by parameter name through the fused wasm kernels, or
+   * `undefined` when they cannot run (see {@link fusedReason}); the trainer then differentiates
+   * `loss` with tfjs. Same numbers as the fast path within float tolerance.
+   */
+  lossAndGradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined {
+    if (this.disposed) throw new Error('GPT: model was disposed');
+    if (this.fusedReason() !== undefined) return undefined;
+    this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
+    return this.fusedEngine.lossAndGradients(batch);
+  }
+
   /** Frees every variable and cached tensor. The model is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.fusedEngine?.dispose();
     for (const p of this.params) p.variable.dispose();
     for (const m of this.masks.values()) m.dispose();
     this.masks.clear();

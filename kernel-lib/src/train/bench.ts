@@ -50,9 +50,19 @@ export interface BenchOptions {
   warmup: number;
   methods: readonly BenchMethod[];
   seed: number;
+  /**
+   * Which model code computes the gradients: `fused` (default; the wasm kernels of
+   * `model/fused.ts`, falling back to `fast` where they cannot run), `fast` (tfjs ops with
+   * hand-written gradients) or `plain` (tfjs autodiff, the reference).
+   */
+  path?: ModelPath;
   /** Called after every timed round with the round index (for progress). */
   onRound?: (round: number) => void;
 }
+
+/** The model code paths `gmt-lab bench --path` can time. */
+export const MODEL_PATHS = ['fused', 'fast', 'plain'] as const;
+export type ModelPath = typeof MODEL_PATHS[number];
 
 /** Timing of one method. */
 export interface BenchRow {
@@ -78,6 +88,9 @@ export interface BenchResult {
   kind: 'gmt-lab/bench';
   backend: string;
   threads: number;
+  /** The model code path that ran, and why it is not the one asked for (when it is not). */
+  path: ModelPath;
+  pathNote?: string;
   model: GPTConfig;
   params: number;
   batchSize: number;
@@ -100,7 +113,11 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
   checkNumber('bench batchSize', opts.batchSize, { min: 1, integer: true });
   if (opts.methods.length === 0) throw new ConfigError('bench: no methods to time');
   if (!opts.methods.some((m) => m.strategy.name === 'sft')) throw new ConfigError('bench: the line-up must include sft (overheads are relative to it)');
-  const model = new GPT({ ...opts.model, seed: opts.seed });
+  const asked = opts.path ?? 'fused';
+  if (!(MODEL_PATHS as readonly string[]).includes(asked)) throw new ConfigError(`bench path must be one of ${MODEL_PATHS.join(', ')}, got ${asked}`);
+  const model = new GPT({ ...opts.model, seed: opts.seed }, { fast: asked !== 'plain', fused: asked === 'fused' });
+  const fusedWhy = asked === 'fused' ? model.fusedReason() : undefined;
+  const path: ModelPath = fusedWhy ? 'fast' : asked;
   const { vocabSize, contextLength } = model.config;
   const batch = randomHostBatch(vocabSize, opts.batchSize, contextLength, opts.seed + 1);
   const totalRounds = opts.warmup + opts.steps;
@@ -156,6 +173,8 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
     return {
       kind: 'gmt-lab/bench',
       backend: tf.getBackend(),
+      path,
+      ...(fusedWhy ? { pathNote: `fused path skipped: ${fusedWhy}` } : {}),
       model: model.config,
       params: model.numParams,
       batchSize: opts.batchSize,

@@ -364,6 +364,8 @@ export class Trainer {
 
   /** ∇θ L on one batch keyed by parameter name, plus the loss. */
   private gradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    const direct = this.model.lossAndGradients?.(batch);
+    if (direct) return direct;
     const tb = toTensorBatch(batch);
     try {
       const { value, grads } = tf.variableGrads(() => this.model.loss(tb), this.variables);

@@ -1,0 +1,248 @@
+/**
+ * The fused training path: one GPT training step (forward, loss, backward) computed by our own
+ * WebAssembly kernels (`kernel-lib/wasm/gpt-kernels.c`) directly on the memory of
+ * @tensorflow/tfjs-backend-wasm. Weights are read where tfjs keeps them; the gradients are
+ * written into fresh tfjs tensors, so the trainer, the strategies and AdamW see ordinary
+ * tensors.
+ *
+ * Same function as `GPT.loss` + `tf.variableGrads` on the fast and plain paths; a test compares
+ * the three on the same weights. Activations are kept in one workspace per batch shape,
+ * allocated with tfjs' own `malloc` and freed by `dispose()`.
+ *
+ * Available on the `wasm` backend when its memory is not shared (the opt-in threaded build
+ * shares it; the fused path is then skipped with a reason). Everything else falls back to the
+ * tfjs paths of `gpt.ts`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { HostBatch } from '../types';
+import type { GPTConfig } from './gpt';
+
+/** The exports of gpt-kernels.wasm. Pointers are byte offsets into tfjs-wasm's memory. */
+interface Kernels {
+  gemm_scratch_floats(n: number): number;
+  gemm(a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number,
+    m: number, n: number, k: number, acc: number, scratch: number): void;
+  copy_add(dst: number, a: number, b: number, n: number): void;
+  fill_zero(dst: number, n: number): void;
+  layernorm_fwd(x: number, g: number, b: number, y: number, mean: number, rstd: number, n: number, d: number, eps: number): void;
+  layernorm_bwd(dy: number, x: number, mean: number, rstd: number, g: number, dx: number, dg: number, db: number, n: number, d: number): void;
+  gelu_fwd(x: number, y: number, n: number): void;
+  gelu_bwd(x: number, dy: number, dx: number, n: number): void;
+  attention_fwd(qkv: number, out: number, p: number, b: number, t: number, h: number, hd: number, scratch: number): void;
+  attention_bwd(qkv: number, p: number, dout: number, dqkv: number, dp: number, b: number, t: number, h: number, hd: number, scratch: number): void;
+  embed_fwd(tokens: number, wte: number, wpe: number, x: number, bt: number, t: number, d: number): void;
+  embed_bwd(tokens: number, dx: number, dwte: number, dwpe: number, bt: number, t: number, d: number): void;
+  xent_fwd_bwd(logits: number, targets: number, w: number, n: number, v: number): number;
+}
+
+/** The parts of the tfjs-wasm backend object this file uses (not in its public typings). */
+interface WasmBackend {
+  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void; HEAPU8: Uint8Array };
+  getMemoryOffset(dataId: object): number;
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+/** Where the compiled kernels live: `<package>/wasm/gpt-kernels.wasm` (from `src/model` or `dist/model`). */
+export const GPT_KERNELS_WASM = path.join(__dirname, '..', '..', 'wasm', 'gpt-kernels.wasm');
+
+let compiled: WebAssembly.Module | undefined;
+const instances = new WeakMap<WebAssembly.Memory, Kernels>();
+
+function kernelsFor(memory: WebAssembly.Memory): Kernels {
+  let k = instances.get(memory);
+  if (!k) {
+    compiled ??= new WebAssembly.Module(fs.readFileSync(GPT_KERNELS_WASM));
+    k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Kernels;
+    instances.set(memory, k);
+  }
+  return k;
+}
+
+/**
+ * Why the fused path cannot run on the current backend, or `undefined` when it can.
+ */
+export function fusedUnavailableReason(): string | undefined {
+  if (tf.getBackend() !== 'wasm') return `the fused path needs the wasm backend (active: ${tf.getBackend()})`;
+  const be = tf.backend() as unknown as WasmBackend;
+  const memory = be.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return 'the wasm backend does not expose its memory';
+  if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) {
+    return 'the threaded wasm build shares its memory; the fused kernels run on the single-threaded build only';
+  }
+  if (!fs.existsSync(GPT_KERNELS_WASM)) return `missing ${GPT_KERNELS_WASM}`;
+  return undefined;
+}
+
+/** Byte offsets of one workspace, in floats/ints of 4 bytes each. */
+interface Layout {
+  B: number; T: number;
+  bytes: number;
+  tokens: number; targets: number; weights: number;
+  layers: {
+    xin: number; ln1: number; ln1m: number; ln1r: number; qkv: number; P: number; att: number;
+    xmid: number; ln2: number; ln2m: number; ln2r: number; hpre: number; hact: number;
+  }[];
+  xfin: number; lnf: number; lnfm: number; lnfr: number; logits: number;
+  dx: number; dtmp: number; dqkv: number; dh: number; datt: number; dP: number; scratch: number;
+}
+
+function layout(cfg: GPTConfig, B: number, T: number, gemmScratchFloats: number): Omit<Layout, 'bytes'> & { floats: number } {
+  const { dModel: d, nLayers, nHeads: H, vocabSize: V, mlpRatio } = cfg;
+  const N = B * T, F = mlpRatio * d;
+  let at = 0;
+  // Every block starts on a 16-byte boundary so SIMD loads of whole rows stay aligned.
+  const take = (floats: number) => { const o = at; at += Math.ceil(floats / 4) * 4; return o; };
+  const tokens = take(N), targets = take(N), weights = take(N);
+  const layers = [];
+  for (let l = 0; l < nLayers; l++) {
+    layers.push({
+      xin: take(N * d), ln1: take(N * d), ln1m: take(N), ln1r: take(N), qkv: take(N * 3 * d), P: take(B * H * T * T),
+      att: take(N * d), xmid: take(N * d), ln2: take(N * d), ln2m: take(N), ln2r: take(N), hpre: take(N * F), hact: take(N * F),
+    });
+  }
+  const xfin = take(N * d), lnf = take(N * d), lnfm = take(N), lnfr = take(N), logits = take(N * V);
+  const dx = take(N * d), dtmp = take(N * d), dqkv = take(N * 3 * d), dh = take(N * F), datt = take(N * d), dP = take(T * T);
+  const scratch = take(gemmScratchFloats);
+  return { B, T, tokens, targets, weights, layers, xfin, lnf, lnfm, lnfr, logits, dx, dtmp, dqkv, dh, datt, dP, scratch, floats: at };
+}
+
+/**
+ * Runs fused training steps for one model. Created lazily by `GPT.lossAndGradients`; holds a
+ * workspace for the last batch shape until `dispose()`.
+ */
+export class FusedEngine {
+  private ws?: Layout & { base: number };
+
+  constructor(private readonly cfg: GPTConfig, private readonly weight: (name: string) => tf.Variable) {}
+
+  /**
+   * Loss and ∇θ L of one batch, by parameter name. The caller owns the returned tensors.
+   * Throws on token ids outside the vocabulary or a batch longer than the context.
+   */
+  lossAndGradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    const reason = fusedUnavailableReason();
+    if (reason) throw new Error(`fused step: ${reason}`);
+    const cfg = this.cfg;
+    const { batchSize: B, seqLen: T } = batch;
+    const { dModel: d, nHeads: H, vocabSize: V, mlpRatio, nLayers, layerNormEps: eps } = cfg;
+    const hd = d / H, N = B * T, F = mlpRatio * d;
+    if (T < 1 || T > cfg.contextLength) throw new Error(`fused step: sequence length ${T} outside 1..contextLength (${cfg.contextLength})`);
+    for (const [what, ids] of [['inputs', batch.inputs], ['targets', batch.targets]] as const) {
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i] as number;
+        if (!(id >= 0 && id < V)) throw new Error(`fused step: ${what}[${i}] = ${id} is not a token id of this model (0..${V - 1})`);
+      }
+    }
+
+    const be = tf.backend() as unknown as WasmBackend;
+    const k = kernelsFor(be.wasm.asm.memory);
+    const ws = this.workspace(be, k, B, T);
+    const at = (floatIndex: number) => ws.base + 4 * floatIndex;
+    // Views are taken after every allocation: a heap growth detaches older views.
+    const heap = be.wasm.HEAPU8.buffer;
+    new Int32Array(heap, at(ws.tokens), N).set(batch.inputs);
+    new Int32Array(heap, at(ws.targets), N).set(batch.targets);
+    new Float32Array(heap, at(ws.weights), N).set(batch.weights);
+
+    const w = (name: string) => be.getMemoryOffset(this.weight(name).dataId);
+    const S = at(ws.scratch);
+
+    // Forward.
+    k.embed_fwd(at(ws.tokens), w('wte'), w('wpe'), at(ws.layers[0]!.xin), N, T, d);
+    for (let l = 0; l < nLayers; l++) {
+      const L = ws.layers[l]!;
+      const p = `blocks.${l}`;
+      const xnext = l + 1 < nLayers ? ws.layers[l + 1]!.xin : ws.xfin;
+      k.layernorm_fwd(at(L.xin), w(`${p}.ln1.gamma`), w(`${p}.ln1.beta`), at(L.ln1), at(L.ln1m), at(L.ln1r), N, d, eps);
+      k.gemm(at(L.ln1), d, 0, w(`${p}.attn.wqkv`), 3 * d, 0, at(L.qkv), 3 * d, N, 3 * d, d, 0, S);
+      k.attention_fwd(at(L.qkv), at(L.att), at(L.P), B, T, H, hd, S);
+      k.copy_add(at(L.xmid), at(L.xin), 0, N * d);
+      k.gemm(at(L.att), d, 0, w(`${p}.attn.wo`), d, 0, at(L.xmid), d, N, d, d, 1, S);
+      k.layernorm_fwd(at(L.xmid), w(`${p}.ln2.gamma`), w(`${p}.ln2.beta`), at(L.ln2), at(L.ln2m), at(L.ln2r), N, d, eps);
+      k.gemm(at(L.ln2), d, 0, w(`${p}.mlp.w1`), F, 0, at(L.hpre), F, N, F, d, 0, S);
+      k.gelu_fwd(at(L.hpre), at(L.hact), N * F);
+      k.copy_add(at(xnext), at(L.xmid), 0, N * d);
+      k.gemm(at(L.hact), F, 0, w(`${p}.mlp.w2`), d, 0, at(xnext), d, N, d, F, 1, S);
+    }
+    k.layernorm_fwd(at(ws.xfin), w('lnf.gamma'), w('lnf.beta'), at(ws.lnf), at(ws.lnfm), at(ws.lnfr), N, d, eps);
+    k.gemm(at(ws.lnf), d, 0, w('head.w'), V, 0, at(ws.logits), V, N, V, d, 0, S);
+    // From here on `logits` holds ∂L/∂logits.
+    const loss = k.xent_fwd_bwd(at(ws.logits), at(ws.targets), at(ws.weights), N, V);
+
+    // Gradient tensors. makeOutput may grow the heap; offsets stay valid.
+    const infos = new Map<string, tf.TensorInfo>();
+    const grad = (name: string) => {
+      let info = infos.get(name);
+      if (!info) {
+        info = be.makeOutput(this.weight(name).shape, 'float32');
+        infos.set(name, info);
+      }
+      return be.getMemoryOffset(info.dataId);
+    };
+    const zeroed = (name: string) => {
+      const o = grad(name);
+      k.fill_zero(o, this.weight(name).size);
+      return o;
+    };
+
+    // Backward.
+    const dlogits = at(ws.logits), dx = at(ws.dx), dtmp = at(ws.dtmp);
+    k.gemm(at(ws.lnf), d, 1, dlogits, V, 0, grad('head.w'), V, d, V, N, 0, S);
+    k.gemm(dlogits, V, 0, w('head.w'), V, 1, dtmp, d, N, d, V, 0, S);
+    k.fill_zero(dx, N * d);
+    k.layernorm_bwd(dtmp, at(ws.xfin), at(ws.lnfm), at(ws.lnfr), w('lnf.gamma'), dx, zeroed('lnf.gamma'), zeroed('lnf.beta'), N, d);
+    for (let l = nLayers - 1; l >= 0; l--) {
+      const L = ws.layers[l]!;
+      const p = `blocks.${l}`;
+      const dh = at(ws.dh);
+      // MLP: x ← xmid + gelu(ln2(xmid)·W1)·W2
+      k.gemm(at(L.hact), F, 1, dx, d, 0, grad(`${p}.mlp.w2`), d, F, d, N, 0, S);
+      k.gemm(dx, d, 0, w(`${p}.mlp.w2`), d, 1, dh, F, N, F, d, 0, S);
+      k.gelu_bwd(at(L.hpre), dh, dh, N * F);
+      k.gemm(at(L.ln2), d, 1, dh, F, 0, grad(`${p}.mlp.w1`), F, d, F, N, 0, S);
+      k.gemm(dh, F, 0, w(`${p}.mlp.w1`), F, 1, dtmp, d, N, d, F, 0, S);
+      k.layernorm_bwd(dtmp, at(L.xmid), at(L.ln2m), at(L.ln2r), w(`${p}.ln2.gamma`), dx, zeroed(`${p}.ln2.gamma`), zeroed(`${p}.ln2.beta`), N, d);
+      // Attention: xmid ← xin + attn(ln1(xin)·Wqkv)·Wo
+      k.gemm(at(L.att), d, 1, dx, d, 0, grad(`${p}.attn.wo`), d, d, d, N, 0, S);
+      k.gemm(dx, d, 0, w(`${p}.attn.wo`), d, 1, at(ws.datt), d, N, d, d, 0, S);
+      k.attention_bwd(at(L.qkv), at(L.P), at(ws.datt), at(ws.dqkv), at(ws.dP), B, T, H, hd, S);
+      k.gemm(at(L.ln1), d, 1, at(ws.dqkv), 3 * d, 0, grad(`${p}.attn.wqkv`), 3 * d, d, 3 * d, N, 0, S);
+      k.gemm(at(ws.dqkv), 3 * d, 0, w(`${p}.attn.wqkv`), 3 * d, 1, dtmp, d, N, d, 3 * d, 0, S);
+      k.layernorm_bwd(dtmp, at(L.xin), at(L.ln1m), at(L.ln1r), w(`${p}.ln1.gamma`), dx, zeroed(`${p}.ln1.gamma`), zeroed(`${p}.ln1.beta`), N, d);
+    }
+    k.embed_bwd(at(ws.tokens), dx, zeroed('wte'), zeroed('wpe'), N, T, d);
+
+    const engine = tf.engine();
+    const grads = new Map<string, tf.Tensor>();
+    for (const [name, info] of infos) grads.set(name, engine.makeTensorFromTensorInfo(info, tf.backend()));
+    return { loss: tf.scalar(loss), grads };
+  }
+
+  private workspace(be: WasmBackend, k: Kernels, B: number, T: number): Layout & { base: number } {
+    if (this.ws && this.ws.B === B && this.ws.T === T) return this.ws;
+    this.dispose();
+    const { dModel: d, mlpRatio, vocabSize: V } = this.cfg;
+    const widest = Math.max(3 * d, mlpRatio * d, V, T, d);
+    const l = layout(this.cfg, B, T, k.gemm_scratch_floats(widest));
+    const bytes = 4 * l.floats;
+    const base = be.wasm._malloc(bytes);
+    if (!base) throw new Error(`fused step: could not allocate ${(bytes / 2 ** 20).toFixed(1)} MiB in the wasm heap`);
+    this.ws = { ...l, bytes, base };
+    return this.ws;
+  }
+
+  /** Bytes of the current workspace (0 before the first step or after `dispose`). */
+  get workspaceBytes(): number {
+    return this.ws?.bytes ?? 0;
+  }
+
+  /** Frees the workspace. Safe to call twice; a later step allocates a new one. */
+  dispose(): void {
+    if (!this.ws) return;
+    const be = tf.findBackend('wasm') as unknown as WasmBackend | null;
+    be?.wasm._free(this.ws.base);
+    this.ws = undefined;
+  }
+}

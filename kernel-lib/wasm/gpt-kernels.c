@@ -1,0 +1,376 @@
+/*
+ * gpt-kernels: the compute kernels of one GPT training step (forward and backward), compiled to
+ * WebAssembly with 128-bit SIMD and run on the memory of @tensorflow/tfjs-backend-wasm.
+ *
+ * Why a module of our own: tfjs-wasm runs one kernel call per op, ~2,500 calls per update of the
+ * reference model, and its fast matmul (XNNPACK) only takes 2-D untransposed products, so the
+ * backward pass pays for explicit transposes and the attention for hundreds of tiny tiles. Here
+ * every product, transposed or strided, goes through one packed GEMM, and LayerNorm, GELU,
+ * softmax and cross-entropy are single passes. The TypeScript side (src/model/fused.ts)
+ * orchestrates the calls; tensors stay where tfjs put them.
+ *
+ * Rules this file keeps, because it imports tfjs' memory instead of owning one:
+ * - no static data and no shadow stack (no globals in memory, no address-taken locals):
+ *   clang would place them at fixed low addresses that belong to tfjs. scripts/build-wasm.mjs
+ *   rejects a build with a data section or a mutable global;
+ * - every buffer, scratch included, is passed in by the caller (allocated with tfjs' malloc).
+ *
+ * All matrices are row-major float32. Pointers are byte offsets into the shared memory.
+ * Build: `npm run build:wasm` (clang 16 + wasm-ld). The committed .wasm is the build output.
+ */
+#include <wasm_simd128.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define INLINE static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------------------------------------ */
+/* Vector math                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+
+/* e^x for 4 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
+ * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to the
+ * range where the result is a finite normal float. */
+INLINE v128_t exp4(v128_t x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.0f / 720.0f);
+  p = MADD(p, r, wasm_f32x4_splat(1.0f / 120.0f));
+  p = MADD(p, r, wasm_f32x4_splat(1.0f / 24.0f));
+  p = MADD(p, r, wasm_f32x4_splat(1.0f / 6.0f));
+  p = MADD(p, r, wasm_f32x4_splat(0.5f));
+  p = MADD(p, r, wasm_f32x4_splat(1.0f));
+  p = MADD(p, r, wasm_f32x4_splat(1.0f));
+  v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, e);
+}
+
+INLINE float exp1(float x) { return wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(x)), 0); }
+
+/* ln x for x > 0 (scalar; used once per row): x = 2^e·m with m in [√½, √2), then
+ * ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172, by its series to s^11. */
+static float log1f_pos(float x) {
+  union { float f; uint32_t u; } v = { x };
+  int e = (int)((v.u >> 23) & 0xff) - 127;
+  v.u = (v.u & 0x007fffff) | 0x3f800000; /* m in [1, 2) */
+  float m = v.f;
+  if (m > 1.41421356f) { m *= 0.5f; e += 1; }
+  double s = ((double)m - 1.0) / ((double)m + 1.0), s2 = s * s;
+  double t = s * (2.0 + s2 * (2.0 / 3 + s2 * (2.0 / 5 + s2 * (2.0 / 7 + s2 * (2.0 / 9 + s2 * (2.0 / 11))))));
+  return (float)(t + e * 0.69314718055994531);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GEMM: C[M,N] = (acc ? C : 0) + op(A)[M,K] · op(B)[K,N]                                       */
+/* op(A)[i][k] = ta ? A[k·lda + i] : A[i·lda + k];  op(B)[k][j] = tb ? B[j·ldb + k] : B[k·ldb + j] */
+/* Blocked like GotoBLAS: a K-block of B is packed into 8-column strips, one 6-row panel of A at */
+/* a time into pre-broadcast vectors (the inner loop then only loads and multiply-adds).        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MR 6
+#define NR 8
+#define KC 256
+
+/** Scratch floats `gemm` needs for an output of N columns. */
+EXPORT(gemm_scratch_floats) int gemm_scratch_floats(int n) {
+  return KC * ((n + NR - 1) / NR) * NR + KC * MR * 4 + MR * NR;
+}
+
+#define ACC_ROW(i) v128_t c##i##0 = z, c##i##1 = z;
+#define ACC_STEP(i) { v128_t a = wasm_v128_load(pa + (i) * 4); c##i##0 = MADD(a, b0, c##i##0); c##i##1 = MADD(a, b1, c##i##1); }
+#define ACC_STORE(i) if ((i) < mv) { float *c = C + (i) * ldc; \
+    if (acc) { c##i##0 = wasm_f32x4_add(c##i##0, wasm_v128_load(c)); c##i##1 = wasm_f32x4_add(c##i##1, wasm_v128_load(c + 4)); } \
+    wasm_v128_store(c, c##i##0); wasm_v128_store(c + 4, c##i##1); }
+
+__attribute__((noinline)) static void micro_6x8(int kc, const float *pa, const float *pb, float *C, int ldc, int mv, int acc) {
+  v128_t z = wasm_f32x4_splat(0.0f);
+  ACC_ROW(0) ACC_ROW(1) ACC_ROW(2) ACC_ROW(3) ACC_ROW(4) ACC_ROW(5)
+  for (int k = 0; k < kc; k++) {
+    v128_t b0 = wasm_v128_load(pb), b1 = wasm_v128_load(pb + 4);
+    ACC_STEP(0) ACC_STEP(1) ACC_STEP(2) ACC_STEP(3) ACC_STEP(4) ACC_STEP(5)
+    pb += NR;
+    pa += MR * 4;
+  }
+  ACC_STORE(0) ACC_STORE(1) ACC_STORE(2) ACC_STORE(3) ACC_STORE(4) ACC_STORE(5)
+}
+
+EXPORT(gemm)
+void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
+          int M, int N, int K, int acc, float *scratch) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!acc) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = 0.0f;
+    return;
+  }
+  int nstrips = (N + NR - 1) / NR;
+  float *packB = scratch;
+  float *packA = scratch + (size_t)KC * nstrips * NR;
+  float *edge = packA + KC * MR * 4;
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    int kc = K - k0 < KC ? K - k0 : KC;
+    int accNow = acc || k0 > 0;
+    for (int s = 0; s < nstrips; s++) {
+      float *d = packB + (size_t)s * KC * NR;
+      int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
+      if (!tb && nv == NR) {
+        for (int k = 0; k < kc; k++) {
+          const float *src = B + (size_t)(k0 + k) * ldb + j0;
+          wasm_v128_store(d + k * NR, wasm_v128_load(src));
+          wasm_v128_store(d + k * NR + 4, wasm_v128_load(src + 4));
+        }
+      } else {
+        for (int k = 0; k < kc; k++)
+          for (int j = 0; j < NR; j++)
+            d[k * NR + j] = j < nv ? (tb ? B[(size_t)(j0 + j) * ldb + k0 + k] : B[(size_t)(k0 + k) * ldb + j0 + j]) : 0.0f;
+      }
+    }
+    for (int i0 = 0; i0 < M; i0 += MR) {
+      int mv = M - i0 < MR ? M - i0 : MR;
+      for (int k = 0; k < kc; k++)
+        for (int i = 0; i < MR; i++) {
+          float v = i < mv ? (ta ? A[(size_t)(k0 + k) * lda + i0 + i] : A[(size_t)(i0 + i) * lda + k0 + k]) : 0.0f;
+          wasm_v128_store(packA + (k * MR + i) * 4, wasm_f32x4_splat(v));
+        }
+      for (int s = 0; s < nstrips; s++) {
+        int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
+        const float *pb = packB + (size_t)s * KC * NR;
+        if (nv == NR) {
+          micro_6x8(kc, packA, pb, C + (size_t)i0 * ldc + j0, ldc, mv, accNow);
+        } else {
+          micro_6x8(kc, packA, pb, edge, NR, mv, 0);
+          for (int i = 0; i < mv; i++)
+            for (int j = 0; j < nv; j++) {
+              float *c = C + (size_t)(i0 + i) * ldc + j0 + j;
+              *c = accNow ? *c + edge[i * NR + j] : edge[i * NR + j];
+            }
+        }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Elementwise and row kernels                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/** dst[i] = a[i] (+ b[i] when b ≠ 0). */
+EXPORT(copy_add)
+void copy_add(float *dst, const float *a, const float *b, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(a + i);
+    if (b) v = wasm_f32x4_add(v, wasm_v128_load(b + i));
+    wasm_v128_store(dst + i, v);
+  }
+  for (; i < n; i++) dst[i] = b ? a[i] + b[i] : a[i];
+}
+
+EXPORT(fill_zero)
+void fill_zero(float *dst, int n) {
+  for (int i = 0; i < n; i++) dst[i] = 0.0f;
+}
+
+/** y = (x − mean)·rstd·γ + β per row of x [N, d]; keeps mean and rstd for the backward pass. */
+EXPORT(layernorm_fwd)
+void layernorm_fwd(const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int N, int d, float eps) {
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + (size_t)r * d;
+    float *yr = y + (size_t)r * d;
+    float s = 0.0f;
+    for (int c = 0; c < d; c++) s += xr[c];
+    float m = s / d, v = 0.0f;
+    for (int c = 0; c < d; c++) { float t = xr[c] - m; v += t * t; }
+    float rs = 1.0f / __builtin_sqrtf(v / d + eps);
+    mean[r] = m;
+    rstd[r] = rs;
+    for (int c = 0; c < d; c++) yr[c] = (xr[c] - m) * rs * g[c] + b[c];
+  }
+}
+
+/** dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·γ;  dγ += Σ dy·x̂;  dβ += Σ dy. */
+EXPORT(layernorm_bwd)
+void layernorm_bwd(const float *dy, const float *x, const float *mean, const float *rstd, const float *g,
+                   float *dx, float *dg, float *db, int N, int d) {
+  for (int r = 0; r < N; r++) {
+    const float *dyr = dy + (size_t)r * d, *xr = x + (size_t)r * d;
+    float *dxr = dx + (size_t)r * d;
+    float m = mean[r], rs = rstd[r], s1 = 0.0f, s2 = 0.0f;
+    for (int c = 0; c < d; c++) {
+      float xh = (xr[c] - m) * rs, dxh = dyr[c] * g[c];
+      s1 += dxh;
+      s2 += dxh * xh;
+      dg[c] += dyr[c] * xh;
+      db[c] += dyr[c];
+    }
+    s1 /= d;
+    s2 /= d;
+    for (int c = 0; c < d; c++) {
+      float xh = (xr[c] - m) * rs;
+      dxr[c] += rs * (dyr[c] * g[c] - s1 - xh * s2);
+    }
+  }
+}
+
+/* GELU, tanh form written as x·σ(2z), z = √(2/π)(x + 0.044715x³): the same function as
+ * 0.5x(1 + tanh z). */
+#define GELU_2C 1.5957691216057308f          /* 2·√(2/π) */
+#define GELU_2CK (1.5957691216057308f * 0.044715f)
+
+EXPORT(gelu_fwd)
+void gelu_fwd(const float *x, float *y, int n) {
+  int i = 0;
+  v128_t one = wasm_f32x4_splat(1.0f);
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
+    v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
+    v128_t s = wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+    wasm_v128_store(y + i, wasm_f32x4_mul(v, s));
+  }
+  for (; i < n; i++) {
+    float v = x[i], u = v * (v * v * GELU_2CK + GELU_2C);
+    y[i] = v / (1.0f + exp1(-u));
+  }
+}
+
+/** dx = dy·(σ + x·σ(1−σ)·2z'), 2z' = 2c(1 + 3k·x²). */
+EXPORT(gelu_bwd)
+void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
+  int i = 0;
+  v128_t one = wasm_f32x4_splat(1.0f);
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
+    v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
+    v128_t s = wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+    v128_t dz = MADD(v2, wasm_f32x4_splat(3.0f * GELU_2CK), wasm_f32x4_splat(GELU_2C));
+    v128_t t = wasm_f32x4_mul(wasm_f32x4_mul(v, wasm_f32x4_sub(s, wasm_f32x4_mul(s, s))), dz);
+    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_add(s, t)));
+  }
+  for (; i < n; i++) {
+    float v = x[i], v2 = v * v, u = v * (v2 * GELU_2CK + GELU_2C);
+    float s = 1.0f / (1.0f + exp1(-u)), dz = v2 * 3.0f * GELU_2CK + GELU_2C;
+    dx[i] = dy[i] * (s + v * (s - s * s) * dz);
+  }
+}
+
+/** Row-wise causal softmax of S [T, T] in place, after scaling by `scale`; entries above the
+ * diagonal become 0. */
+static void causal_softmax(float *S, int T, float scale) {
+  for (int i = 0; i < T; i++) {
+    float *row = S + (size_t)i * T;
+    float m = row[0] * scale;
+    for (int j = 1; j <= i; j++) { float v = row[j] * scale; if (v > m) m = v; }
+    float sum = 0.0f;
+    int j = 0;
+    v128_t vs = wasm_f32x4_splat(scale), vm = wasm_f32x4_splat(m), acc = wasm_f32x4_splat(0.0f);
+    for (; j + 4 <= i + 1; j += 4) {
+      v128_t e = exp4(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(row + j), vs), vm));
+      wasm_v128_store(row + j, e);
+      acc = wasm_f32x4_add(acc, e);
+    }
+    sum = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
+    for (; j <= i; j++) { float e = exp1(row[j] * scale - m); row[j] = e; sum += e; }
+    float inv = 1.0f / sum;
+    for (j = 0; j <= i; j++) row[j] *= inv;
+    for (; j < T; j++) row[j] = 0.0f;
+  }
+}
+
+/**
+ * Causal multi-head attention forward over qkv [B·T, 3d] (q heads, then k heads, then v heads)
+ * into out [B·T, d]; P [B·H, T, T] keeps the probabilities for the backward pass.
+ */
+EXPORT(attention_fwd)
+void attention_fwd(const float *qkv, float *out, float *P, int B, int T, int H, int hd, float *scratch) {
+  int d = H * hd, ld = 3 * d;
+  float scale = 1.0f / __builtin_sqrtf((float)hd);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *q = qkv + (size_t)b * T * ld + h * hd;
+      float *p = P + ((size_t)b * H + h) * T * T;
+      gemm(q, ld, 0, q + d, ld, 1, p, T, T, T, hd, 0, scratch);
+      causal_softmax(p, T, scale);
+      gemm(p, T, 0, q + 2 * d, ld, 0, out + (size_t)b * T * d + h * hd, d, T, hd, T, 0, scratch);
+    }
+}
+
+/**
+ * Backward of `attention_fwd`: dqkv [B·T, 3d] from dout [B·T, d]. dP [T, T] is scratch.
+ * dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P))·scale, dQ = dS·K, dK = dSᵀ·Q.
+ */
+EXPORT(attention_bwd)
+void attention_bwd(const float *qkv, const float *P, const float *dout, float *dqkv, float *dP,
+                   int B, int T, int H, int hd, float *scratch) {
+  int d = H * hd, ld = 3 * d;
+  float scale = 1.0f / __builtin_sqrtf((float)hd);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *q = qkv + (size_t)b * T * ld + h * hd;
+      const float *p = P + ((size_t)b * H + h) * T * T;
+      const float *dO = dout + (size_t)b * T * d + h * hd;
+      float *dq = dqkv + (size_t)b * T * ld + h * hd;
+      gemm(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch);
+      gemm(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch);
+      for (int i = 0; i < T; i++) {
+        const float *pr = p + (size_t)i * T;
+        float *dr = dP + (size_t)i * T;
+        float s = 0.0f;
+        for (int j = 0; j <= i; j++) s += dr[j] * pr[j];
+        for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+      }
+      gemm(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch);
+      gemm(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch);
+    }
+}
+
+/** x[n] = wte[tokens[n]] + wpe[n mod T] for n < B·T. */
+EXPORT(embed_fwd)
+void embed_fwd(const int32_t *tokens, const float *wte, const float *wpe, float *x, int BT, int T, int d) {
+  for (int n = 0; n < BT; n++) {
+    const float *te = wte + (size_t)tokens[n] * d, *pe = wpe + (size_t)(n % T) * d;
+    float *xr = x + (size_t)n * d;
+    for (int c = 0; c < d; c++) xr[c] = te[c] + pe[c];
+  }
+}
+
+/** dwte[tokens[n]] += dx[n], dwpe[n mod T] += dx[n] (the caller zeroes both first). */
+EXPORT(embed_bwd)
+void embed_bwd(const int32_t *tokens, const float *dx, float *dwte, float *dwpe, int BT, int T, int d) {
+  for (int n = 0; n < BT; n++) {
+    float *te = dwte + (size_t)tokens[n] * d, *pe = dwpe + (size_t)(n % T) * d;
+    const float *xr = dx + (size_t)n * d;
+    for (int c = 0; c < d; c++) { te[c] += xr[c]; pe[c] += xr[c]; }
+  }
+}
+
+/**
+ * Weighted mean cross-entropy of logits [N, V] against targets, and its gradient written over
+ * the logits: dlogits = (softmax − onehot)·w/Σw. Returns the loss; Σw ≤ 0 is treated as 1e-9
+ * (every weight zero gives loss 0 and a zero gradient).
+ */
+EXPORT(xent_fwd_bwd)
+float xent_fwd_bwd(float *logits, const int32_t *targets, const float *w, int N, int V) {
+  double wsum = 0.0;
+  for (int n = 0; n < N; n++) wsum += w[n];
+  double denom = wsum > 1e-9 ? wsum : 1e-9;
+  double loss = 0.0;
+  for (int n = 0; n < N; n++) {
+    float *row = logits + (size_t)n * V;
+    int t = targets[n];
+    float m = row[0], lt = row[t];
+    for (int v = 1; v < V; v++) if (row[v] > m) m = row[v];
+    float s = 0.0f;
+    for (int v = 0; v < V; v++) { float e = exp1(row[v] - m); row[v] = e; s += e; }
+    float pt = row[t] / s;
+    float logpt = (lt - m) - log1f_pos(s);
+    loss -= (double)w[n] * logpt;
+    float scale = (float)(w[n] / denom), inv = 1.0f / s;
+    for (int v = 0; v < V; v++) row[v] = row[v] * inv * scale;
+    row[t] = (pt - 1.0f) * scale;
+  }
+  return (float)(loss / denom);
+}
