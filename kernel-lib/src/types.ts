@@ -58,4 +58,9 @@ export interface TrainableModel {
    * `tf.variableGrads` over `loss`). The caller owns the returned tensors.
    */
   lossAndGradients?(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined;
+  /**
+   * Optional asynchronous form of `lossAndGradients` that may spread the batch over worker
+   * threads (see `GPTOptions.workers`); the trainer prefers it during updates.
+   */
+  lossAndGradientsAsync?(batch: HostBatch): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined>;
 }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { GPT, weightsSha256, type GPTConfig } from '../src/model';
-import { GPT_KERNELS_WASM } from '../src/model/fused';
+import { GPT_KERNELS_WASM } from '../src/backend/wasm-kernels';
 import { train } from '../src/train';
 import type { HostBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
@@ -129,7 +129,7 @@ test('fused path is skipped, with a reason, where it cannot run', async () => {
   const off = new GPT(ODD, { fused: false });
   try {
     assert.equal(model.lossAndGradients(hostBatch(99, 1, 4, 8)), undefined);
-    assert.match(model.fusedReason() ?? '', /needs the wasm backend \(active: cpu\)/);
+    assert.match(model.fusedReason() ?? '', /need the wasm backend \(active: cpu\)/);
     assert.match(plain.fusedReason() ?? '', /plain reference path/);
     assert.match(off.fusedReason() ?? '', /turned off/);
   } finally {
@@ -168,7 +168,7 @@ test('the committed gpt-kernels.wasm owns no memory and matches its source', () 
   const mod = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.memory:memory']);
   const exported = WebAssembly.Module.exports(mod).map((e) => e.name);
-  for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd']) {
+  for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd', 'mask_keep']) {
     assert.ok(exported.includes(name), `missing export ${name}`);
   }
   let clang = true;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import {
   GradientMasker,
   dropCount,
@@ -89,8 +90,11 @@ const PARAMS: { param: MaskParam; shape: number[] }[] = [
   { param: { name: 'head.out', group: 'head' }, shape: [5, 12] },
 ];
 
-for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
-  test(`GradientMasker (${scope} scope) equals the brute-force contract, ties included`, async () => {
+// On wasm the masker reads tfjs' heap in place and masks with one wasm kernel; on cpu it uses
+// tfjs ops. Both must meet the same contract bit for bit.
+for (const [backend, scope] of ['cpu', 'wasm'].flatMap((b) => (['tensor', 'layer', 'global'] as MaskScope[]).map((s) => [b, s] as const))) {
+  test(`GradientMasker (${scope} scope, ${backend}) equals the brute-force contract, ties included`, async () => {
+    await tf.setBackend(backend);
     const rng = new Rng(scope.length * 31);
     const before = tf.memory().numTensors;
     for (const kind of ['continuous', 'ties', 'wide'] as Kind[]) {
@@ -116,7 +120,8 @@ for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
             for (let i = 0; i < g.length; i++) {
               const keep = Math.abs(g[i]!) >= expected ? 1 : 0;
               assert.equal(mask[i], keep, `${scope}/${kind}/k=${ratio}/${name}[${i}]`);
-              assert.equal(masked[i]! + 0, keep ? g[i]! + 0 : 0); // + 0: Γ ⊙ M is −0 where a negative entry is dropped
+              // Γ ⊙ M exactly: −0 where a negative entry is dropped.
+              assert.ok(Object.is(masked[i], keep ? g[i] : g[i]! * 0), `${backend}/${scope}/${kind}/k=${ratio}/${name}[${i}]: ${masked[i]} vs ${g[i]}·${keep}`);
               kept += keep;
             }
           }
@@ -128,6 +133,7 @@ for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
       }
     }
     assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+    await tf.setBackend('cpu');
   });
 }
 

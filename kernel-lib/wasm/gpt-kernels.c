@@ -374,3 +374,24 @@ float xent_fwd_bwd(float *logits, const int32_t *targets, const float *w, int N,
   }
   return (float)(loss / denom);
 }
+
+/**
+ * GMT's mask (paper eq. 3) in one pass: mask = [|score| ≥ T] as 0/1, out = g·mask. The product
+ * is a real multiplication so that the result matches tfjs' `mul(g, mask)` bit for bit
+ * (−0 for negative entries that are dropped, NaN stays NaN).
+ */
+EXPORT(mask_keep)
+void mask_keep(const float *score, const float *g, float threshold, float *mask, float *out, int n) {
+  int i = 0;
+  v128_t t = wasm_f32x4_splat(threshold), one = wasm_f32x4_splat(1.0f);
+  for (; i + 4 <= n; i += 4) {
+    v128_t m = wasm_v128_and(wasm_f32x4_ge(wasm_f32x4_abs(wasm_v128_load(score + i)), t), one);
+    wasm_v128_store(mask + i, m);
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(g + i), m));
+  }
+  for (; i < n; i++) {
+    float m = __builtin_fabsf(score[i]) >= threshold ? 1.0f : 0.0f;
+    mask[i] = m;
+    out[i] = g[i] * m;
+  }
+}

@@ -13,67 +13,13 @@
  * shares it; the fused path is then skipped with a reason). Everything else falls back to the
  * tfjs paths of `gpt.ts`.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { wasmKernels, wasmKernelsUnavailableReason, type WasmHeapBackend, type WasmKernels } from '../backend/wasm-kernels';
 import type { HostBatch } from '../types';
 import type { GPTConfig } from './gpt';
 
-/** The exports of gpt-kernels.wasm. Pointers are byte offsets into tfjs-wasm's memory. */
-interface Kernels {
-  gemm_scratch_floats(n: number): number;
-  gemm(a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number,
-    m: number, n: number, k: number, acc: number, scratch: number): void;
-  copy_add(dst: number, a: number, b: number, n: number): void;
-  fill_zero(dst: number, n: number): void;
-  layernorm_fwd(x: number, g: number, b: number, y: number, mean: number, rstd: number, n: number, d: number, eps: number): void;
-  layernorm_bwd(dy: number, x: number, mean: number, rstd: number, g: number, dx: number, dg: number, db: number, n: number, d: number): void;
-  gelu_fwd(x: number, y: number, n: number): void;
-  gelu_bwd(x: number, dy: number, dx: number, n: number): void;
-  attention_fwd(qkv: number, out: number, p: number, b: number, t: number, h: number, hd: number, scratch: number): void;
-  attention_bwd(qkv: number, p: number, dout: number, dqkv: number, dp: number, b: number, t: number, h: number, hd: number, scratch: number): void;
-  embed_fwd(tokens: number, wte: number, wpe: number, x: number, bt: number, t: number, d: number): void;
-  embed_bwd(tokens: number, dx: number, dwte: number, dwpe: number, bt: number, t: number, d: number): void;
-  xent_fwd_bwd(logits: number, targets: number, w: number, n: number, v: number): number;
-}
-
-/** The parts of the tfjs-wasm backend object this file uses (not in its public typings). */
-interface WasmBackend {
-  wasm: { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void; HEAPU8: Uint8Array };
-  getMemoryOffset(dataId: object): number;
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
-
-/** Where the compiled kernels live: `<package>/wasm/gpt-kernels.wasm` (from `src/model` or `dist/model`). */
-export const GPT_KERNELS_WASM = path.join(__dirname, '..', '..', 'wasm', 'gpt-kernels.wasm');
-
-let compiled: WebAssembly.Module | undefined;
-const instances = new WeakMap<WebAssembly.Memory, Kernels>();
-
-function kernelsFor(memory: WebAssembly.Memory): Kernels {
-  let k = instances.get(memory);
-  if (!k) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(GPT_KERNELS_WASM));
-    k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Kernels;
-    instances.set(memory, k);
-  }
-  return k;
-}
-
-/**
- * Why the fused path cannot run on the current backend, or `undefined` when it can.
- */
-export function fusedUnavailableReason(): string | undefined {
-  if (tf.getBackend() !== 'wasm') return `the fused path needs the wasm backend (active: ${tf.getBackend()})`;
-  const be = tf.backend() as unknown as WasmBackend;
-  const memory = be.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return 'the wasm backend does not expose its memory';
-  if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) {
-    return 'the threaded wasm build shares its memory; the fused kernels run on the single-threaded build only';
-  }
-  if (!fs.existsSync(GPT_KERNELS_WASM)) return `missing ${GPT_KERNELS_WASM}`;
-  return undefined;
-}
+/** Why the fused path cannot run on the current backend, or `undefined` when it can. */
+export const fusedUnavailableReason = wasmKernelsUnavailableReason;
 
 /** Byte offsets of one workspace, in floats/ints of 4 bytes each. */
 interface Layout {
@@ -122,8 +68,8 @@ export class FusedEngine {
    * Throws on token ids outside the vocabulary or a batch longer than the context.
    */
   lossAndGradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
-    const reason = fusedUnavailableReason();
-    if (reason) throw new Error(`fused step: ${reason}`);
+    const wk = wasmKernels();
+    if (!wk) throw new Error(`fused step: ${wasmKernelsUnavailableReason()}`);
     const cfg = this.cfg;
     const { batchSize: B, seqLen: T } = batch;
     const { dModel: d, nHeads: H, vocabSize: V, mlpRatio, nLayers, layerNormEps: eps } = cfg;
@@ -136,8 +82,7 @@ export class FusedEngine {
       }
     }
 
-    const be = tf.backend() as unknown as WasmBackend;
-    const k = kernelsFor(be.wasm.asm.memory);
+    const { kernels: k, backend: be } = wk;
     const ws = this.workspace(be, k, B, T);
     const at = (floatIndex: number) => ws.base + 4 * floatIndex;
     // Views are taken after every allocation: a heap growth detaches older views.
@@ -220,7 +165,7 @@ export class FusedEngine {
     return { loss: tf.scalar(loss), grads };
   }
 
-  private workspace(be: WasmBackend, k: Kernels, B: number, T: number): Layout & { base: number } {
+  private workspace(be: WasmHeapBackend, k: WasmKernels, B: number, T: number): Layout & { base: number } {
     if (this.ws && this.ws.B === B && this.ws.T === T) return this.ws;
     this.dispose();
     const { dModel: d, mlpRatio, vocabSize: V } = this.cfg;
@@ -241,7 +186,7 @@ export class FusedEngine {
   /** Frees the workspace. Safe to call twice; a later step allocates a new one. */
   dispose(): void {
     if (!this.ws) return;
-    const be = tf.findBackend('wasm') as unknown as WasmBackend | null;
+    const be = tf.findBackend('wasm') as unknown as WasmHeapBackend | null;
     be?.wasm._free(this.ws.base);
     this.ws = undefined;
   }

@@ -20,6 +20,7 @@ import type { HostBatch, ParamInfo, ParamKind, TensorBatch, TrainableModel } fro
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { deriveSeed } from '../util/rng';
 import { FusedEngine, fusedUnavailableReason } from './fused';
+import { GradientPool, MAX_WORKERS, shardRows } from '../parallel/pool';
 import { geluBackward, geluForward, hasFusedKernels, layerNormBackward, layerNormForward, tilesIn, tilesOut } from './kernels';
 
 /** Architecture and initialisation of a `GPT`. Every field is validated by `resolveGPTConfig`. */
@@ -81,6 +82,12 @@ export interface GPTOptions {
    * See `fused.ts`.
    */
   fused?: boolean;
+  /**
+   * Worker threads that share each training batch with the main thread (data parallelism,
+   * `parallel/pool.ts`; default 1 = none; `GMT_WORKERS` in the environment sets the default).
+   * Needs the fused path. 1 worker + the main thread uses both cores of a 2-core machine.
+   */
+  workers?: number;
 }
 
 /** Names, shapes and metadata of every parameter, in the stable order of `GPT.params`. */
@@ -317,7 +324,11 @@ export class GPT implements TrainableModel {
   readonly fast: boolean;
   /** Whether training may use the fused wasm kernels (see {@link GPTOptions.fused}). */
   readonly fused: boolean;
+  /** Worker threads of data-parallel training steps (0 = the main thread alone). */
+  readonly workers: number;
   private fusedEngine?: FusedEngine;
+  private pool?: Promise<GradientPool>;
+  private poolTokens = 0;
   private readonly byName: Map<string, tf.Variable>;
   private readonly blocks: BlockWeights[];
   private readonly layerNorm: ReturnType<typeof makeLayerNorm>;
@@ -334,6 +345,10 @@ export class GPT implements TrainableModel {
     this.config = resolveGPTConfig(config);
     this.fast = options.fast ?? true;
     this.fused = this.fast && (options.fused ?? true) && process.env.GMT_FUSED !== '0';
+    const envWorkers = process.env.GMT_WORKERS;
+    const threads = options.workers ?? (envWorkers !== undefined && envWorkers.trim() !== '' ? Number(envWorkers) : 1);
+    checkNumber(options.workers !== undefined ? 'GPT option workers' : 'GMT_WORKERS', threads, { min: 1, max: MAX_WORKERS + 1, integer: true });
+    this.workers = threads - 1;
     this.layerNorm = makeLayerNorm(this.config.layerNormEps);
     const id = nextModelId++;
     const std = 0.02;
@@ -513,11 +528,36 @@ export class GPT implements TrainableModel {
     return this.fusedEngine.lossAndGradients(batch);
   }
 
-  /** Frees every variable and cached tensor. The model is unusable afterwards. */
+  /**
+   * `lossAndGradients`, with the batch's rows shared between the main thread and
+   * `workers` worker threads when more than one thread was asked for. Starts the workers on
+   * first use (about a second); a batch with more rows per shard than the pool was sized for
+   * restarts them.
+   */
+  async lossAndGradientsAsync(batch: HostBatch): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined> {
+    if (this.workers === 0 || batch.batchSize < 2 || this.fusedReason() !== undefined) return this.lossAndGradients(batch);
+    const tokens = shardRows(batch.batchSize, this.workers + 1)[1]! * batch.seqLen;
+    if (!this.pool || tokens > this.poolTokens) {
+      const old = this.pool;
+      this.pool = undefined;
+      if (old) await (await old).dispose();
+      this.poolTokens = Math.max(tokens, this.poolTokens);
+      const sizes = this.params.map((p) => p.variable.size);
+      this.pool = GradientPool.create(this.config, sizes, this.workers, this.poolTokens);
+      this.pool.catch(() => { this.pool = undefined; });
+    }
+    const pool = await this.pool;
+    this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
+    return pool.lossAndGradients(this, batch);
+  }
+
+  /** Frees every variable and cached tensor and stops worker threads. The model is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.fusedEngine?.dispose();
+    void this.pool?.then((p) => p.dispose(), () => undefined);
+    this.pool = undefined;
     for (const p of this.params) p.variable.dispose();
     for (const m of this.masks.values()) m.dispose();
     this.masks.clear();

@@ -56,6 +56,8 @@ export interface BenchOptions {
    * hand-written gradients) or `plain` (tfjs autodiff, the reference).
    */
   path?: ModelPath;
+  /** Threads computing each update's gradients (data parallelism, fused path only; default 1). */
+  threads?: number;
   /** Called after every timed round with the round index (for progress). */
   onRound?: (round: number) => void;
 }
@@ -91,6 +93,8 @@ export interface BenchResult {
   /** The model code path that ran, and why it is not the one asked for (when it is not). */
   path: ModelPath;
   pathNote?: string;
+  /** Threads that computed each update's gradients (main thread + data-parallel workers). */
+  gradientThreads: number;
   model: GPTConfig;
   params: number;
   batchSize: number;
@@ -115,7 +119,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
   if (!opts.methods.some((m) => m.strategy.name === 'sft')) throw new ConfigError('bench: the line-up must include sft (overheads are relative to it)');
   const asked = opts.path ?? 'fused';
   if (!(MODEL_PATHS as readonly string[]).includes(asked)) throw new ConfigError(`bench path must be one of ${MODEL_PATHS.join(', ')}, got ${asked}`);
-  const model = new GPT({ ...opts.model, seed: opts.seed }, { fast: asked !== 'plain', fused: asked === 'fused' });
+  const model = new GPT({ ...opts.model, seed: opts.seed }, { fast: asked !== 'plain', fused: asked === 'fused', workers: opts.threads ?? 1 });
   const fusedWhy = asked === 'fused' ? model.fusedReason() : undefined;
   const path: ModelPath = fusedWhy ? 'fast' : asked;
   const { vocabSize, contextLength } = model.config;
@@ -174,6 +178,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
       kind: 'gmt-lab/bench',
       backend: tf.getBackend(),
       path,
+      gradientThreads: fusedWhy ? 1 : model.workers + 1,
       ...(fusedWhy ? { pathNote: `fused path skipped: ${fusedWhy}` } : {}),
       model: model.config,
       params: model.numParams,

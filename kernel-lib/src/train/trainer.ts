@@ -420,7 +420,8 @@ export class Trainer {
     let sum: Map<string, tf.Tensor> | undefined;
     let lossSum: tf.Tensor | undefined;
     for (let n = 0; n < config.accum; n++) {
-      const { loss, grads } = this.gradients(this.next());
+      const batch = this.next();
+      const { loss, grads } = (await this.model.lossAndGradientsAsync?.(batch)) ?? this.gradients(batch);
       if (!sum || !lossSum) {
         sum = grads;
         lossSum = loss;

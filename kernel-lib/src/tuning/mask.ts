@@ -21,6 +21,7 @@
  * statistics for GMT (`MaskResult.stats`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { wasmKernels } from '../backend/wasm-kernels';
 import { ConfigError, checkNumber } from '../util/config';
 
 /** Where the quantile is taken: each tensor, each group (`embed`, `block.<i>`, `head`), or all. */
@@ -341,6 +342,17 @@ export class GradientMasker {
    * on cpu no copy at all), as bit-pattern views in `order`.
    */
   private async readScores(tensors: tf.Tensor[]): Promise<ScorePart[]> {
+    const wk = wasmKernels();
+    if (wk) {
+      // On wasm, views of tfjs' heap: no copy. They are used before anything allocates again.
+      const buffer = wk.backend.wasm.HEAPU8.buffer;
+      let at = 0;
+      return tensors.map((t) => {
+        const part = { bits: new Uint32Array(buffer, wk.backend.getMemoryOffset(t.dataId), t.size), offset: at };
+        at += t.size;
+        return part;
+      });
+    }
     const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
     let offset = 0;
     return values.map((v) => {
@@ -445,8 +457,22 @@ export class GradientMasker {
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();
     const thresholdByName = new Map<string, number>();
+    const wk = wasmKernels();
     this.order.forEach((name, i) => {
       const threshold = thresholds[i] as number;
+      const grad = grads.get(name)!;
+      if (wk && threshold > 0 && grad.dtype === 'float32' && grad.size === tensors[i]!.size) {
+        // One pass of our wasm kernel instead of abs, sub, step and mul: the same bits.
+        const { kernels, backend } = wk;
+        const maskInfo = backend.makeOutput(grad.shape, 'float32');
+        const outInfo = backend.makeOutput(grad.shape, 'float32');
+        kernels.mask_keep(backend.getMemoryOffset(tensors[i]!.dataId), backend.getMemoryOffset(grad.dataId), threshold,
+          backend.getMemoryOffset(maskInfo.dataId), backend.getMemoryOffset(outInfo.dataId), grad.size);
+        masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
+        maskedGrads.set(name, tf.engine().makeTensorFromTensorInfo(outInfo, tf.backend()));
+        thresholdByName.set(name, threshold);
+        return;
+      }
       const mask = keepMask(tensors[i]!, threshold);
       masks.set(name, mask);
       // Γ ⊙ 1 is Γ bit for bit: share the storage instead of multiplying.

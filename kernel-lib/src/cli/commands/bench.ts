@@ -12,7 +12,7 @@ import { defineCommand } from '../command';
 
 /** Text table of a bench result (also used by the README numbers). */
 export function formatBench(r: BenchResult): string {
-  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.params.toLocaleString('en-US')} parameters, ` +
+  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
     `batch ${r.batchSize} × ${r.model.contextLength} tokens, median of ${r.steps} interleaved updates after ${r.warmup} warm-up`;
   const lines = [head, '', `${'method'.padEnd(16)}${'ms/update'.padStart(10)}${'p10–p90'.padStart(16)}${'mask ms'.padStart(9)}${'steps/s'.padStart(9)}${'tokens/s'.padStart(10)}${'vs sft'.padStart(9)}${'paired'.padStart(9)}`];
   for (const row of r.rows) {
@@ -44,6 +44,7 @@ export default defineCommand({
     steps: { type: 'number', summary: 'timed updates per method (≥ 10)', min: 10, integer: true, default: 12 },
     warmup: { type: 'number', summary: 'untimed rounds first', min: 0, integer: true, default: 2 },
     methods: { type: 'string[]', summary: 'labels to time (default: all)', choices: DEFAULT_BENCH_METHODS.map((m) => m.label.replace(/ \((\w+)\)/, ':$1')) },
+    threads: { type: 'number', summary: 'threads computing each update (data parallelism over worker threads; fused path)', min: 1, max: 16, integer: true, default: 1 },
     path: { type: 'string', summary: 'model code: fused wasm kernels, fast tfjs ops, or plain autodiff', choices: [...MODEL_PATHS], default: 'fused' },
     seed: { type: 'number', summary: 'weights and batch seed', integer: true, default: 0 },
     out: { type: 'string', summary: 'output folder', default: 'bench', metavar: 'DIR' },
@@ -66,7 +67,7 @@ export default defineCommand({
     const backend = await initBackend({ quiet: true });
     io.stderr(`gmt-lab bench: ${methods.length} methods × ${o.steps} updates on ${backend.backend}\n`);
     const core = await benchUpdates({
-      model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, methods, seed: o.seed, path: o.path as ModelPath,
+      model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, methods, seed: o.seed, path: o.path as ModelPath, threads: o.threads,
       onRound: (r) => io.stderr(`  round ${r + 1}/${o.steps}\n`),
     });
     const cpus = os.cpus();
