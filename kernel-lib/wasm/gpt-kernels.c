@@ -221,14 +221,19 @@ void layernorm_bwd(const float *dy, const float *x, const float *mean, const flo
 #define GELU_2C 1.5957691216057308f          /* 2·√(2/π) */
 #define GELU_2CK (1.5957691216057308f * 0.044715f)
 
+/** σ(2z) for 4 lanes, given x and x². */
+INLINE v128_t gelu_sigmoid4(v128_t v, v128_t v2) {
+  v128_t one = wasm_f32x4_splat(1.0f);
+  v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
+  return wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+}
+
 EXPORT(gelu_fwd)
 void gelu_fwd(const float *x, float *y, int n) {
   int i = 0;
-  v128_t one = wasm_f32x4_splat(1.0f);
   for (; i + 4 <= n; i += 4) {
     v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
-    v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
-    v128_t s = wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+    v128_t s = gelu_sigmoid4(v, v2);
     wasm_v128_store(y + i, wasm_f32x4_mul(v, s));
   }
   for (; i < n; i++) {
@@ -241,11 +246,9 @@ void gelu_fwd(const float *x, float *y, int n) {
 EXPORT(gelu_bwd)
 void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
   int i = 0;
-  v128_t one = wasm_f32x4_splat(1.0f);
   for (; i + 4 <= n; i += 4) {
     v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
-    v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
-    v128_t s = wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+    v128_t s = gelu_sigmoid4(v, v2);
     v128_t dz = MADD(v2, wasm_f32x4_splat(3.0f * GELU_2CK), wasm_f32x4_splat(GELU_2C));
     v128_t t = wasm_f32x4_mul(wasm_f32x4_mul(v, wasm_f32x4_sub(s, wasm_f32x4_mul(s, s))), dz);
     wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_add(s, t)));

@@ -546,9 +546,7 @@ export class GPT implements TrainableModel {
       this.pool = GradientPool.create(this.config, sizes, this.workers, this.poolTokens);
       this.pool.catch(() => { this.pool = undefined; });
     }
-    const pool = await this.pool;
-    this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
-    return pool.lossAndGradients(this, batch);
+    return (await this.pool).lossAndGradients(this, batch);
   }
 
   /** Frees every variable and cached tensor and stops worker threads. The model is unusable afterwards. */
