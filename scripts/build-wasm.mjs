@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// Builds kernel-lib/wasm/gpt-kernels.wasm from gpt-kernels.c with clang ≥ 16 and wasm-ld
-// (Debian: `apt-get install clang-16 lld-16`). The .wasm is committed, so neither setup nor CI
-// needs a C compiler; run this after editing the C file.
+// Builds the two kernel binaries from kernel-lib/wasm/gpt-kernels.c with clang ≥ 16 and wasm-ld
+// (Debian: `apt-get install clang-16 lld-16`):
+//   gpt-kernels.wasm          128-bit SIMD (runs wherever tfjs-wasm's SIMD build runs)
+//   gpt-kernels-relaxed.wasm  the same with relaxed SIMD's fused multiply-add (-DGMT_RELAXED)
+// Both are committed, so neither setup nor CI needs a C compiler; run this after editing the C file.
 //
 // The module imports tfjs-backend-wasm's memory, so it must not own anything in it: the build
 // fails if the output has a data section or reads/writes a global (clang's shadow-stack
 // pointer), either of which would write over tfjs' own low addresses.
 //
-// Usage: node scripts/build-wasm.mjs [--check]   (--check: rebuild to a temp file and fail if
-// it differs from the committed binary)
+// Usage: node scripts/build-wasm.mjs [--check]   (--check: rebuild to temp files and fail if
+// either differs from its committed binary)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +19,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'kernel-lib', 'wasm', 'gpt-kernels.c');
-const out = join(root, 'kernel-lib', 'wasm', 'gpt-kernels.wasm');
+/** Output file name → extra clang flags. */
+export const VARIANTS = {
+  'gpt-kernels.wasm': [],
+  'gpt-kernels-relaxed.wasm': ['-DGMT_RELAXED', '-mrelaxed-simd'],
+};
 export const CLANG_FLAGS = [
   '--target=wasm32', '-O3', '-msimd128', '-mbulk-memory', '-nostdlib', '-ffp-contract=off',
   '-Wall', '-Werror', '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-debug',
@@ -47,10 +53,10 @@ function sectionIds(bytes) {
   return ids;
 }
 
-export function buildWasm(target) {
+export function buildWasm(target, extraFlags = []) {
   const clang = which(['clang-16', 'clang-17', 'clang-18', 'clang']);
   if (!clang) throw new Error('build-wasm: no clang found; on Debian run: apt-get install clang-16 lld-16');
-  execFileSync(clang.bin, [...CLANG_FLAGS, '-o', target, src], { stdio: 'inherit' });
+  execFileSync(clang.bin, [...CLANG_FLAGS, ...extraFlags, '-o', target, src], { stdio: 'inherit' });
   const bytes = readFileSync(target);
   if (sectionIds(bytes).some((id) => id === 11 || id === 12)) {
     throw new Error('build-wasm: the module has a data section; it must not own memory (see gpt-kernels.c)');
@@ -65,18 +71,25 @@ export function buildWasm(target) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const dir = join(root, 'kernel-lib', 'wasm');
   if (process.argv.includes('--check')) {
-    const dir = mkdtempSync(join(tmpdir(), 'gmt-wasm-'));
+    const tmpDir = mkdtempSync(join(tmpdir(), 'gmt-wasm-'));
+    let stale = 0;
     try {
-      const tmp = join(dir, 'gpt-kernels.wasm');
-      buildWasm(tmp);
-      const same = Buffer.compare(readFileSync(tmp), readFileSync(out)) === 0;
-      console.log(same ? 'build-wasm: committed binary matches the source' : 'build-wasm: committed binary is stale; run npm run build:wasm');
-      process.exit(same ? 0 : 1);
+      for (const [name, flags] of Object.entries(VARIANTS)) {
+        const tmp = join(tmpDir, name);
+        buildWasm(tmp, flags);
+        const same = Buffer.compare(readFileSync(tmp), readFileSync(join(dir, name))) === 0;
+        console.log(same ? `build-wasm: committed ${name} matches the source` : `build-wasm: committed ${name} is stale; run npm run build:wasm`);
+        if (!same) stale++;
+      }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(tmpDir, { recursive: true, force: true });
     }
+    process.exit(stale ? 1 : 0);
   }
-  const info = buildWasm(out);
-  console.log(`build-wasm: wrote ${out} (${info.bytes} bytes, ${info.clang})`);
+  for (const [name, flags] of Object.entries(VARIANTS)) {
+    const info = buildWasm(join(dir, name), flags);
+    console.log(`build-wasm: wrote ${join(dir, name)} (${info.bytes} bytes, ${info.clang})`);
+  }
 }

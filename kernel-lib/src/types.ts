@@ -63,4 +63,9 @@ export interface TrainableModel {
    * threads (see `GPTOptions.workers`); the trainer prefers it during updates.
    */
   lossAndGradientsAsync?(batch: HostBatch): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined>;
+  /**
+   * Optional one-line description of how this model computes training gradients here (code
+   * path, kernel build, threads); the trainer copies it into the run record.
+   */
+  gradientPath?(): string;
 }

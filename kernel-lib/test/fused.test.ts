@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { GPT, weightsSha256, type GPTConfig } from '../src/model';
-import { GPT_KERNELS_WASM } from '../src/backend/wasm-kernels';
+import { GPT_KERNELS_WASM, kernelVariant, relaxedSimdSupport, setKernelVariant, wasmKernels, type KernelVariant } from '../src/backend/wasm-kernels';
 import { train } from '../src/train';
 import type { HostBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
@@ -62,7 +62,9 @@ function assertGradsClose(a: Map<string, Float32Array>, b: Map<string, Float32Ar
   }
 }
 
-test('fused wasm kernels give the fast and plain paths\' loss and gradients', async () => {
+const VARIANTS: KernelVariant[] = ['simd128', 'relaxed-simd'];
+
+test('fused wasm kernels (both builds) give the fast and plain paths\' loss and gradients', async () => {
   await tf.setBackend('wasm');
   const weights = new GPT(ODD);
   const values = Object.fromEntries(weights.params.map((p) => [p.name, p.variable]));
@@ -70,7 +72,9 @@ test('fused wasm kernels give the fast and plain paths\' loss and gradients', as
   const plain = new GPT(ODD, { fast: false }, values);
   const model = new GPT(ODD, {}, values);
   try {
-    for (const [B, T, seed] of [[3, 7, 1], [2, 16, 2], [1, 1, 3]] as const) {
+    for (const variant of VARIANTS) for (const [B, T, seed] of [[3, 7, 1], [2, 16, 2], [1, 1, 3], [2, 13, 4]] as const) {
+      setKernelVariant(variant);
+      assert.equal(wasmKernels()?.variant, variant);
       const b = hostBatch(ODD.vocabSize!, B, T, seed);
       const f = fused(model, b);
       const ref = autodiff(fast, b);
@@ -81,13 +85,67 @@ test('fused wasm kernels give the fast and plain paths\' loss and gradients', as
       assertGradsClose(f.grads, pl.grads, 1e-4);
     }
   } finally {
+    setKernelVariant('auto');
     for (const m of [weights, fast, plain, model]) m.dispose();
     await tf.setBackend('cpu');
   }
 });
 
-test('fused step: deterministic, no tensor growth, one workspace per batch shape', async () => {
+test('fused attention past one GEMM K block (T > 256): causal skipping stays exact', async () => {
   await tf.setBackend('wasm');
+  const cfg: Partial<GPTConfig> = { vocabSize: 11, contextLength: 300, dModel: 8, nLayers: 1, nHeads: 1, seed: 5 };
+  const model = new GPT(cfg);
+  const fast = new GPT(cfg, { fused: false }, Object.fromEntries(model.params.map((p) => [p.name, p.variable])));
+  try {
+    for (const variant of VARIANTS) {
+      setKernelVariant(variant);
+      const b = hostBatch(11, 1, 299, 9);
+      const f = fused(model, b);
+      const ref = autodiff(fast, b);
+      assert.ok(Math.abs(f.loss - ref.loss) < 1e-5 * Math.max(1, ref.loss), `${variant}: loss ${f.loss} vs fast ${ref.loss}`);
+      assertGradsClose(f.grads, ref.grads, 1e-4);
+    }
+  } finally {
+    setKernelVariant('auto');
+    fast.dispose();
+    model.dispose();
+    await tf.setBackend('cpu');
+  }
+});
+
+test('kernel build: relaxed SIMD where the runtime compiles it, GMT_WASM_KERNELS and setKernelVariant override', async () => {
+  const saved = process.env.GMT_WASM_KERNELS;
+  try {
+    delete process.env.GMT_WASM_KERNELS;
+    // Node 20 compiles relaxed SIMD once the V8 flag is set; every Node this project supports does.
+    assert.ok(relaxedSimdSupport().ok, relaxedSimdSupport().how);
+    assert.equal(kernelVariant().variant, 'relaxed-simd');
+    process.env.GMT_WASM_KERNELS = 'simd128';
+    assert.equal(kernelVariant().variant, 'simd128');
+    assert.match(kernelVariant().reason, /GMT_WASM_KERNELS=simd128/);
+    process.env.GMT_WASM_KERNELS = 'avx512';
+    assert.throws(() => kernelVariant(), /GMT_WASM_KERNELS must be relaxed-simd, simd128 or auto, got "avx512"/);
+    setKernelVariant('simd128');
+    assert.equal(kernelVariant().variant, 'simd128');
+    assert.throws(() => setKernelVariant('sse' as KernelVariant), /unknown kernel variant "sse"/);
+    await tf.setBackend('wasm');
+    const model = new GPT(ODD);
+    assert.equal(model.gradientPath(), 'fused wasm kernels (simd128), 1 thread');
+    model.dispose();
+    await tf.setBackend('cpu');
+    const cpu = new GPT(ODD);
+    assert.match(cpu.gradientPath(), /^fast path \(tfjs ops; fused skipped: the fused kernels need the wasm backend/);
+    cpu.dispose();
+  } finally {
+    setKernelVariant('auto');
+    if (saved === undefined) delete process.env.GMT_WASM_KERNELS;
+    else process.env.GMT_WASM_KERNELS = saved;
+  }
+});
+
+for (const variant of VARIANTS) test(`fused step (${variant}): deterministic, no tensor growth, one workspace per batch shape`, async () => {
+  await tf.setBackend('wasm');
+  setKernelVariant(variant);
   const model = new GPT(ODD);
   try {
     const b = hostBatch(ODD.vocabSize!, 4, 9, 5);
@@ -102,6 +160,7 @@ test('fused step: deterministic, no tensor growth, one workspace per batch shape
     assert.equal(tf.memory().numTensors, tensors);
     assert.equal(tf.memory().numBytes, bytes);
   } finally {
+    setKernelVariant('auto');
     model.dispose();
     await tf.setBackend('cpu');
   }
@@ -163,13 +222,15 @@ test('training through the fused path tracks training through tfjs autodiff, and
   }
 });
 
-test('the committed gpt-kernels.wasm owns no memory and matches its source', () => {
-  const bytes = fs.readFileSync(GPT_KERNELS_WASM);
-  const mod = new WebAssembly.Module(bytes);
-  assert.deepEqual(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.memory:memory']);
-  const exported = WebAssembly.Module.exports(mod).map((e) => e.name);
-  for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd', 'mask_keep']) {
-    assert.ok(exported.includes(name), `missing export ${name}`);
+test('the committed kernel binaries own no memory and match their source', () => {
+  for (const variant of VARIANTS) {
+    const bytes = fs.readFileSync(GPT_KERNELS_WASM[variant]);
+    const mod = new WebAssembly.Module(bytes);
+    assert.deepEqual(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.memory:memory'], variant);
+    const exported = WebAssembly.Module.exports(mod).map((e) => e.name);
+    for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd', 'mask_keep']) {
+      assert.ok(exported.includes(name), `${variant}: missing export ${name}`);
+    }
   }
   let clang = true;
   try {
@@ -180,5 +241,6 @@ test('the committed gpt-kernels.wasm owns no memory and matches its source', () 
   if (!clang) return; // Rebuilding needs clang 16; the structural checks above still ran.
   const script = path.join(__dirname, '..', '..', 'scripts', 'build-wasm.mjs');
   const out = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
-  assert.match(out, /matches the source/);
+  assert.match(out, /committed gpt-kernels\.wasm matches the source/);
+  assert.match(out, /committed gpt-kernels-relaxed\.wasm matches the source/);
 });

@@ -29,7 +29,17 @@
 /* Vector math                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+/* MADD(a, b, c) = a·b + c. The default build rounds the product and the sum separately (128-bit
+ * SIMD has no fused multiply-add). Built with -DGMT_RELAXED -mrelaxed-simd (gpt-kernels-relaxed.wasm)
+ * it is relaxed SIMD's f32x4.relaxed_madd, which V8 emits as one FMA instruction where the CPU has
+ * one (x86-64 FMA3, arm64): fewer instructions per GEMM step and one rounding instead of two. On a
+ * given machine either build is deterministic; the two differ from each other by float rounding. */
+#ifdef GMT_RELAXED
+typedef float f32x4_t __attribute__((vector_size(16)));
+#define MADD(a, b, c) ((v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
+#else
 #define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+#endif
 
 /* e^x for 4 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
  * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to the
@@ -99,9 +109,20 @@ __attribute__((noinline)) static void micro_6x8(int kc, const float *pa, const f
   ACC_STORE(0) ACC_STORE(1) ACC_STORE(2) ACC_STORE(3) ACC_STORE(4) ACC_STORE(5)
 }
 
-EXPORT(gemm)
-void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
-          int M, int N, int K, int acc, float *scratch) {
+/* Triangular structure `gemm_tri` may exploit (the causal attention products):
+ * TRI_C_LOWER: only C[i][j] with j ≤ i is wanted; 8-column strips wholly above the diagonal are
+ *              not computed (left as they were);
+ * TRI_A_LOWER: op(A)[i][k] = 0 for k > i, so row i only needs k ≤ i;
+ * TRI_A_UPPER: op(A)[i][k] = 0 for k < i, so row i only needs k ≥ i.
+ * The A modes skip the zero part of K per 6-row panel; the skipped entries of A are never read,
+ * except inside a panel, where they must hold zeros. */
+#define TRI_NONE 0
+#define TRI_C_LOWER 1
+#define TRI_A_LOWER 2
+#define TRI_A_UPPER 3
+
+static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
+                     int M, int N, int K, int acc, float *scratch, int tri) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!acc) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = 0.0f;
@@ -131,18 +152,28 @@ void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, floa
     }
     for (int i0 = 0; i0 < M; i0 += MR) {
       int mv = M - i0 < MR ? M - i0 : MR;
-      for (int k = 0; k < kc; k++)
+      /* The part [kb, ke) of this K block that the panel's rows need. */
+      int kb = 0, ke = kc;
+      if (tri == TRI_A_LOWER && i0 + mv - k0 < ke) ke = i0 + mv - k0;
+      if (tri == TRI_A_UPPER && i0 - k0 > kb) kb = i0 - k0;
+      if (ke <= kb) {
+        if (!accNow)
+          for (int i = 0; i < mv; i++) for (int j = 0; j < N; j++) C[(size_t)(i0 + i) * ldc + j] = 0.0f;
+        continue;
+      }
+      for (int k = kb; k < ke; k++)
         for (int i = 0; i < MR; i++) {
           float v = i < mv ? (ta ? A[(size_t)(k0 + k) * lda + i0 + i] : A[(size_t)(i0 + i) * lda + k0 + k]) : 0.0f;
-          wasm_v128_store(packA + (k * MR + i) * 4, wasm_f32x4_splat(v));
+          wasm_v128_store(packA + ((k - kb) * MR + i) * 4, wasm_f32x4_splat(v));
         }
       for (int s = 0; s < nstrips; s++) {
         int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
-        const float *pb = packB + (size_t)s * KC * NR;
+        if (tri == TRI_C_LOWER && j0 > i0 + mv - 1) break;
+        const float *pb = packB + ((size_t)s * KC + kb) * NR;
         if (nv == NR) {
-          micro_6x8(kc, packA, pb, C + (size_t)i0 * ldc + j0, ldc, mv, accNow);
+          micro_6x8(ke - kb, packA, pb, C + (size_t)i0 * ldc + j0, ldc, mv, accNow);
         } else {
-          micro_6x8(kc, packA, pb, edge, NR, mv, 0);
+          micro_6x8(ke - kb, packA, pb, edge, NR, mv, 0);
           for (int i = 0; i < mv; i++)
             for (int j = 0; j < nv; j++) {
               float *c = C + (size_t)(i0 + i) * ldc + j0 + j;
@@ -152,6 +183,12 @@ void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, floa
       }
     }
   }
+}
+
+EXPORT(gemm)
+void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
+          int M, int N, int K, int acc, float *scratch) {
+  gemm_tri(A, lda, ta, B, ldb, tb, C, ldc, M, N, K, acc, scratch, TRI_NONE);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -295,9 +332,9 @@ void attention_fwd(const float *qkv, float *out, float *P, int B, int T, int H, 
     for (int h = 0; h < H; h++) {
       const float *q = qkv + (size_t)b * T * ld + h * hd;
       float *p = P + ((size_t)b * H + h) * T * T;
-      gemm(q, ld, 0, q + d, ld, 1, p, T, T, T, hd, 0, scratch);
+      gemm_tri(q, ld, 0, q + d, ld, 1, p, T, T, T, hd, 0, scratch, TRI_C_LOWER);
       causal_softmax(p, T, scale);
-      gemm(p, T, 0, q + 2 * d, ld, 0, out + (size_t)b * T * d + h * hd, d, T, hd, T, 0, scratch);
+      gemm_tri(p, T, 0, q + 2 * d, ld, 0, out + (size_t)b * T * d + h * hd, d, T, hd, T, 0, scratch, TRI_A_LOWER);
     }
 }
 
@@ -316,17 +353,19 @@ void attention_bwd(const float *qkv, const float *P, const float *dout, float *d
       const float *p = P + ((size_t)b * H + h) * T * T;
       const float *dO = dout + (size_t)b * T * d + h * hd;
       float *dq = dqkv + (size_t)b * T * ld + h * hd;
-      gemm(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch);
-      gemm(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch);
+      gemm_tri(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
+      gemm_tri(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch, TRI_C_LOWER);
+      /* dP holds garbage above the diagonal (skipped strips); dS there is exactly 0. */
       for (int i = 0; i < T; i++) {
         const float *pr = p + (size_t)i * T;
         float *dr = dP + (size_t)i * T;
         float s = 0.0f;
         for (int j = 0; j <= i; j++) s += dr[j] * pr[j];
-        for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+        for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+        for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
       }
-      gemm(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch);
-      gemm(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch);
+      gemm_tri(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch, TRI_A_LOWER);
+      gemm_tri(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
     }
 }
 

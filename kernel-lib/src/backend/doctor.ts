@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { kernelVariant, type KernelVariant } from './wasm-kernels';
 import { BACKEND_ORDER, BackendName, BackendReport, currentBackend, initBackend, probeBackend, resolveOptional } from './select';
 
 /** One row of the backend table in a {@link DoctorReport}. */
@@ -32,6 +33,8 @@ export interface DoctorReport {
   };
   /** SIMD flag, tfjs's own thread flag (always false in Node), and the matmul pool size in use. */
   wasm: { simd: boolean; threads: boolean; poolThreads: number; threadsNote: string } | null;
+  /** The build of our fused training kernels this process uses (wasm only) and why. */
+  fusedKernels: { variant: KernelVariant | null; reason: string } | null;
   cpus: number;
   platform: string;
   /** One row per known backend, fastest first. */
@@ -90,6 +93,15 @@ export async function doctor(): Promise<DoctorReport> {
     };
   }
 
+  let fusedKernels: DoctorReport['fusedKernels'] = null;
+  if (wasm) {
+    try {
+      fusedKernels = kernelVariant();
+    } catch (e) {
+      fusedKernels = { variant: null, reason: (e as Error).message };
+    }
+  }
+
   const versions: DoctorReport['versions'] = {
     node: process.version,
     tfjs: tf.version.tfjs,
@@ -106,6 +118,7 @@ export async function doctor(): Promise<DoctorReport> {
     chosenBy: chosen.source,
     versions,
     wasm,
+    fusedKernels,
     cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
     platform: `${process.platform}-${process.arch}`,
     backends,
@@ -134,6 +147,7 @@ export function formatDoctor(report: DoctorReport): string {
   const kv = (k: string, v: string) => out.push(`${k.padEnd(20)}${v}`);
   kv('backend', `${report.backend} (tfjs "${report.tfjsBackend}", chosen by ${report.chosenBy})`);
   if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, ${report.wasm.poolThreads} thread${report.wasm.poolThreads === 1 ? '' : 's'} (${report.wasm.threadsNote})`);
+  if (report.fusedKernels) kv('fused kernels', `${report.fusedKernels.variant ?? 'none'} (${report.fusedKernels.reason})`);
   kv('cpus', `${report.cpus} (${report.platform})`);
   for (const [name, version] of Object.entries(report.versions)) kv(name, version ?? '-');
   out.push('');

@@ -37,11 +37,89 @@ export interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
-/** Where the compiled kernels live: `<package>/wasm/gpt-kernels.wasm` (from `src/backend` or `dist/backend`). */
-export const GPT_KERNELS_WASM = path.join(__dirname, '..', '..', 'wasm', 'gpt-kernels.wasm');
+/**
+ * The two builds of gpt-kernels.c (see scripts/build-wasm.mjs):
+ * - `relaxed-simd`: multiply-adds are relaxed SIMD's `f32x4.relaxed_madd`, one FMA instruction
+ *   on CPUs that have one (x86-64 FMA3, arm64); ~15–20% faster per update on the reference model;
+ * - `simd128`: plain 128-bit SIMD, a product and a sum rounded separately.
+ * Each is deterministic on a given machine; they differ from each other by float rounding, so a
+ * run's record names the variant it used.
+ */
+export type KernelVariant = 'relaxed-simd' | 'simd128';
 
-let compiled: WebAssembly.Module | undefined;
-const instances = new WeakMap<WebAssembly.Memory, WasmKernels>();
+/** Where each build lives: `<package>/wasm/` (from `src/backend` or `dist/backend`). */
+export const GPT_KERNELS_WASM: Readonly<Record<KernelVariant, string>> = {
+  'relaxed-simd': path.join(__dirname, '..', '..', 'wasm', 'gpt-kernels-relaxed.wasm'),
+  simd128: path.join(__dirname, '..', '..', 'wasm', 'gpt-kernels.wasm'),
+};
+
+// The smallest module that uses relaxed SIMD: (func (param v128 v128 v128) (result v128)
+// (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2))).
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b,
+]);
+
+let relaxedSupport: { ok: boolean; how: string } | undefined;
+
+/**
+ * Whether this runtime compiles relaxed SIMD, and how. Node ≥ 22 has it on by default; Node 20
+ * and 21 ship it behind V8's `--experimental-wasm-relaxed-simd`, which is switched on here with
+ * `v8.setFlagsFromString` when missing. That flag only widens what the wasm validator accepts
+ * for modules compiled afterwards (tfjs' own module is unaffected), and the worker threads of
+ * `parallel/` share it. Set `GMT_WASM_KERNELS=simd128` to leave V8's flags alone.
+ */
+export function relaxedSimdSupport(): { ok: boolean; how: string } {
+  if (relaxedSupport) return relaxedSupport;
+  if (WebAssembly.validate(RELAXED_PROBE)) return (relaxedSupport = { ok: true, how: 'relaxed SIMD is on in this runtime' });
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch { /* not Node, or the flag is gone: validation below says so */ }
+  relaxedSupport = WebAssembly.validate(RELAXED_PROBE)
+    ? { ok: true, how: `relaxed SIMD enabled with --experimental-wasm-relaxed-simd (Node ${process.versions.node})` }
+    : { ok: false, how: `this runtime (Node ${process.versions.node}) does not compile relaxed SIMD` };
+  return relaxedSupport;
+}
+
+let forced: KernelVariant | undefined;
+
+/**
+ * The build the fused kernels use in this process and why: `setKernelVariant()` if called, else
+ * `GMT_WASM_KERNELS` (`relaxed-simd` | `simd128` | `auto`), else `relaxed-simd` where the
+ * runtime supports it (see {@link relaxedSimdSupport}) and `simd128` otherwise.
+ */
+export function kernelVariant(): { variant: KernelVariant; reason: string } {
+  if (forced) return { variant: forced, reason: 'set by setKernelVariant()' };
+  const env = (process.env.GMT_WASM_KERNELS ?? 'auto').trim();
+  if (env === 'simd128') return { variant: 'simd128', reason: 'GMT_WASM_KERNELS=simd128' };
+  if (env !== 'auto' && env !== '' && env !== 'relaxed-simd') {
+    throw new Error(`GMT_WASM_KERNELS must be relaxed-simd, simd128 or auto, got ${JSON.stringify(env)}`);
+  }
+  const support = relaxedSimdSupport();
+  if (support.ok) return { variant: 'relaxed-simd', reason: support.how };
+  if (env === 'relaxed-simd') throw new Error(`GMT_WASM_KERNELS=relaxed-simd, but ${support.how}`);
+  return { variant: 'simd128', reason: `${support.how}; using the simd128 build` };
+}
+
+/**
+ * Pins the build for this process from the next fused call on (`'auto'` undoes it). Throws if
+ * `relaxed-simd` cannot run here.
+ */
+export function setKernelVariant(variant: KernelVariant | 'auto'): void {
+  if (variant === 'auto') {
+    forced = undefined;
+    return;
+  }
+  if (variant !== 'relaxed-simd' && variant !== 'simd128') throw new Error(`unknown kernel variant ${JSON.stringify(variant)}`);
+  if (variant === 'relaxed-simd' && !relaxedSimdSupport().ok) throw new Error(`relaxed-simd kernels: ${relaxedSimdSupport().how}`);
+  forced = variant;
+}
+
+const compiled = new Map<KernelVariant, WebAssembly.Module>();
+const instances = new WeakMap<WebAssembly.Memory, Map<KernelVariant, WasmKernels>>();
 
 /** Why our kernels cannot run on the active backend, or `undefined` when they can. */
 export function wasmKernelsUnavailableReason(): string | undefined {
@@ -51,7 +129,8 @@ export function wasmKernelsUnavailableReason(): string | undefined {
   if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) {
     return 'the threaded wasm build shares its memory; the fused kernels run on the single-threaded build only';
   }
-  if (!fs.existsSync(GPT_KERNELS_WASM)) return `missing ${GPT_KERNELS_WASM}`;
+  const file = GPT_KERNELS_WASM[kernelVariant().variant];
+  if (!fs.existsSync(file)) return `missing ${file}`;
   return undefined;
 }
 
@@ -59,15 +138,19 @@ export function wasmKernelsUnavailableReason(): string | undefined {
  * The kernels and the backend they run on, or `undefined` when they cannot run here
  * (see {@link wasmKernelsUnavailableReason}).
  */
-export function wasmKernels(): { kernels: WasmKernels; backend: WasmHeapBackend } | undefined {
+export function wasmKernels(): { kernels: WasmKernels; backend: WasmHeapBackend; variant: KernelVariant } | undefined {
   if (wasmKernelsUnavailableReason() !== undefined) return undefined;
   const backend = tf.backend() as unknown as WasmHeapBackend;
   const memory = backend.wasm.asm.memory;
-  let kernels = instances.get(memory);
+  const { variant } = kernelVariant();
+  let perMemory = instances.get(memory);
+  if (!perMemory) instances.set(memory, (perMemory = new Map()));
+  let kernels = perMemory.get(variant);
   if (!kernels) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(GPT_KERNELS_WASM));
-    kernels = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as WasmKernels;
-    instances.set(memory, kernels);
+    let mod = compiled.get(variant);
+    if (!mod) compiled.set(variant, (mod = new WebAssembly.Module(fs.readFileSync(GPT_KERNELS_WASM[variant]))));
+    kernels = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as WasmKernels;
+    perMemory.set(variant, kernels);
   }
-  return { kernels, backend };
+  return { kernels, backend, variant };
 }

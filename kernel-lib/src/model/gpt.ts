@@ -20,6 +20,7 @@ import type { HostBatch, ParamInfo, ParamKind, TensorBatch, TrainableModel } fro
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { deriveSeed } from '../util/rng';
 import { FusedEngine, fusedUnavailableReason } from './fused';
+import { kernelVariant } from '../backend/wasm-kernels';
 import { GradientPool, MAX_WORKERS, shardRows } from '../parallel/pool';
 import { geluBackward, geluForward, hasFusedKernels, layerNormBackward, layerNormForward, tilesIn, tilesOut } from './kernels';
 
@@ -514,6 +515,17 @@ export class GPT implements TrainableModel {
     if (!this.fast) return 'the plain reference path was requested';
     if (!this.fused) return 'turned off (GPTOptions.fused = false or GMT_FUSED=0)';
     return fusedUnavailableReason();
+  }
+
+  /**
+   * How training gradients are computed here, e.g. `fused wasm kernels (relaxed-simd), 2 threads`
+   * or `fast path (tfjs ops; fused skipped: …)`.
+   */
+  gradientPath(): string {
+    const why = this.fusedReason();
+    if (why !== undefined) return `${this.fast ? 'fast' : 'plain'} path (tfjs ops; fused skipped: ${why})`;
+    const threads = this.workers + 1;
+    return `fused wasm kernels (${kernelVariant().variant}), ${threads} thread${threads === 1 ? '' : 's'}`;
   }
 
   /**

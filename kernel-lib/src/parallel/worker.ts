@@ -8,13 +8,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { GPT, type GPTConfig } from '../model/gpt';
-import type { WasmHeapBackend } from '../backend/wasm-kernels';
+import { setKernelVariant, type KernelVariant, type WasmHeapBackend } from '../backend/wasm-kernels';
 
 interface Init {
   config: GPTConfig;
   paramSizes: number[];
   maxTokens: number;
   shared: SharedArrayBuffer;
+  /** The main thread's kernel build, so every shard rounds the same way. */
+  kernels: KernelVariant;
 }
 
 
@@ -22,6 +24,7 @@ const port = parentPort;
 if (!port) throw new Error('parallel/worker.ts runs only as a worker thread');
 
 async function main(init: Init): Promise<void> {
+  setKernelVariant(init.kernels);
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise in the worker');
   const model = new GPT(init.config, { fused: true });
   const why = model.fusedReason();

@@ -14,6 +14,7 @@ import { checkNumber, ConfigError } from '../util/config';
 import { Trainer } from './trainer';
 import type { StrategySpec } from './trainer';
 import { quantile } from '../util/stats';
+import { kernelVariant, type KernelVariant } from '../backend/wasm-kernels';
 
 /** One method to time: a label for tables and its registry spec. */
 export interface BenchMethod {
@@ -95,6 +96,8 @@ export interface BenchResult {
   pathNote?: string;
   /** Threads that computed each update's gradients (main thread + data-parallel workers). */
   gradientThreads: number;
+  /** The kernel build of the fused path (see `KernelVariant`); absent on the tfjs paths. */
+  kernels?: KernelVariant;
   model: GPTConfig;
   params: number;
   batchSize: number;
@@ -180,6 +183,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
       path,
       gradientThreads: fusedWhy ? 1 : model.workers + 1,
       ...(fusedWhy ? { pathNote: `fused path skipped: ${fusedWhy}` } : {}),
+      ...(path === 'fused' ? { kernels: kernelVariant().variant } : {}),
       model: model.config,
       params: model.numParams,
       batchSize: opts.batchSize,

@@ -110,6 +110,8 @@ export interface TrainResult {
   /** `weightsSha256(model.params)` after training. */
   weightsSha256: string;
   backend: string;
+  /** `model.gradientPath()` when the model describes it: code path, kernel build, threads. */
+  gradientPath?: string;
   /** Updates actually applied. */
   updates: number;
   /** True when the run was cancelled through `signal`. */
@@ -525,6 +527,7 @@ export class Trainer {
       },
       weightsSha256: weightsSha256(this.model.params),
       backend: tf.getBackend(),
+      ...(this.model.gradientPath ? { gradientPath: this.model.gradientPath() } : {}),
       updates: history.length,
       stoppedEarly,
     };

@@ -12,7 +12,7 @@ import { defineCommand } from '../command';
 
 /** Text table of a bench result (also used by the README numbers). */
 export function formatBench(r: BenchResult): string {
-  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
+  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.kernels ? ` (${r.kernels} kernels)` : ''}${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
     `batch ${r.batchSize} × ${r.model.contextLength} tokens, median of ${r.steps} interleaved updates after ${r.warmup} warm-up`;
   const lines = [head, '', `${'method'.padEnd(16)}${'ms/update'.padStart(10)}${'p10–p90'.padStart(16)}${'mask ms'.padStart(9)}${'steps/s'.padStart(9)}${'tokens/s'.padStart(10)}${'vs sft'.padStart(9)}${'paired'.padStart(9)}`];
   for (const row of r.rows) {
