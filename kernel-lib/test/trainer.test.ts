@@ -1,6 +1,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { train, type TrainResult } from '../src/train/trainer';
 import { weightsSha256 } from '../src/model/hash';
 import { getStrategy } from '../src/tuning/registry';
@@ -82,6 +83,22 @@ test('the mask is computed from the averaged Γ, not per micro-batch', async () 
   assert.ok(Math.abs(result.history[0]!.gradNorm - Math.sqrt(3)) < 1e-6);
   recorder.dispose();
   model.dispose();
+});
+
+test('on wasm the trainer\'s norm and AdamW kernels give the tfjs results: ‖Γ‖ and the clipped step', async () => {
+  await tf.setBackend('wasm');
+  try {
+    // Γ = [3, 4, 0, 12] → ‖Γ‖ = 13; clipped to norm 1.3 before an SGD-like first Adam step.
+    const model = new LinearModel([1, 1, 1, 1]);
+    const result = await train(model, { strategy: 'sft', steps: 1, lr: 0.1, weightDecay: 0, clipNorm: 1.3, nextBatch: () => gradBatch([3, 4, 0, 12]) });
+    assert.ok(Math.abs(result.history[0]!.gradNorm - 13) < 1e-5, `‖Γ‖ = ${result.history[0]!.gradNorm}`);
+    const w = model.params[0]!.variable.dataSync();
+    // Adam's first step is lr·sign(g) (up to ε) whatever the clip scale; g = 0 leaves the entry.
+    for (const [j, want] of [[0, 0.9], [1, 0.9], [2, 1], [3, 0.9]] as const) assert.ok(Math.abs(w[j]! - want) < 1e-5, `w[${j}] = ${w[j]}`);
+    model.dispose();
+  } finally {
+    await tf.setBackend('cpu');
+  }
 });
 
 test('maskUpdate: true leaves masked entries bit-unchanged; false lets momentum and decay move them', async () => {

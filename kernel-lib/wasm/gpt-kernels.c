@@ -437,3 +437,65 @@ void mask_keep(const float *score, const float *g, float threshold, float *mask,
     out[i] = g[i] * m;
   }
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Optimizer                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * One AdamW step for one tensor of n entries, into new buffers (θ', m', v'), with the operations
+ * in the order src/train/adamw.ts performs them with tfjs ops and no fused multiply-add, so the
+ * result equals that code bit for bit:
+ *   m' = m·β₁ + g·(1−β₁)   v' = v·β₂ + g²·(1−β₂)   d = (m'·c₁) / (√(v'·c₂) + ε) [+ θ·λ]
+ *   θ' = θ − d·lr [· U]
+ * c₁, c₂ are the inverse bias corrections; λ is added when `decay`; U (the update mask) is
+ * applied when `has_mask`.
+ */
+EXPORT(adamw)
+void adamw(const float *theta, const float *g, const float *m, const float *v, const float *mask,
+           float *theta_out, float *m_out, float *v_out, int n,
+           float b1, float omb1, float b2, float omb2, float c1, float c2, float eps, float lr, float wd,
+           int decay, int has_mask) {
+  int i = 0;
+  v128_t vb1 = wasm_f32x4_splat(b1), vomb1 = wasm_f32x4_splat(omb1), vb2 = wasm_f32x4_splat(b2), vomb2 = wasm_f32x4_splat(omb2);
+  v128_t vc1 = wasm_f32x4_splat(c1), vc2 = wasm_f32x4_splat(c2), veps = wasm_f32x4_splat(eps), vlr = wasm_f32x4_splat(lr), vwd = wasm_f32x4_splat(wd);
+  for (; i + 4 <= n; i += 4) {
+    v128_t gi = wasm_v128_load(g + i), th = wasm_v128_load(theta + i);
+    v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), vb1), wasm_f32x4_mul(gi, vomb1));
+    v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), vb2), wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), vomb2));
+    wasm_v128_store(m_out + i, mi);
+    wasm_v128_store(v_out + i, vi);
+    v128_t d = wasm_f32x4_div(wasm_f32x4_mul(mi, vc1), wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_mul(vi, vc2)), veps));
+    if (decay) d = wasm_f32x4_add(d, wasm_f32x4_mul(th, vwd));
+    d = wasm_f32x4_mul(d, vlr);
+    if (has_mask) d = wasm_f32x4_mul(d, wasm_v128_load(mask + i));
+    wasm_v128_store(theta_out + i, wasm_f32x4_sub(th, d));
+  }
+  for (; i < n; i++) {
+    float gi = g[i], th = theta[i];
+    float mi = m[i] * b1 + gi * omb1, vi = v[i] * b2 + (gi * gi) * omb2;
+    m_out[i] = mi;
+    v_out[i] = vi;
+    float d = (mi * c1) / (__builtin_sqrtf(vi * c2) + eps);
+    if (decay) d = d + th * wd;
+    d = d * lr;
+    if (has_mask) d = d * mask[i];
+    theta_out[i] = th - d;
+  }
+}
+
+/** Σ x[i]² over n entries, accumulated in double (for global gradient norms). */
+EXPORT(sum_squares)
+double sum_squares(const float *x, int n) {
+  v128_t lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t a = wasm_v128_load(x + i);
+    v128_t l = wasm_f64x2_promote_low_f32x4(a), h = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
+    lo = wasm_f64x2_add(lo, wasm_f64x2_mul(l, l));
+    hi = wasm_f64x2_add(hi, wasm_f64x2_mul(h, h));
+  }
+  double s = (wasm_f64x2_extract_lane(lo, 0) + wasm_f64x2_extract_lane(lo, 1)) + (wasm_f64x2_extract_lane(hi, 0) + wasm_f64x2_extract_lane(hi, 1));
+  for (; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}

@@ -28,6 +28,10 @@ export interface WasmKernels {
   embed_bwd(tokens: number, dx: number, dwte: number, dwpe: number, bt: number, t: number, d: number): void;
   xent_fwd_bwd(logits: number, targets: number, w: number, n: number, v: number): number;
   mask_keep(score: number, g: number, threshold: number, mask: number, out: number, n: number): void;
+  adamw(theta: number, g: number, m: number, v: number, mask: number, thetaOut: number, mOut: number, vOut: number, n: number,
+    b1: number, omb1: number, b2: number, omb2: number, c1: number, c2: number, eps: number, lr: number, wd: number,
+    decay: number, hasMask: number): void;
+  sum_squares(x: number, n: number): number;
 }
 
 /** The parts of the tfjs-wasm backend object used here (not in its public typings). */

@@ -9,10 +9,15 @@
  *
  * With an update mask (GMT `maskUpdate: true`, HFT frozen tensors) entries where U = 0 are left
  * bit-for-bit unchanged: θ − 0 = θ. The moments still see the (masked) gradient.
+ *
+ * On the wasm backend each tensor's step is one pass of the `adamw` kernel of gpt-kernels.c
+ * (same operations in the same order, so the same bits as the tfjs ops it replaces) instead of
+ * ~15 tfjs ops with a temporary each.
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkNumber, resolveConfig } from '../util/config';
 import type { ParamInfo } from '../types';
+import { wasmKernels } from '../backend/wasm-kernels';
 
 /** AdamW hyper-parameters (PyTorch defaults). */
 export interface AdamWOptions {
@@ -39,6 +44,8 @@ export class AdamW {
   private readonly decay: ReadonlySet<string>;
   private readonly m = new Map<string, tf.Variable>();
   private readonly v = new Map<string, tf.Variable>();
+  /** Use the wasm `adamw` kernel where it can run (set false to force tfjs ops; tests compare the two). */
+  useKernels = true;
 
   constructor(params: readonly ParamInfo[], options?: Partial<AdamWOptions>, decay: DecayPredicate = decayAll) {
     const o = resolveConfig(ADAMW_DEFAULTS, options, 'AdamW options');
@@ -71,6 +78,8 @@ export class AdamW {
     const { beta1, beta2, eps, weightDecay } = this.options;
     const bc1 = 1 - Math.pow(beta1, this.step);
     const bc2 = 1 - Math.pow(beta2, this.step);
+    for (const p of this.params) if (!grads.has(p.name)) throw new Error(`AdamW.apply: no gradient for parameter "${p.name}"`);
+    if (this.useKernels && this.applyWasm(grads, lr, 1 / bc1, 1 / bc2, updateMask)) return;
     tf.tidy(() => {
       const b1 = tf.scalar(beta1);
       const b2 = tf.scalar(beta2);
@@ -82,8 +91,7 @@ export class AdamW {
       const lrT = tf.scalar(lr);
       const wd = tf.scalar(weightDecay);
       for (const p of this.params) {
-        const g = grads.get(p.name);
-        if (!g) throw new Error(`AdamW.apply: no gradient for parameter "${p.name}"`);
+        const g = grads.get(p.name)!;
         const m = this.m.get(p.name)!;
         const v = this.v.get(p.name)!;
         const mNew = tf.add(tf.mul(m, b1), tf.mul(g, oneMinusB1));
@@ -98,6 +106,42 @@ export class AdamW {
         p.variable.assign(tf.sub(p.variable, delta));
       }
     });
+  }
+
+  /**
+   * The step through the wasm kernel: new buffers for θ, m and v (a variable's buffer may be
+   * shared with other tensors, so it is never written in place), then `assign`. Returns false,
+   * having changed nothing, when the kernels cannot run here.
+   */
+  private applyWasm(grads: ReadonlyMap<string, tf.Tensor>, lr: number, c1: number, c2: number, updateMask?: ReadonlyMap<string, tf.Tensor>): boolean {
+    const wk = wasmKernels();
+    if (!wk) return false;
+    const { kernels: k, backend: be } = wk;
+    const { beta1, beta2, eps, weightDecay } = this.options;
+    const f = Math.fround;
+    const engine = tf.engine();
+    for (const p of this.params) {
+      const g = grads.get(p.name)!;
+      const mask = updateMask?.get(p.name);
+      for (const t of mask ? [g, mask] : [g]) {
+        if (t.dtype !== 'float32' || t.shape.join() !== p.variable.shape.join()) {
+          throw new Error(`AdamW.apply: "${p.name}" needs float32 [${p.variable.shape}], got ${t.dtype} [${t.shape}]`);
+        }
+      }
+      const m = this.m.get(p.name)!;
+      const v = this.v.get(p.name)!;
+      const outs = [0, 1, 2].map(() => be.makeOutput(p.variable.shape, 'float32'));
+      const at = (t: { dataId: object }) => be.getMemoryOffset(t.dataId);
+      k.adamw(at(p.variable), at(g), at(m), at(v), mask ? at(mask) : 0, at(outs[0]!), at(outs[1]!), at(outs[2]!), p.variable.size,
+        f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(c1), f(c2), f(eps), f(lr), f(weightDecay),
+        weightDecay > 0 && this.decay.has(p.name) ? 1 : 0, mask ? 1 : 0);
+      const [theta, mNew, vNew] = outs.map((o) => engine.makeTensorFromTensorInfo(o, tf.backend()));
+      p.variable.assign(theta!);
+      m.assign(mNew!);
+      v.assign(vNew!);
+      tf.dispose([theta!, mNew!, vNew!]);
+    }
+    return true;
   }
 
   /** Frees the moment variables. */
