@@ -183,8 +183,10 @@ const LARGE: { param: MaskParam; shape: number[] }[] = [
   { param: { name: 'head.out', group: 'head' }, shape: [19, 61] },
 ];
 
-for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
-  test(`GradientMasker (${scope}): host-counted stats equal maskStatistics on the returned masks`, async () => {
+// On wasm the selection and the bitset run in wasm kernels (select_abs_bits, mark_bits).
+for (const [backend, scope] of ['cpu', 'wasm'].flatMap((b) => (['tensor', 'layer', 'global'] as MaskScope[]).map((s) => [b, s] as const))) {
+  test(`GradientMasker (${backend}, ${scope}): host-counted stats equal maskStatistics on the returned masks`, async () => {
+    await tf.setBackend(backend);
     const rng = new Rng(scope.length * 7 + 1);
     const before = tf.memory().numTensors;
     for (const kind of ['continuous', 'ties', 'wide'] as Kind[]) {
@@ -217,6 +219,7 @@ for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
       }
     }
     assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+    await tf.setBackend('cpu');
   });
 }
 

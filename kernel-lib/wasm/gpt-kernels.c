@@ -499,3 +499,73 @@ double sum_squares(const float *x, int n) {
   for (; i < n; i++) s += (double)x[i] * x[i];
   return s;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* GMT selection (src/tuning/mask.ts)                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * The rank-th smallest (0-based) of x[i] & 0x7fffffff over x[0:n): the bit pattern of the
+ * rank-th smallest |x| for float32 x (non-negative floats order like their bit patterns).
+ * Radix select in digits of 11/10/10 bits: a histogram pass and a gather pass over the range,
+ * then passes over the bucket that holds the answer. scratch holds n entries and may be x itself
+ * (the gather never overtakes the read); hist holds 2048.
+ */
+EXPORT(select_abs_bits)
+uint32_t select_abs_bits(const uint32_t *x, int n, int rank, uint32_t *scratch, uint32_t *hist) {
+  uint32_t r = (uint32_t)rank;
+  for (int i = 0; i < 2048; i++) hist[i] = 0;
+  for (int i = 0; i < n; i++) hist[(x[i] & 0x7fffffffu) >> 20]++;
+  uint32_t b1 = 0;
+  while (r >= hist[b1]) r -= hist[b1++];
+  int c = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t u = x[i] & 0x7fffffffu;
+    if ((u >> 20) == b1) scratch[c++] = u;
+  }
+  for (int i = 0; i < 1024; i++) hist[i] = 0;
+  for (int j = 0; j < c; j++) hist[(scratch[j] >> 10) & 1023]++;
+  uint32_t b2 = 0;
+  while (r >= hist[b2]) r -= hist[b2++];
+  int c2 = 0;
+  for (int j = 0; j < c; j++) {
+    uint32_t u = scratch[j];
+    if (((u >> 10) & 1023) == b2) scratch[c2++] = u;
+  }
+  for (int i = 0; i < 1024; i++) hist[i] = 0;
+  for (int j = 0; j < c2; j++) hist[scratch[j] & 1023]++;
+  uint32_t b3 = 0;
+  while (r >= hist[b3]) r -= hist[b3++];
+  return (b1 << 20) | (b2 << 10) | b3;
+}
+
+INLINE void set_bit(uint32_t *words, int b, uint32_t on) {
+  words[b >> 5] = (words[b >> 5] & ~(1u << (b & 31))) | (on << (b & 31));
+}
+
+/**
+ * Bits [off, off + n) of the bitset `words`: bit off + i is 1 iff low ≤ (x[i] & 0x7fffffff) ≤ high.
+ * Other bits are left as they are.
+ */
+EXPORT(mark_bits)
+void mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *words, int off) {
+  int i = 0, b = off;
+  for (; i < n && (b & 31); i++, b++) {
+    uint32_t u = x[i] & 0x7fffffffu;
+    set_bit(words, b, (u >= low) & (u <= high));
+  }
+  v128_t lo = wasm_i32x4_splat((int32_t)low), hi = wasm_i32x4_splat((int32_t)high), abs = wasm_i32x4_splat(0x7fffffff);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 4) {
+      v128_t u = wasm_v128_and(wasm_v128_load(x + i + j), abs);
+      v128_t keep = wasm_v128_and(wasm_u32x4_ge(u, lo), wasm_u32x4_le(u, hi));
+      w |= (uint32_t)wasm_i32x4_bitmask(keep) << j;
+    }
+    words[b >> 5] = w;
+  }
+  for (; i < n; i++, b++) {
+    uint32_t u = x[i] & 0x7fffffffu;
+    set_bit(words, b, (u >= low) & (u <= high));
+  }
+}

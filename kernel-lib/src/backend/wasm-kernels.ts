@@ -32,6 +32,8 @@ export interface WasmKernels {
     b1: number, omb1: number, b2: number, omb2: number, c1: number, c2: number, eps: number, lr: number, wd: number,
     decay: number, hasMask: number): void;
   sum_squares(x: number, n: number): number;
+  select_abs_bits(x: number, n: number, rank: number, scratch: number, hist: number): number;
+  mark_bits(x: number, n: number, low: number, high: number, words: number, off: number): void;
 }
 
 /** The parts of the tfjs-wasm backend object used here (not in its public typings). */

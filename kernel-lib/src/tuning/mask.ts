@@ -337,22 +337,8 @@ export class GradientMasker {
     });
   }
 
-  /**
-   * Reads every score back, tensor by tensor (on wasm cheaper than one concat and one readback;
-   * on cpu no copy at all), as bit-pattern views in `order`.
-   */
+  /** Every score read back, tensor by tensor (on cpu no copy at all), as bit-pattern views in `order`. */
   private async readScores(tensors: tf.Tensor[]): Promise<ScorePart[]> {
-    const wk = wasmKernels();
-    if (wk) {
-      // On wasm, views of tfjs' heap: no copy. They are used before anything allocates again.
-      const buffer = wk.backend.wasm.HEAPU8.buffer;
-      let at = 0;
-      return tensors.map((t) => {
-        const part = { bits: new Uint32Array(buffer, wk.backend.getMemoryOffset(t.dataId), t.size), offset: at };
-        at += t.size;
-        return part;
-      });
-    }
     const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
     let offset = 0;
     return values.map((v) => {
@@ -362,12 +348,19 @@ export class GradientMasker {
     });
   }
 
+  /** T_k per entry of `order`, with M packed into `this.keptBits`: in wasm kernels where they run. */
+  private async select(tensors: tf.Tensor[]): Promise<number[]> {
+    const wk = wasmKernels();
+    if (wk) return this.selectAndMarkWasm(wk, tensors);
+    return this.selectAndMark(await this.readScores(tensors));
+  }
+
   /**
    * T_k per parameter, from one batched readback of all entries of `scores` (|·| is taken).
    * `scores` must hold a float32 tensor for every parameter the masker was built with.
    */
   async thresholds(scores: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, number>> {
-    const thresholds = this.selectAndMark(await this.readScores(this.scoreTensors(scores)));
+    const thresholds = await this.select(this.scoreTensors(scores));
     return new Map(this.order.map((name, i) => [name, thresholds[i] as number]));
   }
 
@@ -415,6 +408,75 @@ export class GradientMasker {
   }
 
   /**
+   * `selectAndMark` on tfjs-wasm's heap, where the scores already are: the radix select and the
+   * marking run in our wasm kernels (`select_abs_bits`, `mark_bits`), a multi-tensor segment is
+   * first gathered into one heap buffer, and segments of ≤ 1024 entries use the same JavaScript
+   * quickselect as the host path. Same thresholds and bits as `selectAndMark`.
+   */
+  private selectAndMarkWasm(wk: NonNullable<ReturnType<typeof wasmKernels>>, tensors: tf.Tensor[]): number[] {
+    const { kernels: k, backend: be } = wk;
+    const sizes = tensors.map((t) => t.size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const words = (total + 31) >>> 5;
+    if (this.keptBits.length !== words) {
+      this.keptBits = new Uint32Array(words);
+      this.previousBits = new Uint32Array(words);
+      this.previousKept = -1;
+    }
+    let scratchLen = 0;
+    for (let s = 0, p0 = 0; s < this.segments.length; s++) {
+      const p1 = p0 + this.segments[s]!.length;
+      if (p1 - p0 > 1) scratchLen = Math.max(scratchLen, sizes.slice(p0, p1).reduce((a, b) => a + b, 0));
+      else if ((sizes[p0] ?? 0) > SMALL_SEGMENT) scratchLen = Math.max(scratchLen, sizes[p0]!);
+      p0 = p1;
+    }
+    // Allocating may grow the heap (detaching views); offsets of tensors stay valid.
+    const base = be.wasm._malloc(4 * (scratchLen + 2048 + words));
+    try {
+      const scratch = base, hist = base + 4 * scratchLen, bitset = hist + 4 * 2048;
+      const ptrs = tensors.map((t) => be.getMemoryOffset(t.dataId));
+      k.fill_zero(bitset, words);
+      const thresholds: number[] = [];
+      let p0 = 0, offset = 0;
+      for (const segment of this.segments) {
+        const p1 = p0 + segment.length;
+        let n = 0;
+        for (let p = p0; p < p1; p++) n += sizes[p]!;
+        const m = dropCount(this.ratio, n);
+        let threshold = -Infinity;
+        let low = 0;
+        if (m > 0) {
+          let tb: number;
+          if (n <= SMALL_SEGMENT) {
+            if (this.scratch.length < n) this.scratch = new Uint32Array(n);
+            const heap = be.wasm.HEAPU8.buffer;
+            for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) this.scratch.set(new Uint32Array(heap, ptrs[p]!, sizes[p]!), c);
+            tb = quickselect(maskSignBits(this.scratch, n), n, m);
+          } else if (p1 - p0 === 1) {
+            tb = k.select_abs_bits(ptrs[p0]!, n, m, scratch, hist) >>> 0;
+          } else {
+            const heap32 = be.wasm.HEAPU8.buffer;
+            const dst = new Uint32Array(heap32, scratch, n);
+            for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) dst.set(new Uint32Array(heap32, ptrs[p]!, sizes[p]!), c);
+            tb = k.select_abs_bits(scratch, n, m, scratch, hist) >>> 0;
+          }
+          threshold = bitsToFloat(tb);
+          low = tb;
+        }
+        // m = 0 keeps everything (NaN included); otherwise T_k ≤ |x| ≤ +∞.
+        const high = m > 0 ? FINITE_MAX_BITS : 0x7fffffff;
+        for (let p = p0; p < p1; offset += sizes[p]!, p++) k.mark_bits(ptrs[p]!, sizes[p]!, low, high, bitset, offset);
+        for (let j = 0; j < segment.length; j++) thresholds.push(threshold);
+        p0 = p1;
+      }
+      this.keptBits.set(new Uint32Array(be.wasm.HEAPU8.buffer, bitset, words));
+      return thresholds;
+    } finally {
+      be.wasm._free(base);
+    }
+  }
+
+  /**
    * Kept fractions from the bitset and the Jaccard overlap with the previous call's bitset;
    * then the bitset becomes the previous one.
    */
@@ -452,7 +514,7 @@ export class GradientMasker {
   async apply(grads: ReadonlyMap<string, tf.Tensor>, scores: ReadonlyMap<string, tf.Tensor> = grads): Promise<MaskResult> {
     const tensors = this.scoreTensors(scores);
     for (const name of this.order) if (!grads.has(name)) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
-    const thresholds = this.selectAndMark(await this.readScores(tensors));
+    const thresholds = await this.select(tensors);
     const sizes = tensors.map((t) => t.size);
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();
