@@ -144,6 +144,25 @@ static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, i
           wasm_v128_store(d + k * NR, wasm_v128_load(src));
           wasm_v128_store(d + k * NR + 4, wasm_v128_load(src + 4));
         }
+      } else if (tb && nv == NR) {
+        /* op(B)[k][j] = B[j·ldb + k]: 4×4 transposes of 8 rows' next 4 entries. */
+        const float *r = B + (size_t)j0 * ldb + k0;
+        int k = 0;
+        for (; k + 4 <= kc; k += 4) {
+          for (int h = 0; h < 2; h++) {
+            const float *q = r + (size_t)(4 * h) * ldb + k;
+            v128_t a0 = wasm_v128_load(q), a1 = wasm_v128_load(q + ldb), a2 = wasm_v128_load(q + 2 * (size_t)ldb), a3 = wasm_v128_load(q + 3 * (size_t)ldb);
+            v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7);
+            v128_t t2 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+            float *o = d + k * NR + 4 * h;
+            wasm_v128_store(o, wasm_i64x2_shuffle(t0, t2, 0, 2));
+            wasm_v128_store(o + NR, wasm_i64x2_shuffle(t0, t2, 1, 3));
+            wasm_v128_store(o + 2 * NR, wasm_i64x2_shuffle(t1, t3, 0, 2));
+            wasm_v128_store(o + 3 * NR, wasm_i64x2_shuffle(t1, t3, 1, 3));
+          }
+        }
+        for (; k < kc; k++)
+          for (int j = 0; j < NR; j++) d[k * NR + j] = r[(size_t)j * ldb + k];
       } else {
         for (int k = 0; k < kc; k++)
           for (int j = 0; j < NR; j++)
@@ -161,11 +180,25 @@ static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, i
           for (int i = 0; i < mv; i++) for (int j = 0; j < N; j++) C[(size_t)(i0 + i) * ldc + j] = 0.0f;
         continue;
       }
-      for (int k = kb; k < ke; k++)
-        for (int i = 0; i < MR; i++) {
-          float v = i < mv ? (ta ? A[(size_t)(k0 + k) * lda + i0 + i] : A[(size_t)(i0 + i) * lda + k0 + k]) : 0.0f;
-          wasm_v128_store(packA + ((k - kb) * MR + i) * 4, wasm_f32x4_splat(v));
+      if (mv == MR && ta) {
+        for (int k = kb; k < ke; k++) {
+          const float *a = A + (size_t)(k0 + k) * lda + i0;
+          float *o = packA + (k - kb) * MR * 4;
+          for (int i = 0; i < MR; i++) wasm_v128_store(o + 4 * i, wasm_v128_load32_splat(a + i));
         }
+      } else if (mv == MR) {
+        for (int k = kb; k < ke; k++) {
+          const float *a = A + (size_t)i0 * lda + k0 + k;
+          float *o = packA + (k - kb) * MR * 4;
+          for (int i = 0; i < MR; i++) wasm_v128_store(o + 4 * i, wasm_v128_load32_splat(a + (size_t)i * lda));
+        }
+      } else {
+        for (int k = kb; k < ke; k++)
+          for (int i = 0; i < MR; i++) {
+            float v = i < mv ? (ta ? A[(size_t)(k0 + k) * lda + i0 + i] : A[(size_t)(i0 + i) * lda + k0 + k]) : 0.0f;
+            wasm_v128_store(packA + ((k - kb) * MR + i) * 4, wasm_f32x4_splat(v));
+          }
+      }
       for (int s = 0; s < nstrips; s++) {
         int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
         if (tri == TRI_C_LOWER && j0 > i0 + mv - 1) break;
