@@ -16,7 +16,9 @@
  * Cost per update: one readback of all Γ entries (tensor by tensor), three linear passes in
  * JavaScript over typed arrays (radix histogram, radix gather, marking M into a bitset), then
  * four element-wise tensor ops per parameter tensor to build M and Γ'. Masking itself stays in
- * tensor operations so it can run on an accelerator. The bitset gives the kept fractions and the
+ * tensor operations so it can run on an accelerator. On the wasm backend there is no readback:
+ * the same select and marking run as wasm kernels on tfjs' heap (gpt-kernels.c:
+ * `select_abs_bits`, `mark_bits`), and M and Γ' come from one `mask_keep` pass per tensor. The bitset gives the kept fractions and the
  * Jaccard overlap with the previous update's mask by popcount, so the trainer needs no tensor
  * statistics for GMT (`MaskResult.stats`).
  */
