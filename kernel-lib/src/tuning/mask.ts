@@ -18,9 +18,9 @@
  * four element-wise tensor ops per parameter tensor to build M and Γ'. Masking itself stays in
  * tensor operations so it can run on an accelerator. On the wasm backend there is no readback:
  * the same select and marking run as wasm kernels on tfjs' heap (gpt-kernels.c:
- * `select_abs_bits`, `mark_bits`), and M and Γ' come from one `mask_keep` pass per tensor. The bitset gives the kept fractions and the
- * Jaccard overlap with the previous update's mask by popcount, so the trainer needs no tensor
- * statistics for GMT (`MaskResult.stats`).
+ * `select_abs_bits`, `mark_bits`), and M and Γ' come from one `mask_keep` pass per tensor.
+ * The bitset gives the kept fractions and the Jaccard overlap with the previous update's mask
+ * by popcount, so the trainer needs no tensor statistics for GMT (`MaskResult.stats`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { wasmKernels } from '../backend/wasm-kernels';
@@ -350,6 +350,17 @@ export class GradientMasker {
     });
   }
 
+  /** Sizes the current and previous bitsets for `total` entries (forgetting the previous mask on a change); returns words. */
+  private sizeBitsets(total: number): number {
+    const words = (total + 31) >>> 5;
+    if (this.keptBits.length !== words) {
+      this.keptBits = new Uint32Array(words);
+      this.previousBits = new Uint32Array(words);
+      this.previousKept = -1;
+    }
+    return words;
+  }
+
   /** T_k per entry of `order`, with M packed into `this.keptBits`: in wasm kernels where they run. */
   private async select(tensors: tf.Tensor[]): Promise<number[]> {
     const wk = wasmKernels();
@@ -374,12 +385,7 @@ export class GradientMasker {
   private selectAndMark(parts: ScorePart[]): number[] {
     const last = parts[parts.length - 1];
     const total = last ? last.offset + last.bits.length : 0;
-    const words = (total + 31) >>> 5;
-    if (this.keptBits.length !== words) {
-      this.keptBits = new Uint32Array(words);
-      this.previousBits = new Uint32Array(words);
-      this.previousKept = -1;
-    }
+    this.sizeBitsets(total);
     const cur = this.keptBits;
     const thresholds: number[] = [];
     let p0 = 0;
@@ -419,12 +425,7 @@ export class GradientMasker {
     const { kernels: k, backend: be } = wk;
     const sizes = tensors.map((t) => t.size);
     const total = sizes.reduce((a, b) => a + b, 0);
-    const words = (total + 31) >>> 5;
-    if (this.keptBits.length !== words) {
-      this.keptBits = new Uint32Array(words);
-      this.previousBits = new Uint32Array(words);
-      this.previousKept = -1;
-    }
+    const words = this.sizeBitsets(total);
     let scratchLen = 0;
     for (let s = 0, p0 = 0; s < this.segments.length; s++) {
       const p1 = p0 + this.segments[s]!.length;
@@ -437,6 +438,12 @@ export class GradientMasker {
     try {
       const scratch = base, hist = base + 4 * scratchLen, bitset = hist + 4 * 2048;
       const ptrs = tensors.map((t) => be.getMemoryOffset(t.dataId));
+      // Copies parts [p0, p1) one after another into `dst` (a fresh view: the heap may have grown).
+      const gather = (dst: Uint32Array, p0: number, p1: number): Uint32Array => {
+        const heap = be.wasm.HEAPU8.buffer;
+        for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) dst.set(new Uint32Array(heap, ptrs[p]!, sizes[p]!), c);
+        return dst;
+      };
       k.fill_zero(bitset, words);
       const thresholds: number[] = [];
       let p0 = 0, offset = 0;
@@ -451,15 +458,11 @@ export class GradientMasker {
           let tb: number;
           if (n <= SMALL_SEGMENT) {
             if (this.scratch.length < n) this.scratch = new Uint32Array(n);
-            const heap = be.wasm.HEAPU8.buffer;
-            for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) this.scratch.set(new Uint32Array(heap, ptrs[p]!, sizes[p]!), c);
-            tb = quickselect(maskSignBits(this.scratch, n), n, m);
+            tb = quickselect(maskSignBits(gather(this.scratch, p0, p1), n), n, m);
           } else if (p1 - p0 === 1) {
             tb = k.select_abs_bits(ptrs[p0]!, n, m, scratch, hist) >>> 0;
           } else {
-            const heap32 = be.wasm.HEAPU8.buffer;
-            const dst = new Uint32Array(heap32, scratch, n);
-            for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) dst.set(new Uint32Array(heap32, ptrs[p]!, sizes[p]!), c);
+            gather(new Uint32Array(be.wasm.HEAPU8.buffer, scratch, n), p0, p1);
             tb = k.select_abs_bits(scratch, n, m, scratch, hist) >>> 0;
           }
           threshold = bitsToFloat(tb);
