@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Builds the two kernel binaries from kernel-lib/wasm/gpt-kernels.c with clang ≥ 16 and wasm-ld
-// (Debian: `apt-get install clang-16 lld-16`):
+// Builds the two kernel binaries from kernel-lib/wasm/gpt-kernels.c with clang 19 and wasm-ld
+// (Debian 12: `apt-get install clang-19 lld-19`). One major version, because --check compares
+// bytes, and 19 because older clang leaves constant address offsets out of the wasm loads (see
+// the header of gpt-kernels.c):
 //   gpt-kernels.wasm          128-bit SIMD (runs wherever tfjs-wasm's SIMD build runs)
 //   gpt-kernels-relaxed.wasm  the same with relaxed SIMD's fused multiply-add (-DGMT_RELAXED)
 // Both are committed, so neither setup nor CI needs a C compiler; run this after editing the C file.
@@ -54,15 +56,15 @@ function sectionIds(bytes) {
 }
 
 export function buildWasm(target, extraFlags = []) {
-  const clang = which(['clang-16', 'clang-17', 'clang-18', 'clang']);
-  if (!clang) throw new Error('build-wasm: no clang found; on Debian run: apt-get install clang-16 lld-16');
+  const clang = which(['clang-19', 'clang']);
+  if (!clang || !/version 19\./.test(clang.version)) throw new Error('build-wasm: clang 19 not found; on Debian run: apt-get install clang-19 lld-19');
   execFileSync(clang.bin, [...CLANG_FLAGS, ...extraFlags, '-o', target, src], { stdio: 'inherit' });
   const bytes = readFileSync(target);
   if (sectionIds(bytes).some((id) => id === 11 || id === 12)) {
     throw new Error('build-wasm: the module has a data section; it must not own memory (see gpt-kernels.c)');
   }
-  const objdump = which(['llvm-objdump-16', 'llvm-objdump-17', 'llvm-objdump-18', 'llvm-objdump']);
-  if (!objdump) throw new Error('build-wasm: llvm-objdump not found (Debian: llvm-16)');
+  const objdump = which(['llvm-objdump-19', 'llvm-objdump']);
+  if (!objdump) throw new Error('build-wasm: llvm-objdump not found (Debian: llvm-19)');
   const dis = execFileSync(objdump.bin, ['-d', target], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (/global\.(get|set)/.test(dis)) {
     throw new Error('build-wasm: the module uses a global (shadow stack?); address-taken locals or static data are not allowed');
