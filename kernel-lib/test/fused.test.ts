@@ -11,10 +11,12 @@ import { train } from '../src/train';
 import type { HostBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
 
-// Shapes chosen to hit every edge of the kernels: rows not a multiple of the 6-row GEMM panel,
+// Shapes chosen to hit every edge of the kernels: rows not a multiple of the 4-row GEMM panel,
 // a vocabulary not a multiple of the 8-column strip, T below the context, head size 8, and
-// zero loss weights.
+// zero loss weights. TINY has widths that are not multiples of the 4-lane vectors (d = 6,
+// head size 3), so the scalar tails of LayerNorm, softmax and the GEMM edges run too.
 const ODD: Partial<GPTConfig> = { vocabSize: 99, contextLength: 16, dModel: 24, nLayers: 2, nHeads: 3, seed: 11 };
+const TINY: Partial<GPTConfig> = { vocabSize: 13, contextLength: 11, dModel: 6, nLayers: 1, nHeads: 2, seed: 7 };
 
 function hostBatch(V: number, B: number, T: number, seed: number): HostBatch {
   const rng = new Rng(seed);
@@ -64,18 +66,21 @@ function assertGradsClose(a: Map<string, Float32Array>, b: Map<string, Float32Ar
 
 const VARIANTS: KernelVariant[] = ['simd128', 'relaxed-simd'];
 
-test('fused wasm kernels (both builds) give the fast and plain paths\' loss and gradients', async () => {
+for (const [label, cfg, shapes] of [
+  ['ODD', ODD, [[3, 7, 1], [2, 16, 2], [1, 1, 3], [2, 13, 4]]],
+  ['TINY', TINY, [[2, 11, 5], [3, 5, 6]]],
+] as const) test(`fused wasm kernels (both builds) give the fast and plain paths' loss and gradients (${label})`, async () => {
   await tf.setBackend('wasm');
-  const weights = new GPT(ODD);
+  const weights = new GPT(cfg);
   const values = Object.fromEntries(weights.params.map((p) => [p.name, p.variable]));
-  const fast = new GPT(ODD, { fused: false }, values);
-  const plain = new GPT(ODD, { fast: false }, values);
-  const model = new GPT(ODD, {}, values);
+  const fast = new GPT(cfg, { fused: false }, values);
+  const plain = new GPT(cfg, { fast: false }, values);
+  const model = new GPT(cfg, {}, values);
   try {
-    for (const variant of VARIANTS) for (const [B, T, seed] of [[3, 7, 1], [2, 16, 2], [1, 1, 3], [2, 13, 4]] as const) {
+    for (const variant of VARIANTS) for (const [B, T, seed] of shapes) {
       setKernelVariant(variant);
       assert.equal(wasmKernels()?.variant, variant);
-      const b = hostBatch(ODD.vocabSize!, B, T, seed);
+      const b = hostBatch(cfg.vocabSize!, B, T, seed);
       const f = fused(model, b);
       const ref = autodiff(fast, b);
       const pl = autodiff(plain, b);

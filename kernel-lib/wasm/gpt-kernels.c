@@ -45,11 +45,16 @@ typedef float f32x4_t __attribute__((vector_size(16)));
 #endif
 
 /* e^x for 4 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
- * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to the
- * range where the result is a finite normal float. */
+ * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to
+ * [-87.3, 88.7] (e^88.7 rounds up to +inf, as it did before). n is rounded by adding 1.5·2^23, so
+ * its integer value is in the low mantissa bits (same ties-to-even result as f32x4.nearest): one
+ * add instead of V8's expansions of nearest and trunc_sat. pmin/pmax are single min/max
+ * instructions; they differ from min/max only for NaN and ±0, which the clamp does not care about. */
 INLINE v128_t exp4(v128_t x) {
-  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  const v128_t magic = wasm_f32x4_splat(12582912.0f); /* 1.5·2^23 */
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
+  v128_t t = MADD(x, wasm_f32x4_splat(1.44269504088896341f), magic);
+  v128_t n = wasm_f32x4_sub(t, magic);
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
   v128_t p = wasm_f32x4_splat(1.0f / 720.0f);
@@ -59,11 +64,23 @@ INLINE v128_t exp4(v128_t x) {
   p = MADD(p, r, wasm_f32x4_splat(0.5f));
   p = MADD(p, r, wasm_f32x4_splat(1.0f));
   p = MADD(p, r, wasm_f32x4_splat(1.0f));
-  v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  /* bits(t) = bits(magic) + n, and bits(magic) << 23 wraps to 0, so bits(t) << 23 = n << 23. */
+  v128_t e = wasm_i32x4_add(wasm_i32x4_shl(t, 23), wasm_i32x4_splat(127 << 23));
   return wasm_f32x4_mul(p, e);
 }
 
 INLINE float exp1(float x) { return wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(x)), 0); }
+
+/** Lane sum (l0 + l1) + (l2 + l3) and lane max of 4 floats. */
+INLINE float hsum4(v128_t a) {
+  return (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) + (wasm_f32x4_extract_lane(a, 2) + wasm_f32x4_extract_lane(a, 3));
+}
+INLINE float hmax4(v128_t a) {
+  float x = wasm_f32x4_extract_lane(a, 0), y = wasm_f32x4_extract_lane(a, 1), z = wasm_f32x4_extract_lane(a, 2), w = wasm_f32x4_extract_lane(a, 3);
+  x = x > y ? x : y;
+  z = z > w ? z : w;
+  return x > z ? x : z;
+}
 
 /* ln x for x > 0 (scalar; used once per row): x = 2^e·m with m in [√½, √2), then
  * ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172, by its series to s^11. */
@@ -256,17 +273,27 @@ void fill_zero(float *dst, int n) {
 /** y = (x − mean)·rstd·γ + β per row of x [N, d]; keeps mean and rstd for the backward pass. */
 EXPORT(layernorm_fwd)
 void layernorm_fwd(const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int N, int d, float eps) {
+  int d4 = d & ~3;
   for (int r = 0; r < N; r++) {
     const float *xr = x + (size_t)r * d;
     float *yr = y + (size_t)r * d;
-    float s = 0.0f;
-    for (int c = 0; c < d; c++) s += xr[c];
-    float m = s / d, v = 0.0f;
-    for (int c = 0; c < d; c++) { float t = xr[c] - m; v += t * t; }
-    float rs = 1.0f / __builtin_sqrtf(v / d + eps);
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int c = 0; c < d4; c += 4) acc = wasm_f32x4_add(acc, wasm_v128_load(xr + c));
+    float s = hsum4(acc);
+    for (int c = d4; c < d; c++) s += xr[c];
+    float m = s / d;
+    v128_t vm = wasm_f32x4_splat(m);
+    acc = wasm_f32x4_splat(0.0f);
+    for (int c = 0; c < d4; c += 4) { v128_t t = wasm_f32x4_sub(wasm_v128_load(xr + c), vm); acc = MADD(t, t, acc); }
+    float var = hsum4(acc);
+    for (int c = d4; c < d; c++) { float t = xr[c] - m; var += t * t; }
+    float rs = 1.0f / __builtin_sqrtf(var / d + eps);
     mean[r] = m;
     rstd[r] = rs;
-    for (int c = 0; c < d; c++) yr[c] = (xr[c] - m) * rs * g[c] + b[c];
+    v128_t vr = wasm_f32x4_splat(rs);
+    for (int c = 0; c < d4; c += 4)
+      wasm_v128_store(yr + c, MADD(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr), wasm_v128_load(g + c), wasm_v128_load(b + c)));
+    for (int c = d4; c < d; c++) yr[c] = (xr[c] - m) * rs * g[c] + b[c];
   }
 }
 
@@ -274,11 +301,22 @@ void layernorm_fwd(const float *x, const float *g, const float *b, float *y, flo
 EXPORT(layernorm_bwd)
 void layernorm_bwd(const float *dy, const float *x, const float *mean, const float *rstd, const float *g,
                    float *dx, float *dg, float *db, int N, int d) {
+  int d4 = d & ~3;
   for (int r = 0; r < N; r++) {
     const float *dyr = dy + (size_t)r * d, *xr = x + (size_t)r * d;
     float *dxr = dx + (size_t)r * d;
-    float m = mean[r], rs = rstd[r], s1 = 0.0f, s2 = 0.0f;
-    for (int c = 0; c < d; c++) {
+    float m = mean[r], rs = rstd[r];
+    v128_t vm = wasm_f32x4_splat(m), vr = wasm_f32x4_splat(rs), a1 = wasm_f32x4_splat(0.0f), a2 = a1;
+    for (int c = 0; c < d4; c += 4) {
+      v128_t dyv = wasm_v128_load(dyr + c);
+      v128_t xh = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr), dxh = wasm_f32x4_mul(dyv, wasm_v128_load(g + c));
+      a1 = wasm_f32x4_add(a1, dxh);
+      a2 = MADD(dxh, xh, a2);
+      wasm_v128_store(dg + c, MADD(dyv, xh, wasm_v128_load(dg + c)));
+      wasm_v128_store(db + c, wasm_f32x4_add(wasm_v128_load(db + c), dyv));
+    }
+    float s1 = hsum4(a1), s2 = hsum4(a2);
+    for (int c = d4; c < d; c++) {
       float xh = (xr[c] - m) * rs, dxh = dyr[c] * g[c];
       s1 += dxh;
       s2 += dxh * xh;
@@ -287,7 +325,13 @@ void layernorm_bwd(const float *dy, const float *x, const float *mean, const flo
     }
     s1 /= d;
     s2 /= d;
-    for (int c = 0; c < d; c++) {
+    v128_t v1 = wasm_f32x4_splat(s1), v2 = wasm_f32x4_splat(s2);
+    for (int c = 0; c < d4; c += 4) {
+      v128_t xh = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr);
+      v128_t t = wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(dyr + c), wasm_v128_load(g + c)), v1), wasm_f32x4_mul(xh, v2));
+      wasm_v128_store(dxr + c, MADD(vr, t, wasm_v128_load(dxr + c)));
+    }
+    for (int c = d4; c < d; c++) {
       float xh = (xr[c] - m) * rs;
       dxr[c] += rs * (dyr[c] * g[c] - s1 - xh * s2);
     }
@@ -302,8 +346,9 @@ void layernorm_bwd(const float *dy, const float *x, const float *mean, const flo
 /** σ(2z) for 4 lanes, given x and x². */
 INLINE v128_t gelu_sigmoid4(v128_t v, v128_t v2) {
   v128_t one = wasm_f32x4_splat(1.0f);
-  v128_t u = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(GELU_2CK), wasm_f32x4_splat(GELU_2C)));
-  return wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(u))));
+  /* −u with negated constants (bit-identical to negating u; saves V8's sign-mask sequence). */
+  v128_t nu = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(-GELU_2CK), wasm_f32x4_splat(-GELU_2C)));
+  return wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(nu)));
 }
 
 EXPORT(gelu_fwd)
@@ -341,22 +386,26 @@ void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
 /** Row-wise causal softmax of S [T, T] in place, after scaling by `scale`; entries above the
  * diagonal become 0. */
 static void causal_softmax(float *S, int T, float scale) {
+  v128_t vs = wasm_f32x4_splat(scale);
   for (int i = 0; i < T; i++) {
     float *row = S + (size_t)i * T;
-    float m = row[0] * scale;
-    for (int j = 1; j <= i; j++) { float v = row[j] * scale; if (v > m) m = v; }
-    float sum = 0.0f;
-    int j = 0;
-    v128_t vs = wasm_f32x4_splat(scale), vm = wasm_f32x4_splat(m), acc = wasm_f32x4_splat(0.0f);
-    for (; j + 4 <= i + 1; j += 4) {
+    int n = i + 1, j = 0;
+    v128_t vmax = wasm_f32x4_splat(row[0]);
+    for (; j + 4 <= n; j += 4) vmax = wasm_f32x4_pmax(vmax, wasm_v128_load(row + j));
+    float m = hmax4(vmax);
+    for (; j < n; j++) if (row[j] > m) m = row[j];
+    m *= scale; /* scale > 0, so max(row)·scale = max(row·scale) */
+    v128_t vm = wasm_f32x4_splat(m), acc = wasm_f32x4_splat(0.0f);
+    for (j = 0; j + 4 <= n; j += 4) {
       v128_t e = exp4(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(row + j), vs), vm));
       wasm_v128_store(row + j, e);
       acc = wasm_f32x4_add(acc, e);
     }
-    sum = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
-    for (; j <= i; j++) { float e = exp1(row[j] * scale - m); row[j] = e; sum += e; }
-    float inv = 1.0f / sum;
-    for (j = 0; j <= i; j++) row[j] *= inv;
+    float sum = hsum4(acc);
+    for (; j < n; j++) { float e = exp1(row[j] * scale - m); row[j] = e; sum += e; }
+    v128_t inv = wasm_f32x4_splat(1.0f / sum);
+    for (j = 0; j + 4 <= n; j += 4) wasm_v128_store(row + j, wasm_f32x4_mul(wasm_v128_load(row + j), inv));
+    for (; j < n; j++) row[j] *= wasm_f32x4_extract_lane(inv, 0);
     for (; j < T; j++) row[j] = 0.0f;
   }
 }
@@ -400,10 +449,16 @@ void attention_bwd(const float *qkv, const float *P, const float *dout, float *d
       for (int i = 0; i < T; i++) {
         const float *pr = p + (size_t)i * T;
         float *dr = dP + (size_t)i * T;
-        float s = 0.0f;
-        for (int j = 0; j <= i; j++) s += dr[j] * pr[j];
-        for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
-        for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
+        int n = i + 1, j = 0;
+        v128_t acc = wasm_f32x4_splat(0.0f);
+        for (; j + 4 <= n; j += 4) acc = MADD(wasm_v128_load(dr + j), wasm_v128_load(pr + j), acc);
+        float s = hsum4(acc);
+        for (; j < n; j++) s += dr[j] * pr[j];
+        v128_t vs = wasm_f32x4_splat(s), vsc = wasm_f32x4_splat(scale);
+        for (j = 0; j + 4 <= n; j += 4)
+          wasm_v128_store(dr + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(pr + j), wasm_f32x4_sub(wasm_v128_load(dr + j), vs)), vsc));
+        for (; j < n; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+        for (; j < T; j++) dr[j] = 0.0f;
       }
       gemm_tri(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch, TRI_A_LOWER);
       gemm_tri(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
