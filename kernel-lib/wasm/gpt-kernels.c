@@ -253,6 +253,16 @@ void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, floa
 /* Elementwise and row kernels                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+/** dst[i] = a·dst[i] + b·src[i] (products and sum rounded separately in both builds). */
+EXPORT(scale_add)
+void scale_add(float *dst, float a, const float *src, float b, int n) {
+  v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(dst + i, wasm_f32x4_add(wasm_f32x4_mul(va, wasm_v128_load(dst + i)), wasm_f32x4_mul(vb, wasm_v128_load(src + i))));
+  for (; i < n; i++) dst[i] = a * dst[i] + b * src[i];
+}
+
 /** dst[i] = a[i] (+ b[i] when b ≠ 0). */
 EXPORT(copy_add)
 void copy_add(float *dst, const float *a, const float *b, int n) {

@@ -17,6 +17,7 @@ export interface WasmKernels {
   gemm(a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number,
     m: number, n: number, k: number, acc: number, scratch: number): void;
   copy_add(dst: number, a: number, b: number, n: number): void;
+  scale_add(dst: number, a: number, src: number, b: number, n: number): void;
   fill_zero(dst: number, n: number): void;
   layernorm_fwd(x: number, g: number, b: number, y: number, mean: number, rstd: number, n: number, d: number, eps: number): void;
   layernorm_bwd(dy: number, x: number, mean: number, rstd: number, g: number, dx: number, dg: number, db: number, n: number, d: number): void;

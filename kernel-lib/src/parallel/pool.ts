@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { HostBatch } from '../types';
 import type { GPTConfig } from '../model/gpt';
-import { kernelVariant, type WasmHeapBackend } from '../backend/wasm-kernels';
+import { kernelVariant, wasmKernels, type WasmHeapBackend } from '../backend/wasm-kernels';
 
 /** Largest worker count a pool accepts (the main thread computes one more shard). */
 export const MAX_WORKERS = 15;
@@ -69,11 +69,16 @@ function weightSum(w: Float32Array): number {
  * `dispose()` stops the workers (they never keep the process alive).
  */
 export class GradientPool {
+  /** A tfjs-heap buffer of the largest parameter's size, where a worker's gradients are staged. */
+  private staging?: tf.Tensor;
+
   private constructor(
     private readonly slots: Slot[],
     private readonly paramSizes: number[],
     private readonly maxTokens: number,
-  ) {}
+  ) {
+    this.staging = tf.keep(tf.zeros([Math.max(...paramSizes)]));
+  }
 
   /** Worker threads in the pool (the main thread adds one more shard). */
   get workers(): number {
@@ -193,20 +198,20 @@ export class GradientPool {
     let loss = (local.loss.dataSync()[0] as number) * (share[0] as number);
     local.loss.dispose();
     replies.forEach((r, i) => { loss += (r as { loss: number }).loss * (share[i + 1] as number); });
-    // g = Σ share_i·g_i, written over the main thread's gradient tensors (fresh, owned here).
-    const h = (tf.backend() as unknown as WasmHeapBackend).wasm.HEAPF32;
+    // g = Σ share_i·g_i, written over the main thread's gradient tensors (fresh, owned here): each
+    // worker's block is copied into tfjs' heap and added there by a kernel (a JavaScript loop over
+    // the shared buffer took ~6 ms per update of the reference model).
+    const k = wasmKernels()?.kernels;
+    if (!k || !this.staging) throw new Error('GradientPool: the wasm kernels are not available here, or the pool was disposed');
+    const stage = be.getMemoryOffset(this.staging.dataId);
+    const h = be.wasm.HEAPF32;
     let at = 0;
-    model.params.forEach((p, k) => {
+    model.params.forEach((p, i) => {
       const g = local.grads.get(p.name) as tf.Tensor;
-      const o = be.getMemoryOffset(g.dataId) / 4;
-      const size = this.paramSizes[k] as number;
-      const dst = h.subarray(o, o + size);
-      const a0 = share[0] as number;
-      for (let i = 0; i < size; i++) dst[i] = (dst[i] as number) * a0;
+      const size = this.paramSizes[i] as number;
       for (let s = 1; s < rows.length; s++) {
-        const src = (this.slots[s - 1] as Slot).grads;
-        const a = share[s] as number;
-        for (let i = 0; i < size; i++) dst[i] = (dst[i] as number) + a * (src[at + i] as number);
+        h.set((this.slots[s - 1] as Slot).grads.subarray(at, at + size), stage / 4);
+        k.scale_add(be.getMemoryOffset(g.dataId), s === 1 ? share[0] as number : 1, stage, share[s] as number, size);
       }
       at += size;
     });
@@ -220,5 +225,7 @@ export class GradientPool {
       await s.worker.terminate();
     }));
     this.slots.length = 0;
+    this.staging?.dispose();
+    this.staging = undefined;
   }
 }
