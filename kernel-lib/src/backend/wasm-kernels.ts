@@ -33,6 +33,7 @@ export interface WasmKernels {
     b1: number, omb1: number, b2: number, omb2: number, c1: number, c2: number, eps: number, lr: number, wd: number,
     decay: number, hasMask: number): void;
   sum_squares(x: number, n: number): number;
+  select_hist_words(): number;
   select_abs_bits(x: number, n: number, rank: number, scratch: number, hist: number): number;
   mark_bits(x: number, n: number, low: number, high: number, words: number, off: number): void;
 }

@@ -434,9 +434,10 @@ export class GradientMasker {
       p0 = p1;
     }
     // Allocating may grow the heap (detaching views); offsets of tensors stay valid.
-    const base = be.wasm._malloc(4 * (scratchLen + 2048 + words));
+    const histWords = k.select_hist_words();
+    const base = be.wasm._malloc(4 * (scratchLen + histWords + words));
     try {
-      const scratch = base, hist = base + 4 * scratchLen, bitset = hist + 4 * 2048;
+      const scratch = base, hist = base + 4 * scratchLen, bitset = hist + 4 * histWords;
       const ptrs = tensors.map((t) => be.getMemoryOffset(t.dataId));
       // Copies parts [p0, p1) one after another into `dst` (a fresh view: the heap may have grown).
       const gather = (dst: Uint32Array, p0: number, p1: number): Uint32Array => {
