@@ -48,7 +48,7 @@ export interface WasmHeapBackend {
 /**
  * The two builds of gpt-kernels.c (see scripts/build-wasm.mjs):
  * - `relaxed-simd`: multiply-adds are relaxed SIMD's `f32x4.relaxed_madd`, one FMA instruction
- *   on CPUs that have one (x86-64 FMA3, arm64); ~15–20% faster per update on the reference model;
+ *   on CPUs that have one (x86-64 FMA3, arm64); ~15% faster per update on the reference model;
  * - `simd128`: plain 128-bit SIMD, a product and a sum rounded separately.
  * Each is deterministic on a given machine; they differ from each other by float rounding, so a
  * run's record names the variant it used.
