@@ -233,7 +233,7 @@ test('the committed kernel binaries own no memory and match their source', () =>
     const mod = new WebAssembly.Module(bytes);
     assert.deepEqual(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.memory:memory'], variant);
     const exported = WebAssembly.Module.exports(mod).map((e) => e.name);
-    for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd', 'mask_keep']) {
+    for (const name of ['gemm', 'layernorm_fwd', 'layernorm_bwd', 'gelu_fwd', 'gelu_bwd', 'attention_fwd', 'attention_bwd', 'xent_fwd_bwd', 'embed_fwd', 'embed_bwd', 'select_abs_parts', 'mask_apply']) {
       assert.ok(exported.includes(name), `${variant}: missing export ${name}`);
     }
   }

@@ -10,8 +10,10 @@ import {
   selectAbsBits,
   thresholdForRatio,
   type MaskParam,
+  type MaskResult,
   type MaskScope,
 } from '../src/tuning/mask';
+import { wasmKernels } from '../src/backend/wasm-kernels';
 import { ConfigError } from '../src/util/config';
 import { Rng } from '../src/util/rng';
 
@@ -241,3 +243,126 @@ test('GradientMasker.reset forgets the previous mask; an unchanged mask has Jacc
   for (const r of [first, second, third]) dispose(r);
   for (const t of grads.values()) t.dispose();
 });
+
+/** Entries with structure like real gradients: rows and columns of different scales, a few zero rows. */
+function gradientLike(rng: Rng, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const colScale = Array.from({ length: cols }, () => Math.exp((rng.next() - 0.5) * 6));
+  for (let r = 0; r < rows; r++) {
+    const rowScale = rng.bernoulli(0.1) ? 0 : Math.exp((rng.next() - 0.5) * 4);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (rng.next() - 0.5) * rowScale * colScale[c]!;
+  }
+  return out;
+}
+
+// The wasm select kernel on its own, against a sort, on every path it has: quickselect on a copy
+// (≤ 1024 entries), radix select alone (no sample, or < 4096 entries), within the bounds of a
+// sample, and after those bounds missed (forced with a sample margin of 0.01 σ, which leaves
+// the bounds one or two sample values apart, so most ranks fall outside).
+test('select_abs_parts (wasm) finds the exact rank on every path, over one part or several', async () => {
+  await tf.setBackend('wasm');
+  try {
+    const wk = wasmKernels();
+    assert.ok(wk, 'wasm kernels are available');
+    const { kernels: k, backend: be } = wk;
+    const rng = new Rng(2024);
+    const paths = [0, 0, 0, 0];
+    const cases: { name: string; values: Float32Array }[] = [];
+    for (const n of [700, 1025, 4095, 4096, 9001, 70000]) {
+      for (const kind of ['continuous', 'ties', 'wide', 'constant'] as Kind[]) cases.push({ name: `${kind} n=${n}`, values: randomValues(rng, n, kind) });
+    }
+    cases.push({ name: 'gradient-like 300×257', values: gradientLike(rng, 300, 257) });
+    const sorted = Float32Array.from({ length: 20000 }, (_, i) => i / 3 - 2000);
+    cases.push({ name: 'sorted ramp', values: sorted });
+    cases.push({ name: 'reversed ramp', values: sorted.slice().reverse() });
+    const special = randomValues(rng, 12000, 'continuous');
+    special.set([NaN, Infinity, -Infinity, -0, 0, NaN], 5000);
+    cases.push({ name: 'NaN, ±∞ and ±0', values: special });
+    for (const { name, values } of cases) {
+      const n = values.length;
+      const reference = new Uint32Array(values.buffer.slice(0)).map((u) => u & 0x7fffffff).sort();
+      // Three uneven parts (the last may be empty) or one.
+      for (const cuts of [[n], [Math.floor(n / 5), Math.floor(n / 2), n]]) {
+        const base = be.wasm._malloc(4 * (2 * n + k.select_work_words() + 4 + 6));
+        try {
+          const data = base, scratch = data + 4 * n, work = scratch + 4 * n, info = work + 4 * k.select_work_words(), parts = info + 16;
+          new Float32Array(be.wasm.HEAPU8.buffer, data, n).set(values);
+          const table = new Int32Array(be.wasm.HEAPU8.buffer, parts, 2 * cuts.length);
+          cuts.forEach((end, p) => {
+            const start = p === 0 ? 0 : cuts[p - 1]!;
+            table[2 * p] = data + 4 * start;
+            table[2 * p + 1] = end - start;
+          });
+          for (const sigmas of [0, 4, 0.01]) {
+            for (const rank of [0, 1, Math.floor(0.3 * n), Math.floor(0.9 * n), n - 1]) {
+              const got = k.select_abs_parts(parts, cuts.length, rank, sigmas, scratch, work, info) >>> 0;
+              const path = new Int32Array(be.wasm.HEAPU8.buffer, info, 1)[0]!;
+              paths[path]!++;
+              assert.equal(got, reference[rank], `${name}, ${cuts.length} part(s), σ=${sigmas}, rank ${rank}: path ${path}`);
+            }
+          }
+        } finally {
+          be.wasm._free(base);
+        }
+      }
+    }
+    assert.ok(paths[0]! > 0 && paths[1]! > 0 && paths[2]! > 0 && paths[3]! > 0, `every path ran (radix, sampled, missed, small): ${paths}`);
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
+
+// Segments big enough that the wasm select samples in every scope (the LARGE layout above only
+// reaches the sampled path at global scope): thresholds, masks and stats still equal the host path.
+const SAMPLED: { param: MaskParam; shape: number[] }[] = [
+  { param: { name: 'tok', group: 'embed' }, shape: [97, 64] },
+  { param: { name: 'b0.ln', group: 'block.0' }, shape: [64] },
+  { param: { name: 'b0.w', group: 'block.0' }, shape: [64, 193] },
+  { param: { name: 'b0.v', group: 'block.0' }, shape: [5000] },
+  { param: { name: 'head.out', group: 'head' }, shape: [64, 97] },
+];
+
+for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
+  test(`GradientMasker (wasm, ${scope}, sampled select) equals the cpu masker bit for bit`, async () => {
+    const rng = new Rng(scope.length * 13 + 3);
+    const before = tf.memory().numTensors;
+    for (const ratio of [0.1, 0.3, 0.7]) {
+      const host = SAMPLED.map(({ shape }) => gradientLike(rng, shape[0]!, shape.length > 1 ? shape[1]! : 1));
+      const run = async (backend: string): Promise<{ thresholds: Map<string, number>; masks: Float32Array[]; grads: Float32Array[]; stats: object[]; counts?: object }> => {
+        await tf.setBackend(backend);
+        const masker = new GradientMasker(SAMPLED.map((p) => p.param), { ratio, scope });
+        const stats: object[] = [];
+        let last: MaskResult | undefined;
+        // Twice, so that the second call reports the Jaccard overlap with the first.
+        for (let call = 0; call < 2; call++) {
+          const grads = new Map(SAMPLED.map(({ param, shape }, i) => [param.name, tf.tensor(call === 0 ? host[i]! : host[i]!.map((x, j) => (j % 7 === 0 ? -x * 3 : x)), shape)]));
+          if (last) for (const t of [...last.grads.values(), ...last.masks.values()]) t.dispose();
+          last = await masker.apply(grads);
+          stats.push(last.stats);
+          for (const t of grads.values()) t.dispose();
+        }
+        const out = {
+          thresholds: last!.thresholds,
+          masks: SAMPLED.map((p) => last!.masks.get(p.param.name)!.dataSync() as Float32Array),
+          grads: SAMPLED.map((p) => last!.grads.get(p.param.name)!.dataSync() as Float32Array),
+          stats,
+          counts: { ...masker.selectCounts },
+        };
+        for (const t of [...last!.grads.values(), ...last!.masks.values()]) t.dispose();
+        return out;
+      };
+      const cpu = await run('cpu');
+      const wasm = await run('wasm');
+      const where = `${scope} k=${ratio}`;
+      assert.ok((wasm.counts as { sampled: number }).sampled > 0, `${where}: the sampled select ran (${JSON.stringify(wasm.counts)})`);
+      assert.deepEqual([...wasm.thresholds], [...cpu.thresholds], where);
+      SAMPLED.forEach((p, i) => {
+        assert.deepEqual(wasm.masks[i], cpu.masks[i], `${where} mask ${p.param.name}`);
+        assert.deepEqual(wasm.grads[i], cpu.grads[i], `${where} masked gradient ${p.param.name}`);
+      });
+      assert.deepEqual(wasm.stats, cpu.stats, `${where}: kept fractions and Jaccard`);
+    }
+    await tf.setBackend('cpu');
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+  });
+}

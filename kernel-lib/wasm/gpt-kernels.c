@@ -523,27 +523,6 @@ float xent_fwd_bwd(float *logits, const int32_t *targets, const float *w, int N,
   return (float)(loss / denom);
 }
 
-/**
- * GMT's mask (paper eq. 3) in one pass: mask = [|score| ≥ T] as 0/1, out = g·mask. The product
- * is a real multiplication so that the result matches tfjs' `mul(g, mask)` bit for bit
- * (−0 for negative entries that are dropped, NaN stays NaN).
- */
-EXPORT(mask_keep)
-void mask_keep(const float *score, const float *g, float threshold, float *mask, float *out, int n) {
-  int i = 0;
-  v128_t t = wasm_f32x4_splat(threshold), one = wasm_f32x4_splat(1.0f);
-  for (; i + 4 <= n; i += 4) {
-    v128_t m = wasm_v128_and(wasm_f32x4_ge(wasm_f32x4_abs(wasm_v128_load(score + i)), t), one);
-    wasm_v128_store(mask + i, m);
-    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(g + i), m));
-  }
-  for (; i < n; i++) {
-    float m = __builtin_fabsf(score[i]) >= threshold ? 1.0f : 0.0f;
-    mask[i] = m;
-    out[i] = g[i] * m;
-  }
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizer                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
@@ -607,60 +586,230 @@ double sum_squares(const float *x, int n) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* GMT selection (src/tuning/mask.ts)                                                           */
+/* GMT selection and mask (src/tuning/mask.ts)                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-/**
- * The rank-th smallest (0-based) of x[i] & 0x7fffffff over x[0:n): the bit pattern of the
- * rank-th smallest |x| for float32 x (non-negative floats order like their bit patterns).
- * Radix select in digits of 11/10/10 bits: a histogram pass and a gather pass over the range,
- * then passes over the bucket that holds the answer. scratch holds n entries and may be x itself
- * (the gather never overtakes the read); hist holds SELECT_HIST_WORDS (4 · 2048).
- *
- * The first pass counts into four histograms, one per i mod 4, summed afterwards: gradient
- * magnitudes fall into few top-11-bit buckets, and with one histogram consecutive increments of
- * the same counter wait on each other through memory. The first gather is branch-free (the
- * answer's bucket holds an unpredictable few percent of the entries).
+/*
+ * A selection segment is a list of parts, each a run of float32 bit patterns somewhere in the
+ * heap: parts[2p] is the byte offset of part p and parts[2p + 1] its length. A layer or global
+ * segment is the parameter tensors of that scope, read where they are, so nothing is copied.
+ * Entries are compared as x & 0x7fffffff: non-negative floats order like their bit patterns,
+ * so this orders |x| (NaN above +∞). Those values are below 2^31, so signed SIMD compares order
+ * them correctly.
  */
-#define SELECT_HIST_WORDS (4 * 2048)
-EXPORT(select_hist_words) int select_hist_words(void) { return SELECT_HIST_WORDS; }
+#define PART_PTR(parts, p) ((const uint32_t *)(uintptr_t)(uint32_t)(parts)[2 * (p)])
+#define PART_LEN(parts, p) ((parts)[2 * (p) + 1])
 
-EXPORT(select_abs_bits)
-uint32_t select_abs_bits(const uint32_t *x, int n, int rank, uint32_t *scratch, uint32_t *hist) {
-  uint32_t r = (uint32_t)rank;
-  for (int i = 0; i < SELECT_HIST_WORDS; i++) hist[i] = 0;
-  uint32_t *h1 = hist + 2048, *h2 = hist + 4096, *h3 = hist + 6144;
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    hist[(x[i] & 0x7fffffffu) >> 20]++;
-    h1[(x[i + 1] & 0x7fffffffu) >> 20]++;
-    h2[(x[i + 2] & 0x7fffffffu) >> 20]++;
-    h3[(x[i + 3] & 0x7fffffffu) >> 20]++;
+/* The select's working memory ("work", allocated by the caller): four 2048-bin histograms, the
+ * 16 byte-shuffles of the gather (64 words) and one part descriptor (2 words). */
+#define SELECT_HIST_WORDS (4 * 2048)
+#define SELECT_TABLE (SELECT_HIST_WORDS)
+#define SELECT_SELF (SELECT_TABLE + 64)
+#define SELECT_WORK_WORDS (SELECT_SELF + 2)
+EXPORT(select_work_words) int select_work_words(void) { return SELECT_WORK_WORDS; }
+
+/** The rank-th smallest of a[0:n) (Hoare partition, median-of-three pivot); permutes a so that
+ * a[0:rank) ≤ a[rank] ≤ a(rank:n). For small sets only (the sample, small segments, the last
+ * few candidates): its branches mispredict about every other comparison, so larger sets go
+ * through range_select. */
+static uint32_t quickselect_u32(uint32_t *a, int n, int rank) {
+  int lo = 0, hi = n - 1;
+  while (hi > lo) {
+    uint32_t x = a[lo], y = a[(lo + hi) >> 1], z = a[hi];
+    uint32_t pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { uint32_t t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (rank <= j) hi = j;
+    else if (rank >= i) lo = i;
+    else return a[rank];
   }
-  for (; i < n; i++) hist[(x[i] & 0x7fffffffu) >> 20]++;
-  for (int b = 0; b < 2048; b++) hist[b] += h1[b] + h2[b] + h3[b];
-  uint32_t b1 = 0;
-  while (r >= hist[b1]) r -= hist[b1++];
-  int c = 0;
-  for (i = 0; i < n; i++) {
-    uint32_t u = x[i] & 0x7fffffffu;
-    scratch[c] = u;
-    c += (u >> 20) == b1;
+  return a[lo];
+}
+
+/**
+ * The r-th smallest (0-based) of the entries of the parts, all known to lie in [lo, hi] (the
+ * whole range is lo = 0, hi = 0x7fffffff). A radix select whose digits fit the range: each round
+ * counts (u − lo) >> shift into at most 2048 bins (shift the smallest that fits hi − lo), then
+ * gathers the answer's bin into scratch, branch-free, and narrows [lo, hi] to that bin; the next
+ * round runs over scratch. At most three rounds (2^31 → 2^20 → 2^9 → 1 values).
+ *
+ * Large rounds count into four histograms, one per i mod 4, summed afterwards: gradient
+ * magnitudes crowd a few bins, and with one histogram consecutive increments of the same counter
+ * wait on each other through memory. scratch holds as many entries as the parts together and may
+ * be the only part itself (the gather never overtakes the read).
+ */
+static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint32_t lo, uint32_t hi,
+                             uint32_t *scratch, uint32_t *work) {
+  int32_t *self = (int32_t *)(work + SELECT_SELF);
+  uint32_t *h0 = work, *h1 = work + 2048, *h2 = work + 4096, *h3 = work + 6144;
+  while (lo < hi) {
+    int n = 0;
+    for (int p = 0; p < nparts; p++) n += PART_LEN(parts, p);
+    /* A handful of entries: clearing and scanning bins would cost more than sorting them out. */
+    if (n <= 48 && nparts == 1 && PART_PTR(parts, 0) == scratch) return quickselect_u32(scratch, n, (int)r);
+    int shift = 0;
+    while (((hi - lo) >> shift) >= 2048) shift++;
+    int bins = (int)((hi - lo) >> shift) + 1;
+    int four = n >= 16384;
+    for (int b = 0; b < bins; b++) h0[b] = 0;
+    if (four) for (int b = 0; b < bins; b++) h1[b] = h2[b] = h3[b] = 0;
+    for (int p = 0; p < nparts; p++) {
+      const uint32_t *x = PART_PTR(parts, p);
+      int len = PART_LEN(parts, p), i = 0;
+      if (four) {
+        for (; i + 4 <= len; i += 4) {
+          h0[((x[i] & 0x7fffffffu) - lo) >> shift]++;
+          h1[((x[i + 1] & 0x7fffffffu) - lo) >> shift]++;
+          h2[((x[i + 2] & 0x7fffffffu) - lo) >> shift]++;
+          h3[((x[i + 3] & 0x7fffffffu) - lo) >> shift]++;
+        }
+      }
+      for (; i < len; i++) h0[((x[i] & 0x7fffffffu) - lo) >> shift]++;
+    }
+    if (four) for (int b = 0; b < bins; b++) h0[b] += h1[b] + h2[b] + h3[b];
+    uint32_t bin = 0;
+    while (r >= h0[bin]) r -= h0[bin++];
+    int c = 0;
+    for (int p = 0; p < nparts; p++) {
+      const uint32_t *x = PART_PTR(parts, p);
+      int len = PART_LEN(parts, p);
+      for (int i = 0; i < len; i++) {
+        uint32_t u = x[i] & 0x7fffffffu;
+        scratch[c] = u;
+        c += ((u - lo) >> shift) == bin;
+      }
+    }
+    lo += bin << shift;
+    if (shift < 31 && lo + ((1u << shift) - 1) < hi) hi = lo + ((1u << shift) - 1);
+    self[0] = (int32_t)(uintptr_t)scratch;
+    self[1] = c;
+    parts = self;
+    nparts = 1;
   }
-  for (int i = 0; i < 1024; i++) hist[i] = 0;
-  for (int j = 0; j < c; j++) hist[(scratch[j] >> 10) & 1023]++;
-  uint32_t b2 = 0;
-  while (r >= hist[b2]) r -= hist[b2++];
-  int c2 = 0;
-  for (int j = 0; j < c; j++) {
-    uint32_t u = scratch[j];
-    if (((u >> 10) & 1023) == b2) scratch[c2++] = u;
+  return lo;
+}
+
+/** A 32-bit integer hash (bijective; good avalanche) for the sample positions. */
+INLINE uint32_t hash32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du;
+  x ^= x >> 15; x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+/* Segments of up to SMALL_N entries are selected by quickselect on a copy; below SAMPLE_MIN_N
+ * the radix select runs without a sample. */
+#define SMALL_N 1024
+#define SAMPLE_MIN_N 4096
+
+/**
+ * The rank-th smallest (0-based) |x| over the nparts parts (see above): the bit pattern of the
+ * exact value, always. info (3 words, or 0) receives how it was found: info[0] = 0 radix select
+ * only, 1 the sample's bounds held, 2 they missed and the radix select ran, 3 quickselect on a
+ * copy (n ≤ SMALL_N); info[1] = entries gathered between the bounds; info[2] = sample size.
+ *
+ * With sigmas > 0 and n ≥ SAMPLE_MIN_N, a sample bounds the answer first. One entry is drawn
+ * from each of s equal strata of the flat index range (position hashed within its stratum, so
+ * row or column structure in a tensor cannot bias it); the sample's order statistics at
+ * q·s ∓ (sigmas·√(s·q(1−q)) + 1), q = rank/n, give bounds lo ≤ hi. One SIMD pass over the
+ * entries then counts those below lo and gathers those within [lo, hi] (a small fraction:
+ * ~2·sigmas·√(q(1−q)/s)). When the count shows the rank lies among the gathered entries, the
+ * answer is selected among them alone; otherwise (the sample was unlucky, probability about
+ * 2·Φ(−sigmas)) the radix select runs over everything. The sample only decides how much work
+ * is done, never the result. s ≈ n^(2/3), which balances the sample's selection against the
+ * gathered set's, capped at n/4 and 16,384.
+ *
+ * scratch holds n entries and must not overlap a part; work holds select_work_words().
+ */
+EXPORT(select_abs_parts)
+uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigmas, uint32_t *scratch, uint32_t *work, int32_t *info) {
+  int n = 0;
+  for (int p = 0; p < nparts; p++) n += PART_LEN(parts, p);
+  int s = 0;
+  if (sigmas > 0.0f && n >= SAMPLE_MIN_N) {
+    /* s = n^(2/3): Newton's iteration on the cube root (no libm here), from a power of two
+     * within a factor 2 of it. */
+    float cr = (float)(1 << ((31 - __builtin_clz((unsigned)n)) / 3));
+    for (int it = 0; it < 8; it++) cr = (2.0f * cr + (float)n / (cr * cr)) / 3.0f;
+    s = (int)(cr * cr);
+    if (s > n / 4) s = n / 4;
+    if (s > 16384) s = 16384;
   }
-  for (int i = 0; i < 1024; i++) hist[i] = 0;
-  for (int j = 0; j < c2; j++) hist[scratch[j] & 1023]++;
-  uint32_t b3 = 0;
-  while (r >= hist[b3]) r -= hist[b3++];
-  return (b1 << 20) | (b2 << 10) | b3;
+  if (info) { info[0] = 0; info[1] = 0; info[2] = s; }
+  if (n <= SMALL_N) {
+    /* Clearing and scanning 2048 bins would dominate: quickselect on a copy. */
+    if (info) info[0] = 3;
+    int c = 0;
+    for (int p = 0; p < nparts; p++)
+      for (int i = 0; i < PART_LEN(parts, p); i++) scratch[c++] = PART_PTR(parts, p)[i] & 0x7fffffffu;
+    return quickselect_u32(scratch, n, rank);
+  }
+  if (s == 0) return range_select(parts, nparts, (uint32_t)rank, 0, 0x7fffffffu, scratch, work);
+
+  /* The sample, into scratch[0:s): s strata of n/s entries (the first n mod s one more). */
+  int p = 0, pstart = 0, from = 0, step = n / s, extra = n % s;
+  for (int j = 0; j < s; j++) {
+    int width = step + (j < extra);
+    int pos = from + (int)(((uint64_t)hash32((uint32_t)j) * (uint32_t)width) >> 32);
+    from += width;
+    while (pos >= pstart + PART_LEN(parts, p)) pstart += PART_LEN(parts, p++);
+    scratch[j] = PART_PTR(parts, p)[pos - pstart] & 0x7fffffffu;
+  }
+  float q = (float)rank / (float)n, center = q * (float)s;
+  float half = 1.0f + sigmas * __builtin_sqrtf((float)s * q * (1.0f - q));
+  int a = (int)(center - half), b = (int)(center + half) + 1;
+  if (center - half < 0.0f) a = -1;
+  uint32_t lo = 0, hi = 0x7fffffffu;
+  if (a >= 0) lo = quickselect_u32(scratch, s, a);
+  if (b < s) hi = quickselect_u32(scratch + a + 1, s - a - 1, b - a - 1);
+
+  /* Count below lo, gather within [lo, hi]: 4 lanes at a time, packed with a byte shuffle per
+   * lane mask (the 16 shuffles are built in work: the module may hold no static data). */
+  uint8_t *table = (uint8_t *)(work + SELECT_TABLE);
+  for (int m = 0; m < 16; m++) {
+    int k = 0;
+    for (int lane = 0; lane < 4; lane++)
+      if (m >> lane & 1) { for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = (uint8_t)(4 * lane + t); k++; }
+    for (; k < 4; k++) for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = 0x80;
+  }
+  v128_t vlo = wasm_i32x4_splat((int32_t)lo), vhi = wasm_i32x4_splat((int32_t)hi), abs = wasm_i32x4_splat(0x7fffffff);
+  v128_t below4 = wasm_i32x4_splat(0);
+  int below = 0, c = 0;
+  for (p = 0; p < nparts; p++) {
+    const uint32_t *x = PART_PTR(parts, p);
+    int len = PART_LEN(parts, p), i = 0;
+    for (; i + 4 <= len; i += 4) {
+      v128_t u = wasm_v128_and(wasm_v128_load(x + i), abs);
+      v128_t lt = wasm_i32x4_lt(u, vlo);
+      v128_t in = wasm_v128_andnot(wasm_i32x4_le(u, vhi), lt);
+      below4 = wasm_i32x4_sub(below4, lt);
+      int bits = wasm_i32x4_bitmask(in);
+      wasm_v128_store(scratch + c, wasm_i8x16_swizzle(u, wasm_v128_load(table + 16 * bits)));
+      c += __builtin_popcount((unsigned)bits);
+    }
+    for (; i < len; i++) {
+      uint32_t u = x[i] & 0x7fffffffu;
+      below += u < lo;
+      scratch[c] = u;
+      c += (u >= lo) & (u <= hi);
+    }
+  }
+  below += wasm_i32x4_extract_lane(below4, 0) + wasm_i32x4_extract_lane(below4, 1) +
+           wasm_i32x4_extract_lane(below4, 2) + wasm_i32x4_extract_lane(below4, 3);
+  if (info) info[1] = c;
+  if (rank >= below && rank < below + c) {
+    if (info) info[0] = 1;
+    int32_t *self = (int32_t *)(work + SELECT_SELF);
+    self[0] = (int32_t)(uintptr_t)scratch;
+    self[1] = c;
+    return range_select(self, 1, (uint32_t)(rank - below), lo, hi, scratch, work);
+  }
+  if (info) info[0] = 2;
+  return range_select(parts, nparts, (uint32_t)rank, 0, 0x7fffffffu, scratch, work);
 }
 
 INLINE void set_bit(uint32_t *words, int b, uint32_t on) {
@@ -669,27 +818,83 @@ INLINE void set_bit(uint32_t *words, int b, uint32_t on) {
 
 /**
  * Bits [off, off + n) of the bitset `words`: bit off + i is 1 iff low ≤ (x[i] & 0x7fffffff) ≤ high.
- * Other bits are left as they are.
+ * Other bits are left as they are. Returns the number of bits set.
  */
 EXPORT(mark_bits)
-void mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *words, int off) {
-  int i = 0, b = off;
+int mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *words, int off) {
+  int i = 0, b = off, kept = 0;
   for (; i < n && (b & 31); i++, b++) {
-    uint32_t u = x[i] & 0x7fffffffu;
-    set_bit(words, b, (u >= low) & (u <= high));
+    uint32_t u = x[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
+    set_bit(words, b, keep);
+    kept += keep;
   }
   v128_t lo = wasm_i32x4_splat((int32_t)low), hi = wasm_i32x4_splat((int32_t)high), abs = wasm_i32x4_splat(0x7fffffff);
   for (; i + 32 <= n; i += 32, b += 32) {
     uint32_t w = 0;
     for (int j = 0; j < 32; j += 4) {
       v128_t u = wasm_v128_and(wasm_v128_load(x + i + j), abs);
-      v128_t keep = wasm_v128_and(wasm_u32x4_ge(u, lo), wasm_u32x4_le(u, hi));
+      v128_t keep = wasm_v128_andnot(wasm_i32x4_le(u, hi), wasm_i32x4_lt(u, lo));
       w |= (uint32_t)wasm_i32x4_bitmask(keep) << j;
     }
     words[b >> 5] = w;
+    kept += __builtin_popcount(w);
   }
   for (; i < n; i++, b++) {
-    uint32_t u = x[i] & 0x7fffffffu;
-    set_bit(words, b, (u >= low) & (u <= high));
+    uint32_t u = x[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
+    set_bit(words, b, keep);
+    kept += keep;
   }
+  return kept;
+}
+
+/**
+ * GMT's mask (paper eq. 3) for one tensor in one pass: keep_i = low ≤ (score_i bits & 0x7fffffff)
+ * ≤ high, written three ways: mask_i = keep_i as 0/1, out_i = g_i·mask_i, and bit off + i of
+ * `words` (other bits are left as they are). With low = bits(T_k) > 0 and high = bits(+∞) this is
+ * [|score| ≥ T_k], NaN dropped. The product is a real multiplication so that out equals tfjs'
+ * `mul(g, mask)` bit for bit (−0 for negative entries that are dropped, NaN stays NaN).
+ * Returns the number of entries kept.
+ */
+EXPORT(mask_apply)
+int mask_apply(const uint32_t *score, const float *g, int n, uint32_t low, uint32_t high,
+               float *mask, float *out, uint32_t *words, int off) {
+  int i = 0, b = off, kept = 0;
+  for (; i < n && (b & 31); i++, b++) {
+    uint32_t u = score[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
+    mask[i] = keep ? 1.0f : 0.0f;
+    out[i] = g[i] * mask[i];
+    set_bit(words, b, keep);
+    kept += keep;
+  }
+  v128_t lo = wasm_i32x4_splat((int32_t)low), hi = wasm_i32x4_splat((int32_t)high), abs = wasm_i32x4_splat(0x7fffffff);
+  v128_t one = wasm_f32x4_splat(1.0f);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 4) {
+      v128_t u = wasm_v128_and(wasm_v128_load(score + i + j), abs);
+      v128_t keep = wasm_v128_andnot(wasm_i32x4_le(u, hi), wasm_i32x4_lt(u, lo));
+      v128_t m = wasm_v128_and(keep, one);
+      wasm_v128_store(mask + i + j, m);
+      wasm_v128_store(out + i + j, wasm_f32x4_mul(wasm_v128_load(g + i + j), m));
+      w |= (uint32_t)wasm_i32x4_bitmask(keep) << j;
+    }
+    words[b >> 5] = w;
+    kept += __builtin_popcount(w);
+  }
+  for (; i < n; i++, b++) {
+    uint32_t u = score[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
+    mask[i] = keep ? 1.0f : 0.0f;
+    out[i] = g[i] * mask[i];
+    set_bit(words, b, keep);
+    kept += keep;
+  }
+  return kept;
+}
+
+/** Σ popcount(a[w] & b[w]) over `words` words: the overlap of two masks' bitsets. */
+EXPORT(and_popcount)
+int and_popcount(const uint32_t *a, const uint32_t *b, int words) {
+  int k = 0;
+  for (int w = 0; w < words; w++) k += __builtin_popcount(a[w] & b[w]);
+  return k;
 }

@@ -28,14 +28,15 @@ export interface WasmKernels {
   embed_fwd(tokens: number, wte: number, wpe: number, x: number, bt: number, t: number, d: number): void;
   embed_bwd(tokens: number, dx: number, dwte: number, dwpe: number, bt: number, t: number, d: number): void;
   xent_fwd_bwd(logits: number, targets: number, w: number, n: number, v: number): number;
-  mask_keep(score: number, g: number, threshold: number, mask: number, out: number, n: number): void;
   adamw(theta: number, g: number, m: number, v: number, mask: number, thetaOut: number, mOut: number, vOut: number, n: number,
     b1: number, omb1: number, b2: number, omb2: number, c1: number, c2: number, eps: number, lr: number, wd: number,
     decay: number, hasMask: number): void;
   sum_squares(x: number, n: number): number;
-  select_hist_words(): number;
-  select_abs_bits(x: number, n: number, rank: number, scratch: number, hist: number): number;
-  mark_bits(x: number, n: number, low: number, high: number, words: number, off: number): void;
+  select_work_words(): number;
+  select_abs_parts(parts: number, nparts: number, rank: number, sigmas: number, scratch: number, work: number, info: number): number;
+  mark_bits(x: number, n: number, low: number, high: number, words: number, off: number): number;
+  mask_apply(score: number, g: number, n: number, low: number, high: number, mask: number, out: number, words: number, off: number): number;
+  and_popcount(a: number, b: number, words: number): number;
 }
 
 /** The parts of the tfjs-wasm backend object used here (not in its public typings). */

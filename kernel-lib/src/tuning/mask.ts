@@ -17,8 +17,10 @@
  * JavaScript over typed arrays (radix histogram, radix gather, marking M into a bitset), then
  * four element-wise tensor ops per parameter tensor to build M and Γ'. Masking itself stays in
  * tensor operations so it can run on an accelerator. On the wasm backend there is no readback:
- * the same select and marking run as wasm kernels on tfjs' heap (gpt-kernels.c:
- * `select_abs_bits`, `mark_bits`), and M and Γ' come from one `mask_keep` pass per tensor.
+ * the select runs as a wasm kernel on tfjs' heap (gpt-kernels.c `select_abs_parts`: a sample
+ * bounds T_k, one counting pass gathers the few entries between the bounds, and the exact
+ * answer is selected among those; a miss falls back to the full radix select), and M, Γ' and
+ * M's bitset come from one `mask_apply` pass per tensor.
  * The bitset gives the kept fractions and the Jaccard overlap with the previous update's mask
  * by popcount, so the trainer needs no tensor statistics for GMT (`MaskResult.stats`).
  */
@@ -294,6 +296,44 @@ function keepMask(score: tf.Tensor, threshold: number): tf.Tensor {
   return tf.tidy(() => tf.step(tf.sub(tf.abs(score), below)));
 }
 
+type WasmKernelsHandle = NonNullable<ReturnType<typeof wasmKernels>>;
+
+/** Byte offsets into tfjs-wasm's heap of one selection's buffers (see `withWasmHeap`). */
+interface WasmSelectHeap {
+  sizes: number[];
+  /** Where each score tensor's entries are. */
+  ptrs: number[];
+  scratch: number;
+  work: number;
+  info: number;
+  /** (offset, length) pairs of one segment's tensors. */
+  parts: number;
+  /** M of this `apply` and a copy of the previous one's, as bitsets (when asked for). */
+  bitset: number;
+  previousBitset: number;
+}
+
+/** A segment's T_k and the bit patterns of |score| it keeps: low ≤ bits ≤ high. */
+interface KeepRange {
+  threshold: number;
+  low: number;
+  high: number;
+}
+
+/**
+ * Half-width, in standard deviations of the sample's rank, of the bounds that the wasm select
+ * takes from a sample before its one counting pass (see `select_abs_parts`). Wider bounds gather
+ * more entries; narrower ones miss more often (a miss costs a full radix select, never
+ * exactness). 4 misses about once in 16,000 segments for a random sample.
+ */
+const SELECT_SAMPLE_SIGMAS = 4;
+
+/** How `select_abs_parts` found a threshold, by its `info[0]`. */
+const SELECT_PATHS = ['radix', 'sampled', 'missed', 'small'] as const;
+
+/** Thresholds found by each path of the wasm select (`GradientMasker.selectCounts`). */
+export type SelectCounts = Record<(typeof SELECT_PATHS)[number], number>;
+
 /**
  * Computes exact-quantile masks for a fixed parameter layout, reusing its buffers across updates.
  * Used by GMT (every update), SIFT (first update) and ChildTuning-D (on Fisher scores).
@@ -301,7 +341,8 @@ function keepMask(score: tf.Tensor, threshold: number): tf.Tensor {
  * Per `apply`: one readback of every score entry, an exact selection per segment on a reused
  * host buffer, one more host pass that packs M into a bitset (kept counts per tensor and the
  * Jaccard overlap with the previous `apply`'s bitset come from popcounts), and four cheap tensor
- * ops per parameter to build M and Γ ⊙ M on the device.
+ * ops per parameter to build M and Γ ⊙ M on the device. On the wasm backend the same happens in
+ * wasm kernels on tfjs' heap, with no readback (see the file header).
  */
 export class GradientMasker {
   readonly ratio: number;
@@ -312,6 +353,13 @@ export class GradientMasker {
   private keptBits: Uint32Array = new Uint32Array(0);
   private previousBits: Uint32Array = new Uint32Array(0);
   private previousKept = -1;
+  /**
+   * How the wasm selection found each threshold so far: `small` by quickselect on a copy (up to
+   * 1,024 entries), `radix` by radix select alone (up to 4,096), `sampled` within the bounds a
+   * sample gave, `missed` by radix select after those bounds missed. Diagnostics for tests and
+   * benchmarks: every path gives the same exact threshold.
+   */
+  readonly selectCounts: SelectCounts = { small: 0, radix: 0, sampled: 0, missed: 0 };
 
   constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope }) {
     this.ratio = checkMaskRatio('ratio', options.ratio);
@@ -361,19 +409,16 @@ export class GradientMasker {
     return words;
   }
 
-  /** T_k per entry of `order`, with M packed into `this.keptBits`: in wasm kernels where they run. */
-  private async select(tensors: tf.Tensor[]): Promise<number[]> {
-    const wk = wasmKernels();
-    if (wk) return this.selectAndMarkWasm(wk, tensors);
-    return this.selectAndMark(await this.readScores(tensors));
-  }
-
   /**
    * T_k per parameter, from one batched readback of all entries of `scores` (|·| is taken).
    * `scores` must hold a float32 tensor for every parameter the masker was built with.
    */
   async thresholds(scores: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, number>> {
-    const thresholds = await this.select(this.scoreTensors(scores));
+    const tensors = this.scoreTensors(scores);
+    const wk = wasmKernels();
+    const thresholds = wk
+      ? this.withWasmHeap(wk, tensors, 0, (heap) => this.selectWasm(wk, heap).map((b) => b.threshold))
+      : this.selectAndMark(await this.readScores(tensors));
     return new Map(this.order.map((name, i) => [name, thresholds[i] as number]));
   }
 
@@ -416,97 +461,159 @@ export class GradientMasker {
   }
 
   /**
-   * `selectAndMark` on tfjs-wasm's heap, where the scores already are: the radix select and the
-   * marking run in our wasm kernels (`select_abs_bits`, `mark_bits`), a multi-tensor segment is
-   * first gathered into one heap buffer, and segments of ≤ 1024 entries use the same JavaScript
-   * quickselect as the host path. Same thresholds and bits as `selectAndMark`.
+   * Runs `fn` with one block of tfjs-wasm's heap laid out for the selection of `tensors` (and two
+   * bitsets of `bitsetWords` words), freed afterwards. The block is allocated per call: it holds
+   * a copy-sized scratch for the largest segment, which should not stay on tfjs' heap.
    */
-  private selectAndMarkWasm(wk: NonNullable<ReturnType<typeof wasmKernels>>, tensors: tf.Tensor[]): number[] {
+  private withWasmHeap<T>(wk: WasmKernelsHandle, tensors: tf.Tensor[], bitsetWords: number, fn: (heap: WasmSelectHeap) => T): T {
     const { kernels: k, backend: be } = wk;
     const sizes = tensors.map((t) => t.size);
-    const total = sizes.reduce((a, b) => a + b, 0);
-    const words = this.sizeBitsets(total);
     let scratchLen = 0;
+    let maxParts = 0;
     for (let s = 0, p0 = 0; s < this.segments.length; s++) {
       const p1 = p0 + this.segments[s]!.length;
-      if (p1 - p0 > 1) scratchLen = Math.max(scratchLen, sizes.slice(p0, p1).reduce((a, b) => a + b, 0));
-      else if ((sizes[p0] ?? 0) > SMALL_SEGMENT) scratchLen = Math.max(scratchLen, sizes[p0]!);
+      let n = 0;
+      for (let p = p0; p < p1; p++) n += sizes[p]!;
+      scratchLen = Math.max(scratchLen, n);
+      maxParts = Math.max(maxParts, p1 - p0);
       p0 = p1;
     }
+    const workWords = k.select_work_words();
     // Allocating may grow the heap (detaching views); offsets of tensors stay valid.
-    const histWords = k.select_hist_words();
-    const base = be.wasm._malloc(4 * (scratchLen + histWords + words));
+    const base = be.wasm._malloc(4 * (scratchLen + workWords + 4 + 2 * maxParts + 2 * bitsetWords));
     try {
-      const scratch = base, hist = base + 4 * scratchLen, bitset = hist + 4 * histWords;
-      const ptrs = tensors.map((t) => be.getMemoryOffset(t.dataId));
-      // Copies parts [p0, p1) one after another into `dst` (a fresh view: the heap may have grown).
-      const gather = (dst: Uint32Array, p0: number, p1: number): Uint32Array => {
-        const heap = be.wasm.HEAPU8.buffer;
-        for (let p = p0, c = 0; p < p1; c += sizes[p]!, p++) dst.set(new Uint32Array(heap, ptrs[p]!, sizes[p]!), c);
-        return dst;
-      };
-      k.fill_zero(bitset, words);
-      const thresholds: number[] = [];
-      let p0 = 0, offset = 0;
-      for (const segment of this.segments) {
-        const p1 = p0 + segment.length;
-        let n = 0;
-        for (let p = p0; p < p1; p++) n += sizes[p]!;
-        const m = dropCount(this.ratio, n);
-        let threshold = -Infinity;
-        let low = 0;
-        if (m > 0) {
-          let tb: number;
-          if (n <= SMALL_SEGMENT) {
-            if (this.scratch.length < n) this.scratch = new Uint32Array(n);
-            tb = quickselect(maskSignBits(gather(this.scratch, p0, p1), n), n, m);
-          } else if (p1 - p0 === 1) {
-            tb = k.select_abs_bits(ptrs[p0]!, n, m, scratch, hist) >>> 0;
-          } else {
-            gather(new Uint32Array(be.wasm.HEAPU8.buffer, scratch, n), p0, p1);
-            tb = k.select_abs_bits(scratch, n, m, scratch, hist) >>> 0;
-          }
-          threshold = bitsToFloat(tb);
-          low = tb;
-        }
-        // m = 0 keeps everything (NaN included); otherwise T_k ≤ |x| ≤ +∞.
-        const high = m > 0 ? FINITE_MAX_BITS : 0x7fffffff;
-        for (let p = p0; p < p1; offset += sizes[p]!, p++) k.mark_bits(ptrs[p]!, sizes[p]!, low, high, bitset, offset);
-        for (let j = 0; j < segment.length; j++) thresholds.push(threshold);
-        p0 = p1;
-      }
-      this.keptBits.set(new Uint32Array(be.wasm.HEAPU8.buffer, bitset, words));
-      return thresholds;
+      const scratch = base;
+      const work = scratch + 4 * scratchLen;
+      const info = work + 4 * workWords;
+      const parts = info + 16;
+      const bitset = parts + 8 * maxParts;
+      const previousBitset = bitset + 4 * bitsetWords;
+      return fn({ sizes, ptrs: tensors.map((t) => be.getMemoryOffset(t.dataId)), scratch, work, info, parts, bitset, previousBitset });
     } finally {
       be.wasm._free(base);
     }
   }
 
   /**
-   * Kept fractions from the bitset and the Jaccard overlap with the previous call's bitset;
-   * then the bitset becomes the previous one.
+   * T_k of every segment, selected on tfjs-wasm's heap where the scores already are
+   * (`select_abs_parts` in gpt-kernels.c: each segment's tensors are passed as a list of parts,
+   * so nothing is copied or read back). Returns, per parameter in `order`, T_k and the bit range
+   * [low, high] of |score| that is kept: [bits(T_k), bits(+∞)], or everything (NaN included)
+   * when the segment drops nothing. Same thresholds as `selectAndMark`.
    */
-  private keptStatistics(sizes: number[]): MaskUpdateStats {
+  private selectWasm(wk: WasmKernelsHandle, heap: WasmSelectHeap): KeepRange[] {
+    const k = wk.kernels;
+    const { sizes, ptrs } = heap;
+    const ranges: KeepRange[] = [];
+    let p0 = 0;
+    for (const segment of this.segments) {
+      const p1 = p0 + segment.length;
+      let n = 0;
+      for (let p = p0; p < p1; p++) n += sizes[p]!;
+      const m = dropCount(this.ratio, n);
+      let range: KeepRange = { threshold: -Infinity, low: 0, high: 0x7fffffff };
+      if (m > 0) {
+        const parts = new Int32Array(wk.backend.wasm.HEAPU8.buffer, heap.parts, 2 * (p1 - p0));
+        for (let p = p0; p < p1; p++) {
+          parts[2 * (p - p0)] = ptrs[p]!;
+          parts[2 * (p - p0) + 1] = sizes[p]!;
+        }
+        const tb = k.select_abs_parts(heap.parts, p1 - p0, m, SELECT_SAMPLE_SIGMAS, heap.scratch, heap.work, heap.info) >>> 0;
+        const info = new Int32Array(wk.backend.wasm.HEAPU8.buffer, heap.info, 2);
+        this.selectCounts[SELECT_PATHS[info[0]!]!]++;
+        range = { threshold: bitsToFloat(tb), low: tb, high: FINITE_MAX_BITS };
+      }
+      for (let j = 0; j < segment.length; j++) ranges.push(range);
+      p0 = p1;
+    }
+    return ranges;
+  }
+
+  /**
+   * `apply` on tfjs-wasm's heap: `selectWasm`, then one `mask_apply` pass per tensor that writes
+   * M, Γ ⊙ M and M's bits into the bitset together and counts the kept entries; the overlap with
+   * the previous mask is one `and_popcount` pass.
+   */
+  private applyWasm(wk: WasmKernelsHandle, grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): MaskResult {
+    const { kernels: k, backend: be } = wk;
+    const sizes = tensors.map((t) => t.size);
+    const words = this.sizeBitsets(sizes.reduce((a, b) => a + b, 0));
+    const maskedGrads = new Map<string, tf.Tensor>();
+    const masks = new Map<string, tf.Tensor>();
+    const thresholds = new Map<string, number>();
+    const kept: number[] = [];
+    let overlap: number | undefined;
+    this.withWasmHeap(wk, tensors, words, (heap) => {
+      const ranges = this.selectWasm(wk, heap);
+      // The passes below write every bit of every tensor; this clears the last word's tail.
+      k.fill_zero(heap.bitset, words);
+      let offset = 0;
+      this.order.forEach((name, i) => {
+        const { threshold, low, high } = ranges[i]!;
+        const grad = grads.get(name)!;
+        const score = tensors[i]!;
+        thresholds.set(name, threshold);
+        if (threshold > -Infinity && grad.dtype === 'float32' && grad.size === score.size) {
+          const maskInfo = be.makeOutput(grad.shape, 'float32');
+          const outInfo = be.makeOutput(grad.shape, 'float32');
+          kept.push(k.mask_apply(heap.ptrs[i]!, be.getMemoryOffset(grad.dataId), score.size, low, high,
+            be.getMemoryOffset(maskInfo.dataId), be.getMemoryOffset(outInfo.dataId), heap.bitset, offset));
+          masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
+          maskedGrads.set(name, tf.engine().makeTensorFromTensorInfo(outInfo, tf.backend()));
+        } else {
+          kept.push(k.mark_bits(heap.ptrs[i]!, score.size, low, high, heap.bitset, offset));
+          const mask = keepMask(score, threshold);
+          masks.set(name, mask);
+          maskedGrads.set(name, threshold === -Infinity ? tf.clone(grad) : tf.mul(grad, mask));
+        }
+        offset += score.size;
+      });
+      const heapWords = (at: number): Uint32Array => new Uint32Array(be.wasm.HEAPU8.buffer, at, words);
+      if (this.previousKept >= 0) {
+        heapWords(heap.previousBitset).set(this.previousBits);
+        overlap = k.and_popcount(heap.bitset, heap.previousBitset, words);
+      }
+      this.keptBits.set(heapWords(heap.bitset));
+    });
+    return { grads: maskedGrads, masks, thresholds, stats: this.keptStatistics(sizes, kept, overlap) };
+  }
+
+  /** Kept entries per tensor and the overlap with the previous bitset, counted in JavaScript. */
+  private hostCounts(sizes: number[]): { kept: number[]; overlap?: number } {
     const cur = this.keptBits;
     const prev = this.previousBits;
+    const kept: number[] = [];
+    for (let ti = 0, offset = 0; ti < sizes.length; offset += sizes[ti]!, ti++) kept.push(countBits(cur, offset, offset + sizes[ti]!));
+    if (this.previousKept < 0) return { kept };
+    let overlap = 0;
+    for (let w = 0; w < cur.length; w++) overlap += popcount32((cur[w] as number) & (prev[w] as number));
+    return { kept, overlap };
+  }
+
+  /**
+   * Kept fractions from the kept counts per tensor, and the Jaccard overlap with the previous
+   * call's mask from `overlap` = |M ∩ M_prev| (given whenever there is a previous mask); then
+   * the bitset becomes the previous one.
+   */
+  private keptStatistics(sizes: number[], keptPerTensor: number[], overlap: number | undefined): MaskUpdateStats {
     const keptByTensor: Record<string, number> = {};
     let kept = 0;
-    let offset = 0;
+    let total = 0;
     for (let ti = 0; ti < sizes.length; ti++) {
       const n = sizes[ti] as number;
-      const k = countBits(cur, offset, offset + n);
+      const k = keptPerTensor[ti] as number;
       keptByTensor[this.order[ti] as string] = n === 0 ? 1 : k / n;
       kept += k;
-      offset += n;
+      total += n;
     }
-    const stats: MaskUpdateStats = { keptFraction: offset === 0 ? 1 : kept / offset, keptByTensor };
+    const stats: MaskUpdateStats = { keptFraction: total === 0 ? 1 : kept / total, keptByTensor };
     if (this.previousKept >= 0) {
-      let inter = 0;
-      for (let w = 0; w < cur.length; w++) inter += popcount32((cur[w] as number) & (prev[w] as number));
-      const union = kept + this.previousKept - inter;
-      stats.jaccard = union === 0 ? 1 : inter / union;
+      if (overlap === undefined) throw new Error('GradientMasker: no mask overlap counted');
+      const union = kept + this.previousKept - overlap;
+      stats.jaccard = union === 0 ? 1 : overlap / union;
     }
-    this.keptBits = prev;
+    const cur = this.keptBits;
+    this.keptBits = this.previousBits;
     this.previousBits = cur;
     this.previousKept = kept;
     return stats;
@@ -520,34 +627,24 @@ export class GradientMasker {
   async apply(grads: ReadonlyMap<string, tf.Tensor>, scores: ReadonlyMap<string, tf.Tensor> = grads): Promise<MaskResult> {
     const tensors = this.scoreTensors(scores);
     for (const name of this.order) if (!grads.has(name)) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
-    const thresholds = await this.select(tensors);
-    const sizes = tensors.map((t) => t.size);
+    const wk = wasmKernels();
+    if (wk) return this.applyWasm(wk, grads, tensors);
+    const thresholds = this.selectAndMark(await this.readScores(tensors));
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();
     const thresholdByName = new Map<string, number>();
-    const wk = wasmKernels();
     this.order.forEach((name, i) => {
       const threshold = thresholds[i] as number;
       const grad = grads.get(name)!;
-      if (wk && threshold > 0 && grad.dtype === 'float32' && grad.size === tensors[i]!.size) {
-        // One pass of our wasm kernel instead of abs, sub, step and mul: the same bits.
-        const { kernels, backend } = wk;
-        const maskInfo = backend.makeOutput(grad.shape, 'float32');
-        const outInfo = backend.makeOutput(grad.shape, 'float32');
-        kernels.mask_keep(backend.getMemoryOffset(tensors[i]!.dataId), backend.getMemoryOffset(grad.dataId), threshold,
-          backend.getMemoryOffset(maskInfo.dataId), backend.getMemoryOffset(outInfo.dataId), grad.size);
-        masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
-        maskedGrads.set(name, tf.engine().makeTensorFromTensorInfo(outInfo, tf.backend()));
-        thresholdByName.set(name, threshold);
-        return;
-      }
       const mask = keepMask(tensors[i]!, threshold);
       masks.set(name, mask);
       // Γ ⊙ 1 is Γ bit for bit: share the storage instead of multiplying.
-      maskedGrads.set(name, threshold <= 0 ? tf.clone(grads.get(name)!) : tf.mul(grads.get(name)!, mask));
+      maskedGrads.set(name, threshold <= 0 ? tf.clone(grad) : tf.mul(grad, mask));
       thresholdByName.set(name, threshold);
     });
-    return { grads: maskedGrads, masks, thresholds: thresholdByName, stats: this.keptStatistics(sizes) };
+    const sizes = tensors.map((t) => t.size);
+    const { kept, overlap } = this.hostCounts(sizes);
+    return { grads: maskedGrads, masks, thresholds: thresholdByName, stats: this.keptStatistics(sizes, kept, overlap) };
   }
 }
 
