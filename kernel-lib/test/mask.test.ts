@@ -152,6 +152,10 @@ test('GradientMasker rejects bad options and missing gradients', async () => {
   assert.throws(() => new GradientMasker([...params, ...params], { ratio: 0.3, scope: 'tensor' }), /duplicate/);
   const masker = new GradientMasker(params, { ratio: 0.3, scope: 'tensor' });
   await assert.rejects(masker.apply(new Map()), /no gradient for parameter "a"/);
+  const [g2, s3, i2] = [tf.zeros([2]), tf.zeros([3]), tf.zeros([2], 'int32')];
+  await assert.rejects(masker.apply(new Map([['a', g2]]), new Map([['a', s3]])), /gradient of "a" is float32 \[2\], its score float32 \[3\]; they must match/);
+  await assert.rejects(masker.apply(new Map([['a', i2]]), new Map([['a', g2]])), /gradient of "a" is int32/);
+  for (const t of [g2, s3, i2]) t.dispose();
 });
 
 test('maskStatistics: kept fractions and Jaccard from one readback', async () => {

@@ -706,6 +706,56 @@ INLINE uint32_t hash32(uint32_t x) {
 #define SMALL_N 1024
 #define SAMPLE_MIN_N 4096
 
+/** The sample size for a segment of n entries (0: select without one); see select_abs_parts. */
+INLINE int sample_size(int n, float sigmas) {
+  if (!(sigmas > 0.0f) || n < SAMPLE_MIN_N) return 0;
+  /* s = n^(2/3): Newton's iteration on the cube root (no libm here), from a power of two within a
+   * factor 2 of it. */
+  float cr = (float)(1 << ((31 - __builtin_clz((unsigned)n)) / 3));
+  for (int it = 0; it < 8; it++) cr = (2.0f * cr + (float)n / (cr * cr)) / 3.0f;
+  int s = (int)(cr * cr);
+  if (s > n / 4) s = n / 4;
+  return s > 16384 ? 16384 : s;
+}
+
+/**
+ * Bounds lo ≤ hi on the rank-th smallest entry from a sample of s entries (into scratch[0:s)),
+ * returned as lo | hi << 32 (a pair without memory: the module has no stack). See
+ * select_abs_parts for the sample design.
+ */
+static uint64_t sample_bounds(const int32_t *parts, int n, int rank, int s, float sigmas, uint32_t *scratch) {
+  /* s strata of n/s entries (the first n mod s one more); one hashed position in each. */
+  int p = 0, pstart = 0, from = 0, step = n / s, extra = n % s;
+  for (int j = 0; j < s; j++) {
+    int width = step + (j < extra);
+    int pos = from + (int)(((uint64_t)hash32((uint32_t)j) * (uint32_t)width) >> 32);
+    from += width;
+    while (pos >= pstart + PART_LEN(parts, p)) pstart += PART_LEN(parts, p++);
+    scratch[j] = PART_PTR(parts, p)[pos - pstart] & 0x7fffffffu;
+  }
+  float q = (float)rank / (float)n, center = q * (float)s;
+  float half = 1.0f + sigmas * __builtin_sqrtf((float)s * q * (1.0f - q));
+  int a = (int)(center - half), b = (int)(center + half) + 1;
+  if (center - half < 0.0f) a = -1;
+  uint32_t lo = 0, hi = 0x7fffffffu;
+  if (a >= 0) lo = quickselect_u32(scratch, s, a);
+  if (b < s) hi = quickselect_u32(scratch + a + 1, s - a - 1, b - a - 1);
+  return (uint64_t)lo | (uint64_t)hi << 32;
+}
+
+/** The 16 byte shuffles that pack the selected lanes of 4 (by lane mask) to the front, into
+ * work (the module may hold no static data). Returns them. */
+static const uint8_t *pack_shuffles(uint32_t *work) {
+  uint8_t *table = (uint8_t *)(work + SELECT_TABLE);
+  for (int m = 0; m < 16; m++) {
+    int k = 0;
+    for (int lane = 0; lane < 4; lane++)
+      if (m >> lane & 1) { for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = (uint8_t)(4 * lane + t); k++; }
+    for (; k < 4; k++) for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = 0x80;
+  }
+  return table;
+}
+
 /**
  * The rank-th smallest (0-based) |x| over the nparts parts (see above): the bit pattern of the
  * exact value, always. info (3 words, or 0) receives how it was found: info[0] = 0 radix select
@@ -729,16 +779,7 @@ EXPORT(select_abs_parts)
 uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigmas, uint32_t *scratch, uint32_t *work, int32_t *info) {
   int n = 0;
   for (int p = 0; p < nparts; p++) n += PART_LEN(parts, p);
-  int s = 0;
-  if (sigmas > 0.0f && n >= SAMPLE_MIN_N) {
-    /* s = n^(2/3): Newton's iteration on the cube root (no libm here), from a power of two
-     * within a factor 2 of it. */
-    float cr = (float)(1 << ((31 - __builtin_clz((unsigned)n)) / 3));
-    for (int it = 0; it < 8; it++) cr = (2.0f * cr + (float)n / (cr * cr)) / 3.0f;
-    s = (int)(cr * cr);
-    if (s > n / 4) s = n / 4;
-    if (s > 16384) s = 16384;
-  }
+  int s = sample_size(n, sigmas);
   if (info) { info[0] = 0; info[1] = 0; info[2] = s; }
   if (n <= SMALL_N) {
     /* Clearing and scanning 2048 bins would dominate: quickselect on a copy. */
@@ -749,37 +790,16 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
     return quickselect_u32(scratch, n, rank);
   }
   if (s == 0) return range_select(parts, nparts, (uint32_t)rank, 0, 0x7fffffffu, scratch, work);
-
-  /* The sample, into scratch[0:s): s strata of n/s entries (the first n mod s one more). */
-  int p = 0, pstart = 0, from = 0, step = n / s, extra = n % s;
-  for (int j = 0; j < s; j++) {
-    int width = step + (j < extra);
-    int pos = from + (int)(((uint64_t)hash32((uint32_t)j) * (uint32_t)width) >> 32);
-    from += width;
-    while (pos >= pstart + PART_LEN(parts, p)) pstart += PART_LEN(parts, p++);
-    scratch[j] = PART_PTR(parts, p)[pos - pstart] & 0x7fffffffu;
-  }
-  float q = (float)rank / (float)n, center = q * (float)s;
-  float half = 1.0f + sigmas * __builtin_sqrtf((float)s * q * (1.0f - q));
-  int a = (int)(center - half), b = (int)(center + half) + 1;
-  if (center - half < 0.0f) a = -1;
-  uint32_t lo = 0, hi = 0x7fffffffu;
-  if (a >= 0) lo = quickselect_u32(scratch, s, a);
-  if (b < s) hi = quickselect_u32(scratch + a + 1, s - a - 1, b - a - 1);
+  uint64_t bounds = sample_bounds(parts, n, rank, s, sigmas, scratch);
+  uint32_t lo = (uint32_t)bounds, hi = (uint32_t)(bounds >> 32);
 
   /* Count below lo, gather within [lo, hi]: 4 lanes at a time, packed with a byte shuffle per
-   * lane mask (the 16 shuffles are built in work: the module may hold no static data). */
-  uint8_t *table = (uint8_t *)(work + SELECT_TABLE);
-  for (int m = 0; m < 16; m++) {
-    int k = 0;
-    for (int lane = 0; lane < 4; lane++)
-      if (m >> lane & 1) { for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = (uint8_t)(4 * lane + t); k++; }
-    for (; k < 4; k++) for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = 0x80;
-  }
+   * lane mask. */
+  const uint8_t *table = pack_shuffles(work);
   v128_t vlo = wasm_i32x4_splat((int32_t)lo), vhi = wasm_i32x4_splat((int32_t)hi), abs = wasm_i32x4_splat(0x7fffffff);
   v128_t below4 = wasm_i32x4_splat(0);
   int below = 0, c = 0;
-  for (p = 0; p < nparts; p++) {
+  for (int p = 0; p < nparts; p++) {
     const uint32_t *x = PART_PTR(parts, p);
     int len = PART_LEN(parts, p), i = 0;
     for (; i + 4 <= len; i += 4) {

@@ -553,7 +553,7 @@ export class GradientMasker {
         const grad = grads.get(name)!;
         const score = tensors[i]!;
         thresholds.set(name, threshold);
-        if (threshold > -Infinity && grad.dtype === 'float32' && grad.size === score.size) {
+        if (threshold > -Infinity) {
           const maskInfo = be.makeOutput(grad.shape, 'float32');
           const outInfo = be.makeOutput(grad.shape, 'float32');
           kept.push(k.mask_apply(heap.ptrs[i]!, be.getMemoryOffset(grad.dataId), score.size, low, high,
@@ -561,10 +561,10 @@ export class GradientMasker {
           masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
           maskedGrads.set(name, tf.engine().makeTensorFromTensorInfo(outInfo, tf.backend()));
         } else {
+          // Nothing dropped (NaN included): M = 1, Γ ⊙ M = Γ, all bits set.
           kept.push(k.mark_bits(heap.ptrs[i]!, score.size, low, high, heap.bitset, offset));
-          const mask = keepMask(score, threshold);
-          masks.set(name, mask);
-          maskedGrads.set(name, threshold === -Infinity ? tf.clone(grad) : tf.mul(grad, mask));
+          masks.set(name, tf.onesLike(grad));
+          maskedGrads.set(name, tf.clone(grad));
         }
         offset += score.size;
       });
@@ -626,7 +626,14 @@ export class GradientMasker {
    */
   async apply(grads: ReadonlyMap<string, tf.Tensor>, scores: ReadonlyMap<string, tf.Tensor> = grads): Promise<MaskResult> {
     const tensors = this.scoreTensors(scores);
-    for (const name of this.order) if (!grads.has(name)) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
+    this.order.forEach((name, i) => {
+      const grad = grads.get(name);
+      if (!grad) throw new Error(`GradientMasker: no gradient for parameter "${name}"`);
+      const score = tensors[i]!;
+      if (grad.dtype !== 'float32' || !tf.util.arraysEqual(grad.shape, score.shape)) {
+        throw new Error(`GradientMasker: the gradient of "${name}" is ${grad.dtype} [${grad.shape}], its score float32 [${score.shape}]; they must match`);
+      }
+    });
     const wk = wasmKernels();
     if (wk) return this.applyWasm(wk, grads, tensors);
     const thresholds = this.selectAndMark(await this.readScores(tensors));

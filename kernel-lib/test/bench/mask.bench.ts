@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark of the GMT mask on a parameter set shaped like the 0.82M-parameter reference
  * GPT (vocab 64, d 128, 4 layers, context 64). Prints median milliseconds per update for:
- * the threshold (readback + exact select + marking the kept bitset), the full `apply` (threshold,
+ * the threshold (exact select; on cpu also the readback and the kept bitset), the full `apply` (threshold,
  * mask and masked-gradient ops, kept fractions and Jaccard from the bitset: all GMT costs per
  * update), and, for comparison, `maskStatistics` — the tensor-op statistics the trainer runs for
  * strategies that do not hand over their own (GMT does, so the trainer skips it).
@@ -67,7 +67,8 @@ async function main(): Promise<void> {
       prev = out.masks;
     }
     if (prev) for (const x of prev.values()) x.dispose();
-    console.log(`scope ${scope.padEnd(6)} threshold ${median(tThr).toFixed(2)} ms | apply (threshold + ops + host stats) ${median(tApply).toFixed(2)} ms | maskStatistics (not run for gmt) ${median(tStats).toFixed(2)} ms`);
+    const paths = backend === 'wasm' ? ` | select paths ${JSON.stringify(masker.selectCounts)}` : '';
+    console.log(`scope ${scope.padEnd(6)} threshold ${median(tThr).toFixed(2)} ms | apply (threshold + ops + host stats) ${median(tApply).toFixed(2)} ms | maskStatistics (not run for gmt) ${median(tStats).toFixed(2)} ms${paths}`);
   }
   for (const g of grads.values()) g.dispose();
 }
