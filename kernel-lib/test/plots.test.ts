@@ -66,6 +66,11 @@ test('the CSV beside a figure holds every point of every series, bands as error'
   assert.equal(csv[6], 'gmt-curve-label,20,1.4,');
   const bar = figureCsv(barFigure({ categories: ['a,b', 'c'], series: [{ name: 'x', values: [1, 2], errors: [0.5, 0.25] }] }));
   assert.equal(bar, 'series,x,y,error\nx,"a,b",1,0.5\nx,c,2,0.25\n');
+  // Asymmetric bars (a confidence interval around a median): the length below gets its own column.
+  const ci = barFigure({ categories: ['a', 'b'], series: [{ name: 'x', values: [1, 2], errors: [0.5, 0.25], errorsBelow: [0.1, 0.75] }, { name: 'y', values: [3, 4] }] });
+  assert.deepEqual((ci.data[0]!.error_y as { arrayminus?: number[] }).arrayminus, [0.1, 0.75]);
+  assert.equal(figureCsv(ci), 'series,x,y,error,error_below\nx,a,1,0.5,0.1\nx,b,2,0.25,0.75\ny,a,3,,\ny,b,4,,\n');
+  assert.throws(() => barFigure({ categories: ['a'], series: [{ name: 'z', values: [1], errorsBelow: [1] }] }), /errorsBelow without errors/);
 });
 
 test('HTML export is self-contained: plotly.js inlined, no external script', () => {

@@ -128,21 +128,28 @@ function csvField(value: unknown): string {
 
 /**
  * The data behind a figure as CSV in long form: `series,x,y,error` (error = band half-width or
- * error bar, empty when none). Band outline traces are folded into their series' `error`.
+ * error bar, empty when none). Band outline traces are folded into their series' `error`. When
+ * any error bar is asymmetric a last column, `error_below`, holds the length below the value
+ * (and `error` the length above).
  */
 export function figureCsv(fig: PlotlyFigure): string {
   checkFigure(fig, 'figureCsv');
-  const rows: string[] = ['series,x,y,error'];
+  type ErrorY = { array?: number[]; arrayminus?: number[] } | undefined;
+  const asymmetric = fig.data.some((t) => (t.error_y as ErrorY)?.arrayminus !== undefined);
+  const rows: string[] = [asymmetric ? 'series,x,y,error,error_below' : 'series,x,y,error'];
   for (const trace of fig.data) {
     const meta = trace.meta as { role?: string; band?: number[] } | undefined;
     if (meta?.role === 'band') continue;
     const x = trace.x ?? [];
     const y = trace.y ?? [];
-    const errorY = trace.error_y as { array?: number[] } | undefined;
+    const errorY = trace.error_y as ErrorY;
     const errors = meta?.band ?? errorY?.array;
+    const below = errorY?.arrayminus ?? errors;
     const n = Math.max(x.length, y.length);
     for (let i = 0; i < n; i++) {
-      rows.push([trace.name ?? '', x[i], y[i], errors?.[i]].map(csvField).join(','));
+      const fields = [trace.name ?? '', x[i], y[i], errors?.[i]];
+      if (asymmetric) fields.push(below?.[i]);
+      rows.push(fields.map(csvField).join(','));
     }
   }
   return `${rows.join('\n')}\n`;

@@ -98,8 +98,10 @@ export interface BarSeries {
   name: string;
   /** One value per category. */
   values: readonly number[];
-  /** Error bar half-widths, one per category. */
+  /** Error bar half-widths, one per category (above the bar only, when `errorsBelow` is given). */
   errors?: readonly number[];
+  /** Lengths of the error bars below the values, for asymmetric intervals; needs `errors`. */
+  errorsBelow?: readonly number[];
   colorKey?: string;
   color?: string;
 }
@@ -122,6 +124,10 @@ export function barFigure(opts: BarFigureOptions): PlotlyFigure {
   const data: PlotlyTrace[] = opts.series.map((s) => {
     const lengths: Record<string, number> = { categories: opts.categories.length, values: s.values.length };
     if (s.errors) lengths.errors = s.errors.length;
+    if (s.errorsBelow) {
+      if (!s.errors) throw new ConfigError(`barFigure: series "${s.name}" has errorsBelow without errors`);
+      lengths.errorsBelow = s.errorsBelow.length;
+    }
     checkSeriesLengths('barFigure', s.name, lengths);
     const color = s.color ?? methodColor(s.colorKey ?? s.name);
     return {
@@ -130,7 +136,12 @@ export function barFigure(opts: BarFigureOptions): PlotlyFigure {
       x: [...opts.categories],
       y: [...s.values],
       marker: { color },
-      error_y: s.errors ? { type: 'data', array: [...s.errors], visible: true, color: '#333', thickness: 1.2 } : undefined,
+      error_y: s.errors
+        ? {
+          type: 'data', array: [...s.errors], visible: true, color: '#333', thickness: 1.2,
+          ...(s.errorsBelow ? { symmetric: false, arrayminus: [...s.errorsBelow] } : {}),
+        }
+        : undefined,
     };
   });
   const layout = baseLayout(opts);

@@ -13,7 +13,7 @@ import { randomHostBatch } from '../model/bench';
 import { checkNumber, ConfigError } from '../util/config';
 import { Trainer } from './trainer';
 import type { StrategySpec } from './trainer';
-import { quantile } from '../util/stats';
+import { medianInterval, quantile } from '../util/stats';
 import { kernelVariant, type KernelVariant } from '../backend/wasm-kernels';
 
 /** One method to time: a label for tables and its registry spec. */
@@ -22,9 +22,14 @@ export interface BenchMethod {
   strategy: StrategySpec;
 }
 
-/** The default line-up: SFT, GMT at each scope, and every baseline at default options. */
+/**
+ * The default line-up: SFT, a second SFT trainer as a control (the same work timed again, so its
+ * "overhead" shows how far this machine's noise moves the ratios), GMT at each scope, and every
+ * baseline at default options.
+ */
 export const DEFAULT_BENCH_METHODS: readonly BenchMethod[] = Object.freeze([
   { label: 'sft', strategy: { name: 'sft' } },
+  { label: 'sft (repeat)', strategy: { name: 'sft' } },
   { label: 'gmt (tensor)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'tensor' } } },
   { label: 'gmt (layer)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'layer' } } },
   { label: 'gmt (global)', strategy: { name: 'gmt', options: { ratio: 0.3, scope: 'global' } } },
@@ -83,6 +88,11 @@ export interface BenchRow {
   overVsSft: number;
   /** Median of per-round ratios to SFT in the same round (robust to drifting load). */
   pairedOverVsSft: number;
+  /**
+   * 95% confidence interval of `pairedOverVsSft` (sign-test interval over the rounds, see
+   * `medianInterval`): what this run can tell apart from noise.
+   */
+  pairedCi95: [number, number];
   msPerStep: number[];
 }
 
@@ -155,6 +165,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
       }
       if (round >= opts.warmup) opts.onRound?.(round - opts.warmup);
     }
+    // The first SFT entry is the reference; a second one is a control like any other method.
     const sftIndex = opts.methods.findIndex((m) => m.strategy.name === 'sft');
     const sftTimes = times[sftIndex] as number[];
     const sftMedian = quantile(sftTimes, 0.5);
@@ -162,6 +173,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
     const rows: BenchRow[] = opts.methods.map((m, i) => {
       const ms = times[i] as number[];
       const med = quantile(ms, 0.5);
+      const ratios = ms.map((x, r) => x / (sftTimes[r] as number));
       return {
         label: m.label,
         strategy: m.strategy,
@@ -172,7 +184,8 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
         stepsPerSecond: 1000 / med,
         tokensPerSecond: (tokens * 1000) / med,
         overVsSft: med / sftMedian,
-        pairedOverVsSft: quantile(ms.map((x, r) => x / (sftTimes[r] as number)), 0.5),
+        pairedOverVsSft: quantile(ratios, 0.5),
+        pairedCi95: medianInterval(ratios),
         msPerStep: ms,
       };
     });

@@ -14,14 +14,17 @@ import { defineCommand } from '../command';
 export function formatBench(r: BenchResult): string {
   const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.kernels ? ` (${r.kernels} kernels)` : ''}${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
     `batch ${r.batchSize} × ${r.model.contextLength} tokens, median of ${r.steps} interleaved updates after ${r.warmup} warm-up`;
-  const lines = [head, '', `${'method'.padEnd(16)}${'ms/update'.padStart(10)}${'p10–p90'.padStart(16)}${'mask ms'.padStart(9)}${'steps/s'.padStart(9)}${'tokens/s'.padStart(10)}${'vs sft'.padStart(9)}${'paired'.padStart(9)}`];
+  const pct = (ratio: number): string => `${((ratio - 1) * 100).toFixed(1)}%`;
+  const lines = [head, '', `${'method'.padEnd(16)}${'ms/update'.padStart(10)}${'p10–p90'.padStart(16)}${'mask ms'.padStart(9)}${'steps/s'.padStart(9)}${'tokens/s'.padStart(10)}${'vs sft'.padStart(9)}${'paired'.padStart(9)}${'95% CI'.padStart(16)}`];
   for (const row of r.rows) {
     lines.push(
       `${row.label.padEnd(16)}${row.medianMs.toFixed(1).padStart(10)}${`${row.p10Ms.toFixed(0)}–${row.p90Ms.toFixed(0)}`.padStart(16)}` +
-      `${row.transformMedianMs.toFixed(1).padStart(9)}${row.stepsPerSecond.toFixed(2).padStart(9)}${row.tokensPerSecond.toFixed(0).padStart(10)}` +
-      `${`${((row.overVsSft - 1) * 100).toFixed(1)}%`.padStart(9)}${`${((row.pairedOverVsSft - 1) * 100).toFixed(1)}%`.padStart(9)}`,
+      `${row.transformMedianMs.toFixed(2).padStart(9)}${row.stepsPerSecond.toFixed(2).padStart(9)}${row.tokensPerSecond.toFixed(0).padStart(10)}` +
+      `${pct(row.overVsSft).padStart(9)}${pct(row.pairedOverVsSft).padStart(9)}${`${pct(row.pairedCi95[0])} – ${pct(row.pairedCi95[1])}`.padStart(16)}`,
     );
   }
+  lines.push('', 'paired: median over rounds of the update time over SFT\'s in the same round; 95% CI: its sign-test interval. ' +
+    'mask ms: median time in the method\'s transform (the mask). sft (repeat) times SFT again: its paired interval is the noise floor.');
   lines.push('', `memory: tfjs ${(r.memory.tfBytes / 2 ** 20).toFixed(1)} MiB in ${r.memory.tfTensors} tensors, process RSS ${(r.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
   return lines.join('\n');
 }
@@ -81,11 +84,17 @@ export default defineCommand({
     const table = formatBench(result);
     io.stderr(`${table}\nwrote ${path.join(outDir, 'results.json')}\n`);
     if (o.figure) {
-      const rows = result.rows.filter((r) => r.strategy.name !== 'sft');
+      const reference = result.rows.find((r) => r.strategy.name === 'sft');
+      const rows = result.rows.filter((r) => r !== reference);
       const fig = barFigure({
         categories: rows.map((r) => r.label),
-        series: [{ name: 'update time over SFT (median of per-round ratios)', values: rows.map((r) => (r.pairedOverVsSft - 1) * 100) }],
-        title: `Cost of each method over SFT — ${result.backend}, ${(result.params / 1e6).toFixed(2)}M params, SFT ${result.rows.find((r) => r.strategy.name === 'sft')?.medianMs.toFixed(0)} ms/update`,
+        series: [{
+          name: 'update time over SFT (median of per-round ratios, 95% CI)',
+          values: rows.map((r) => (r.pairedOverVsSft - 1) * 100),
+          errors: rows.map((r) => (r.pairedCi95[1] - r.pairedOverVsSft) * 100),
+          errorsBelow: rows.map((r) => (r.pairedOverVsSft - r.pairedCi95[0]) * 100),
+        }],
+        title: `Cost of each method over SFT — ${result.backend}, ${(result.params / 1e6).toFixed(2)}M params, SFT ${reference?.medianMs.toFixed(0)} ms/update`,
         yTitle: 'extra time per update (%)',
       });
       const files = await exportFigure(fig, path.join(outDir, 'overhead'));
