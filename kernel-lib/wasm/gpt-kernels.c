@@ -44,6 +44,16 @@ typedef float f32x4_t __attribute__((vector_size(16)));
 #define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
 #endif
 
+/* SWIZZLE(a, idx): bytes of a picked by idx. i8x16.swizzle must give 0 for an index ≥ 16, which V8
+ * emits as a saturating add before pshufb; the relaxed build's relaxed_swizzle is pshufb alone,
+ * and leaves such lanes implementation-defined. The one caller (the select's packing) puts them
+ * past the packed entries, where they are never read, so both builds give the same results. */
+#ifdef GMT_RELAXED
+#define SWIZZLE(a, b) ((v128_t)__builtin_wasm_relaxed_swizzle_i8x16((__i8x16)(a), (__i8x16)(b)))
+#else
+#define SWIZZLE(a, b) wasm_i8x16_swizzle(a, b)
+#endif
+
 /* e^x for 4 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
  * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to
  * [-87.3, 88.7] (e^88.7 rounds up to +inf, as it did before). n is rounded by adding 1.5·2^23, so
@@ -805,10 +815,9 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
     for (; i + 4 <= len; i += 4) {
       v128_t u = wasm_v128_and(wasm_v128_load(x + i), abs);
       v128_t lt = wasm_i32x4_lt(u, vlo);
-      v128_t in = wasm_v128_andnot(wasm_i32x4_le(u, vhi), lt);
       below4 = wasm_i32x4_sub(below4, lt);
-      int bits = wasm_i32x4_bitmask(in);
-      wasm_v128_store(scratch + c, wasm_i8x16_swizzle(u, wasm_v128_load(table + 16 * bits)));
+      int bits = ~wasm_i32x4_bitmask(wasm_v128_or(lt, wasm_i32x4_gt(u, vhi))) & 15;
+      wasm_v128_store(scratch + c, SWIZZLE(u, wasm_v128_load(table + 16 * bits)));
       c += __builtin_popcount((unsigned)bits);
     }
     for (; i < len; i++) {
@@ -853,8 +862,7 @@ int mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *w
     uint32_t w = 0;
     for (int j = 0; j < 32; j += 4) {
       v128_t u = wasm_v128_and(wasm_v128_load(x + i + j), abs);
-      v128_t keep = wasm_v128_andnot(wasm_i32x4_le(u, hi), wasm_i32x4_lt(u, lo));
-      w |= (uint32_t)wasm_i32x4_bitmask(keep) << j;
+      w |= (uint32_t)(~wasm_i32x4_bitmask(wasm_v128_or(wasm_i32x4_lt(u, lo), wasm_i32x4_gt(u, hi))) & 15) << j;
     }
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
@@ -892,11 +900,11 @@ int mask_apply(const uint32_t *score, const float *g, int n, uint32_t low, uint3
     uint32_t w = 0;
     for (int j = 0; j < 32; j += 4) {
       v128_t u = wasm_v128_and(wasm_v128_load(score + i + j), abs);
-      v128_t keep = wasm_v128_andnot(wasm_i32x4_le(u, hi), wasm_i32x4_lt(u, lo));
-      v128_t m = wasm_v128_and(keep, one);
+      v128_t outside = wasm_v128_or(wasm_i32x4_lt(u, lo), wasm_i32x4_gt(u, hi));
+      v128_t m = wasm_v128_andnot(one, outside);
       wasm_v128_store(mask + i + j, m);
       wasm_v128_store(out + i + j, wasm_f32x4_mul(wasm_v128_load(g + i + j), m));
-      w |= (uint32_t)wasm_i32x4_bitmask(keep) << j;
+      w |= (uint32_t)(~wasm_i32x4_bitmask(outside) & 15) << j;
     }
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
