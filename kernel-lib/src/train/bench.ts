@@ -3,9 +3,12 @@
  * costs about what SFT costs).
  *
  * Every method gets its own `Trainer` (own optimizer state, own strategy) on one shared model
- * and one fixed batch, and the methods take turns, one update each per round, with the order
- * rotated every round. Machine load therefore hits all methods alike, and the overhead ratio
- * of a method over SFT is a ratio of medians taken under the same conditions.
+ * and one fixed batch, and the methods take turns, one update each per round, in an order
+ * shuffled every round (seeded). Machine load therefore hits all methods alike, and the overhead
+ * ratio of a method over SFT is a ratio of medians taken under the same conditions. The shuffle
+ * matters: with a fixed (or merely rotated) cycle every method always runs right after the same
+ * other method and inherits its after-effects (garbage to collect, evicted caches), which biased
+ * the ratios by several percent.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GPT, type GPTConfig } from '../model/gpt';
@@ -14,6 +17,7 @@ import { checkNumber, ConfigError } from '../util/config';
 import { Trainer } from './trainer';
 import type { StrategySpec } from './trainer';
 import { medianInterval, quantile } from '../util/stats';
+import { deriveSeed, Rng } from '../util/rng';
 import { kernelVariant, type KernelVariant } from '../backend/wasm-kernels';
 
 /** One method to time: a label for tables and its registry spec. */
@@ -154,9 +158,11 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
     }
     const times: number[][] = opts.methods.map(() => []);
     const transform: number[][] = opts.methods.map(() => []);
+    const orderRng = new Rng(deriveSeed(opts.seed, 'bench-order'));
+    const order = trainers.map((_, i) => i);
     for (let round = 0; round < totalRounds; round++) {
-      for (let j = 0; j < trainers.length; j++) {
-        const i = (j + round) % trainers.length;
+      orderRng.shuffle(order);
+      for (const i of order) {
         const rec = await (trainers[i] as Trainer).step();
         if (round >= opts.warmup) {
           (times[i] as number[]).push(rec.ms);
