@@ -640,12 +640,26 @@ static uint32_t quickselect_u32(uint32_t *a, int n, int rank) {
   return a[lo];
 }
 
+/** The 16 byte shuffles that pack the selected lanes of 4 (by lane mask) to the front, into
+ * work (the module may hold no static data). Returns them. */
+static const uint8_t *pack_shuffles(uint32_t *work) {
+  uint8_t *table = (uint8_t *)(work + SELECT_TABLE);
+  for (int m = 0; m < 16; m++) {
+    int k = 0;
+    for (int lane = 0; lane < 4; lane++)
+      if (m >> lane & 1) { for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = (uint8_t)(4 * lane + t); k++; }
+    for (; k < 4; k++) for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = 0x80;
+  }
+  return table;
+}
+
 /**
  * The r-th smallest (0-based) of the entries of the parts, all known to lie in [lo, hi] (the
  * whole range is lo = 0, hi = 0x7fffffff). A radix select whose digits fit the range: each round
  * counts (u − lo) >> shift into at most 2048 bins (shift the smallest that fits hi − lo), then
- * gathers the answer's bin into scratch, branch-free, and narrows [lo, hi] to that bin; the next
- * round runs over scratch. At most three rounds (2^31 → 2^20 → 2^9 → 1 values).
+ * gathers the answer's bin into scratch (4 lanes at a time, packed by a byte shuffle) and
+ * narrows [lo, hi] to that bin; the next round runs over scratch. At most three rounds
+ * (2^31 → 2^20 → 2^9 → 1 values).
  *
  * Large rounds count into four histograms, one per i mod 4, summed afterwards: gradient
  * magnitudes crowd a few bins, and with one histogram consecutive increments of the same counter
@@ -656,6 +670,7 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
                              uint32_t *scratch, uint32_t *work) {
   int32_t *self = (int32_t *)(work + SELECT_SELF);
   uint32_t *h0 = work, *h1 = work + 2048, *h2 = work + 4096, *h3 = work + 6144;
+  const uint8_t *table = pack_shuffles(work);
   while (lo < hi) {
     int n = 0;
     for (int p = 0; p < nparts; p++) n += PART_LEN(parts, p);
@@ -684,10 +699,17 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
     uint32_t bin = 0;
     while (r >= h0[bin]) r -= h0[bin++];
     int c = 0;
+    v128_t vlo = wasm_i32x4_splat((int32_t)lo), vbin = wasm_i32x4_splat((int32_t)bin), abs = wasm_i32x4_splat(0x7fffffff);
     for (int p = 0; p < nparts; p++) {
       const uint32_t *x = PART_PTR(parts, p);
-      int len = PART_LEN(parts, p);
-      for (int i = 0; i < len; i++) {
+      int len = PART_LEN(parts, p), i = 0;
+      for (; i + 4 <= len; i += 4) {
+        v128_t u = wasm_v128_and(wasm_v128_load(x + i), abs);
+        int bits = wasm_i32x4_bitmask(wasm_i32x4_eq(wasm_u32x4_shr(wasm_i32x4_sub(u, vlo), shift), vbin));
+        wasm_v128_store(scratch + c, SWIZZLE(u, wasm_v128_load(table + 16 * bits)));
+        c += __builtin_popcount((unsigned)bits);
+      }
+      for (; i < len; i++) {
         uint32_t u = x[i] & 0x7fffffffu;
         scratch[c] = u;
         c += ((u - lo) >> shift) == bin;
@@ -751,19 +773,6 @@ static uint64_t sample_bounds(const int32_t *parts, int n, int rank, int s, floa
   if (a >= 0) lo = quickselect_u32(scratch, s, a);
   if (b < s) hi = quickselect_u32(scratch + a + 1, s - a - 1, b - a - 1);
   return (uint64_t)lo | (uint64_t)hi << 32;
-}
-
-/** The 16 byte shuffles that pack the selected lanes of 4 (by lane mask) to the front, into
- * work (the module may hold no static data). Returns them. */
-static const uint8_t *pack_shuffles(uint32_t *work) {
-  uint8_t *table = (uint8_t *)(work + SELECT_TABLE);
-  for (int m = 0; m < 16; m++) {
-    int k = 0;
-    for (int lane = 0; lane < 4; lane++)
-      if (m >> lane & 1) { for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = (uint8_t)(4 * lane + t); k++; }
-    for (; k < 4; k++) for (int t = 0; t < 4; t++) table[16 * m + 4 * k + t] = 0x80;
-  }
-  return table;
 }
 
 /**
