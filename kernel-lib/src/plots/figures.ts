@@ -116,6 +116,8 @@ export interface BarFigureOptions {
   logY?: boolean;
   /** `group` (side by side, default) or `stack`. */
   barmode?: 'group' | 'stack';
+  /** Where the legend goes: `right` (default) or `top`, in one row above the plot. */
+  legend?: 'right' | 'top';
 }
 
 /** Grouped (or stacked) bars: accuracy per task and method, time per step, ... */

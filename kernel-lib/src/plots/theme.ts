@@ -83,7 +83,9 @@ function axis(title: string | undefined, log: boolean | undefined): Record<strin
 }
 
 /** The shared layout; builders add their axes and traces on top. */
-export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean }): Record<string, unknown> {
+export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean; legend?: 'right' | 'top' }): Record<string, unknown> {
+  // 'top': one row above the plot, for long series names that would squeeze a plot on the right.
+  const top = opts.legend === 'top';
   return {
     title: opts.title ? { text: opts.title, x: 0.02, xanchor: 'left', font: { size: 18 } } : undefined,
     font: { family: FONT_FAMILY, size: 14, color: '#222' },
@@ -93,8 +95,10 @@ export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: str
     yaxis: axis(opts.yTitle, opts.logY),
     // Always shown, even for one series, so a figure names the method it plots.
     showlegend: true,
-    legend: { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0 },
-    margin: { l: 70, r: 20, t: opts.title ? 60 : 20, b: 60 },
+    legend: top
+      ? { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0, orientation: 'h', x: 0, xanchor: 'left', y: 1.02, yanchor: 'bottom' }
+      : { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0 },
+    margin: { l: 70, r: 20, t: (opts.title ? 60 : 20) + (top ? 50 : 0), b: 60 },
     hovermode: 'closest',
   };
 }

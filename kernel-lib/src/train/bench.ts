@@ -97,6 +97,18 @@ export interface BenchRow {
    * `medianInterval`): what this run can tell apart from noise.
    */
   pairedCi95: [number, number];
+  /** Median time of an update outside the gradient computation (method, optimizer, statistics). */
+  outsideGradientsMs: number;
+  /**
+   * The method's own cost as a fraction of SFT's median update: the median over rounds of
+   * (update − gradient time) minus SFT's in the same round. Every method computes the same
+   * gradients, and that computation is where this machine's noise lives, so this is the precise
+   * figure of what a method adds; `pairedOverVsSft` is the end-to-end check that it slows
+   * nothing else down.
+   */
+  extraOverSft: number;
+  /** 95% confidence interval of `extraOverSft` (sign-test interval over the rounds). */
+  extraCi95: [number, number];
   msPerStep: number[];
 }
 
@@ -158,6 +170,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
     }
     const times: number[][] = opts.methods.map(() => []);
     const transform: number[][] = opts.methods.map(() => []);
+    const outside: number[][] = opts.methods.map(() => []);
     const orderRng = new Rng(deriveSeed(opts.seed, 'bench-order'));
     const order = trainers.map((_, i) => i);
     for (let round = 0; round < totalRounds; round++) {
@@ -167,6 +180,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
         if (round >= opts.warmup) {
           (times[i] as number[]).push(rec.ms);
           (transform[i] as number[]).push(rec.transformMs);
+          (outside[i] as number[]).push(rec.ms - rec.gradientsMs);
         }
       }
       if (round >= opts.warmup) opts.onRound?.(round - opts.warmup);
@@ -180,6 +194,7 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
       const ms = times[i] as number[];
       const med = quantile(ms, 0.5);
       const ratios = ms.map((x, r) => x / (sftTimes[r] as number));
+      const extra = (outside[i] as number[]).map((x, r) => (x - (outside[sftIndex] as number[])[r]!) / sftMedian);
       return {
         label: m.label,
         strategy: m.strategy,
@@ -192,6 +207,9 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
         overVsSft: med / sftMedian,
         pairedOverVsSft: quantile(ratios, 0.5),
         pairedCi95: medianInterval(ratios),
+        outsideGradientsMs: quantile(outside[i] as number[], 0.5),
+        extraOverSft: quantile(extra, 0.5),
+        extraCi95: medianInterval(extra),
         msPerStep: ms,
       };
     });

@@ -78,6 +78,8 @@ export interface UpdateRecord {
   maskJaccard?: number;
   /** Wall time of the whole update (gradients, strategy, optimizer, statistics). */
   ms: number;
+  /** Wall time computing Γ (every micro-batch's forward and backward pass, and their mean). */
+  gradientsMs: number;
   /** Wall time inside `strategy.transform`. */
   transformMs: number;
 }
@@ -459,6 +461,7 @@ export class Trainer {
     }
     const lossMean = tf.div(lossSum!, config.accum);
     lossSum!.dispose();
+    const gradientsMs = now() - tu;
     const gradNorm = globalNorm(gamma);
 
     let strategyInput: Map<string, tf.Tensor> = gamma;
@@ -500,6 +503,7 @@ export class Trainer {
       gradNorm: stats.extras[1] as number,
       keptFraction: stats.keptFraction,
       ms: now() - tu,
+      gradientsMs,
       transformMs,
     };
     if (config.recordKeptByTensor && update.masks) record.keptByTensor = stats.keptByTensor;
