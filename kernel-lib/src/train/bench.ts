@@ -5,10 +5,11 @@
  * Every method gets its own `Trainer` (own optimizer state, own strategy) on one shared model
  * and one fixed batch, and the methods take turns, one update each per round, in an order
  * shuffled every round (seeded). Machine load therefore hits all methods alike, and the overhead
- * ratio of a method over SFT is a ratio of medians taken under the same conditions. The shuffle
- * matters: with a fixed (or merely rotated) cycle every method always runs right after the same
- * other method and inherits its after-effects (garbage to collect, evicted caches), which biased
- * the ratios by several percent.
+ * ratio of a method over SFT is a ratio of medians taken under the same conditions. Shuffled
+ * rather than rotated: in a fixed cycle every method always runs right after the same other
+ * method, so whatever that one leaves behind (garbage to collect, evicted caches) would be a
+ * systematic error instead of noise. (Runs of the full line-up with either order did not differ
+ * beyond this machine's noise.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { GPT, type GPTConfig } from '../model/gpt';
