@@ -8,8 +8,8 @@
  * ratio of a method over SFT is a ratio of medians taken under the same conditions. Shuffled
  * rather than rotated: in a fixed cycle every method always runs right after the same other
  * method, so whatever that one leaves behind (garbage to collect, evicted caches) would be a
- * systematic error instead of noise. (Runs of the full line-up with either order did not differ
- * beyond this machine's noise.)
+ * systematic error instead of noise (measured: about half a point of `extraOverSft` for two
+ * methods; docs/performance.md).
  */
 import * as tf from '@tensorflow/tfjs';
 import { GPT, type GPTConfig } from '../model/gpt';
