@@ -189,7 +189,7 @@ const LARGE: { param: MaskParam; shape: number[] }[] = [
   { param: { name: 'head.out', group: 'head' }, shape: [19, 61] },
 ];
 
-// On wasm the selection and the bitset run in wasm kernels (select_abs_bits, mark_bits).
+// On wasm the selection and the bitset run in wasm kernels (select_abs_parts, mask_apply, mark_bits).
 for (const [backend, scope] of ['cpu', 'wasm'].flatMap((b) => (['tensor', 'layer', 'global'] as MaskScope[]).map((s) => [b, s] as const))) {
   test(`GradientMasker (${backend}, ${scope}): host-counted stats equal maskStatistics on the returned masks`, async () => {
     await tf.setBackend(backend);
