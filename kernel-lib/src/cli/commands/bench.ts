@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../../backend';
 import { gptPreset, type GPTPresetName } from '../../model/presets';
-import { barFigure } from '../../plots/figures';
+import { barFigure, type BarSeries } from '../../plots/figures';
 import { exportFigure } from '../../plots/export';
 import { benchUpdates, DEFAULT_BENCH_METHODS, MODEL_PATHS, REFERENCE_BENCH_MODEL, type BenchResult, type ModelPath } from '../../train/bench';
 import { ConfigError } from '../../util/config';
@@ -35,6 +35,16 @@ export function formatBench(r: BenchResult): string {
   );
   lines.push('', `memory: tfjs ${(r.memory.tfBytes / 2 ** 20).toFixed(1)} MiB in ${r.memory.tfTensors} tensors, process RSS ${(r.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
   return lines.join('\n');
+}
+
+/** A bar series in percent from (median, interval low, interval high) fractions, one per bar. */
+function intervalSeries(name: string, points: [number, number, number][]): BarSeries {
+  return {
+    name,
+    values: points.map(([m]) => m * 100),
+    errors: points.map(([m, , hi]) => (hi - m) * 100),
+    errorsBelow: points.map(([m, lo]) => (m - lo) * 100),
+  };
 }
 
 export default defineCommand({
@@ -97,18 +107,9 @@ export default defineCommand({
       const fig = barFigure({
         categories: rows.map((r) => r.label),
         series: [
-          {
-            name: 'end to end: update time over SFT\'s (paired, 95% CI)',
-            values: rows.map((r) => (r.pairedOverVsSft - 1) * 100),
-            errors: rows.map((r) => (r.pairedCi95[1] - r.pairedOverVsSft) * 100),
-            errorsBelow: rows.map((r) => (r.pairedOverVsSft - r.pairedCi95[0]) * 100),
-          },
-          {
-            name: 'own cost: time outside the gradients over SFT\'s (extra, 95% CI)',
-            values: rows.map((r) => r.extraOverSft * 100),
-            errors: rows.map((r) => (r.extraCi95[1] - r.extraOverSft) * 100),
-            errorsBelow: rows.map((r) => (r.extraOverSft - r.extraCi95[0]) * 100),
-          },
+          // Both figures as percent of SFT's update, with their intervals as whiskers.
+          intervalSeries('end to end: update time over SFT\'s (paired, 95% CI)', rows.map((r) => [r.pairedOverVsSft - 1, r.pairedCi95[0] - 1, r.pairedCi95[1] - 1])),
+          intervalSeries('own cost: time outside the gradients over SFT\'s (extra, 95% CI)', rows.map((r) => [r.extraOverSft, r.extraCi95[0], r.extraCi95[1]])),
         ],
         title: `Cost of each method over SFT — ${result.backend}, ${(result.params / 1e6).toFixed(2)}M params, SFT ${reference?.medianMs.toFixed(0)} ms/update`,
         yTitle: 'extra time per update (%)',
