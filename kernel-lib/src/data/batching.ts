@@ -31,6 +31,13 @@ export interface MakeBatchOptions {
   seqLen: number;
   /** What to do when an example does not fit: see the file header. */
   overflow: 'error' | 'truncate-prompt';
+  /**
+   * `seqLen` (default): every row has `seqLen` positions. `longest`: rows are as long as the
+   * batch's longest example, rounded up to a multiple of 8 and at most `seqLen`. Padding has
+   * weight 0 and attention is causal, so the loss and gradients are the same up to float
+   * rounding; a short batch just costs less.
+   */
+  padTo: 'seqLen' | 'longest';
 }
 
 /** The ids a model generates from: EOT + prompt. */
@@ -65,19 +72,23 @@ export function encodeExample(
 
 /** Builds one fine-tuning batch (see the file header for layout and weights). */
 export function makeBatch(examples: readonly Example[], tokenizer: CharTokenizer, options: Partial<MakeBatchOptions> & { seqLen: number }): HostBatch {
-  const opts = resolveConfig({ seqLen: 0, overflow: 'error' } as MakeBatchOptions, options, 'makeBatch options');
+  const opts = resolveConfig({ seqLen: 0, overflow: 'error', padTo: 'seqLen' } as MakeBatchOptions, options, 'makeBatch options');
   checkNumber('makeBatch options.seqLen', opts.seqLen, { min: 2, integer: true });
   if (opts.overflow !== 'error' && opts.overflow !== 'truncate-prompt') {
     throw new ConfigError(`makeBatch options.overflow must be 'error' or 'truncate-prompt', got ${JSON.stringify(opts.overflow)}`);
   }
+  if (opts.padTo !== 'seqLen' && opts.padTo !== 'longest') {
+    throw new ConfigError(`makeBatch options.padTo must be 'seqLen' or 'longest', got ${JSON.stringify(opts.padTo)}`);
+  }
   if (examples.length === 0) throw new ConfigError('makeBatch: no examples');
-  const { seqLen } = opts;
+  const encoded = examples.map((ex, row) => encodeExample(ex, tokenizer, opts, `example ${row}`));
+  const longest = Math.max(...encoded.map((e) => e.ids.length - 1));
+  const seqLen = opts.padTo === 'longest' ? Math.min(opts.seqLen, Math.max(8, Math.ceil(longest / 8) * 8)) : opts.seqLen;
   const n = examples.length;
   const inputs = new Int32Array(n * seqLen).fill(tokenizer.padId);
   const targets = new Int32Array(n * seqLen).fill(tokenizer.padId);
   const weights = new Float32Array(n * seqLen);
-  examples.forEach((ex, row) => {
-    const { ids, promptLength } = encodeExample(ex, tokenizer, opts, `example ${row}`);
+  encoded.forEach(({ ids, promptLength }, row) => {
     const base = row * seqLen;
     for (let t = 0; t + 1 < ids.length; t++) {
       inputs[base + t] = ids[t] as number;

@@ -318,6 +318,24 @@ let nextModelId = 0;
  * The decoder. `params` lists every trainable tensor in a stable order; names are the
  * safetensors tensor names. Dispose with `dispose()` when done.
  */
+function describeGradientPath(fast: boolean, fusedWhyNot: string | undefined, threads: number): string {
+  if (fusedWhyNot !== undefined) return `${fast ? 'fast' : 'plain'} path (tfjs ops; fused skipped: ${fusedWhyNot})`;
+  return `fused wasm kernels (${kernelVariant().variant}), ${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
+/**
+ * What `new GPT(config).gradientPath()` would say in this process (default options, the
+ * environment's `GMT_FUSED` and `GMT_WORKERS`), without building a model. Sweeps put it in
+ * every run key, so a result computed on another code path or thread count is never reused.
+ */
+export function defaultGradientPath(env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.GMT_WORKERS;
+  const threads = raw !== undefined && raw.trim() !== '' ? Number(raw) : 1;
+  checkNumber('GMT_WORKERS', threads, { min: 1, max: MAX_WORKERS + 1, integer: true });
+  const why = env.GMT_FUSED === '0' ? 'turned off (GPTOptions.fused = false or GMT_FUSED=0)' : fusedUnavailableReason();
+  return describeGradientPath(true, why, threads);
+}
+
 export class GPT implements TrainableModel {
   readonly config: GPTConfig;
   readonly params: readonly ParamInfo[];
@@ -522,10 +540,7 @@ export class GPT implements TrainableModel {
    * or `fast path (tfjs ops; fused skipped: …)`.
    */
   gradientPath(): string {
-    const why = this.fusedReason();
-    if (why !== undefined) return `${this.fast ? 'fast' : 'plain'} path (tfjs ops; fused skipped: ${why})`;
-    const threads = this.workers + 1;
-    return `fused wasm kernels (${kernelVariant().variant}), ${threads} thread${threads === 1 ? '' : 's'}`;
+    return describeGradientPath(this.fast, this.fusedReason(), this.workers + 1);
   }
 
   /**

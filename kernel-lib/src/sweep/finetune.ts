@@ -12,17 +12,20 @@ import { CharTokenizer } from '../data/tokenizer';
 import { generateCodeTask, generateMathTask } from '../data/tasks';
 import type { Example } from '../data/tasks';
 import { loadJsonl } from '../data/jsonl';
-import { BatchSampler, encodePrompt, makeBatch } from '../data/batching';
+import { BatchSampler, encodePrompt, makeBatch, packText, sliceHostBatch } from '../data/batching';
+import { arithmeticFactExamples, generateGeneralCorpus, resolveGeneralConfig } from '../data/tasks';
+import type { HostBatch } from '../types';
 import { evaluateTask, type ScoredTask } from '../eval/scorers';
 import { generate } from '../model/generate';
 import { GPT, type GPTConfig } from '../model/gpt';
 import { loadCheckpoint } from '../model/safetensors';
 import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../train/trainer';
 import { getStrategy } from '../tuning/registry';
+import { checkSchedule } from '../train/schedule';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
 import { Rng } from '../util/rng';
 import { resolveBaseCheckpoint } from './paths';
-import { PROTOCOL_TASK_OPTIONS } from './protocol';
+import { PROTOCOL_CORPUS, PROTOCOL_TASK_OPTIONS } from './protocol';
 
 /** Everything that defines a fine-tuning run. Saved verbatim beside every result. */
 export interface FinetuneConfig {
@@ -66,6 +69,25 @@ export interface FinetuneConfig {
   scoreBase: boolean;
   /** Longest generated completion when scoring. */
   maxNewTokens: number;
+  /**
+   * Row length of training and validation batches: `longest` (the batch's longest example,
+   * rounded up to 8; same loss up to float rounding, ~20% cheaper on the protocol tasks) or
+   * `seqLen` (always the model's context, as the README's calibration runs did).
+   */
+  padTo: 'longest' | 'seqLen';
+  /**
+   * Also measure forgetting, before and after fine-tuning: greedy accuracy on every arithmetic
+   * fact the base model learnt (`factsAccuracy`) and the loss on the `general` mixture's
+   * validation text (`generalValLoss`).
+   */
+  forgetting: boolean;
+  /**
+   * Every K updates (0 = off), read back which entries the optimizer received (Γ after the
+   * method, entry ≠ 0) and record the kept fraction per layer and the overlap (Jaccard) with the
+   * first update's mask and with the previous sampled one. The first update's GMT mask is SIFT's
+   * fixed mask, so for GMT the overlap with it says how far GMT drifts from SIFT (notebook 05).
+   */
+  maskTrace: number;
 }
 
 /** Defaults: the calibrated protocol for `micro` on `math` (see README, calibration). */
@@ -90,6 +112,9 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   testSize: 500,
   scoreBase: false,
   maxNewTokens: 64,
+  padTo: 'longest',
+  forgetting: false,
+  maskTrace: 0,
 };
 
 /** The complete, JSON-serialisable record of a fine-tuning run. */
@@ -99,7 +124,21 @@ export interface FinetuneResult {
   base: { path: string; sha256: string; model: GPTConfig };
   data: { train: number; validation: number; test: number; scored: ScoredTask | null };
   train: TrainResult;
-  metrics: { valLoss: number; testAccuracy?: number; baseTestAccuracy?: number; baseValLoss: number };
+  metrics: {
+    valLoss: number;
+    testAccuracy?: number;
+    baseTestAccuracy?: number;
+    baseValLoss: number;
+    /** With `forgetting`: see {@link FinetuneConfig.forgetting}. */
+    factsAccuracy?: number;
+    baseFactsAccuracy?: number;
+    generalValLoss?: number;
+    baseGeneralValLoss?: number;
+  };
+  /** With `maskTrace`: the sampled mask statistics. */
+  maskTrace?: MaskTrace;
+  /** Set when the training loss became NaN or ±Inf: training stopped after that update. */
+  diverged?: { step: number; lastFiniteLoss: number | null };
   /** A few scored test problems, to look at what the model writes. */
   samples: { prompt: string; generated: string; correct: boolean }[];
 }
@@ -113,13 +152,81 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
     ['lr', { min: 0, minExclusive: true }], ['warmup', { min: 0, integer: true }], ['minLrRatio', { min: 0, max: 1 }],
     ['weightDecay', { min: 0 }], ['seed', { integer: true }], ['dataSeed', { integer: true }], ['evalEvery', { min: 0, integer: true }],
     ['valSize', { min: 1, integer: true }], ['testSize', { min: 0, integer: true }], ['maxNewTokens', { min: 1, integer: true }],
+    ['maskTrace', { min: 0, integer: true }],
   ] as const) {
     checkNumber(`finetune config ${k}`, c[k], opts);
   }
+  checkSchedule({ lr: c.lr, warmup: c.warmup, steps: c.steps, minLrRatio: c.minLrRatio });
   if (c.clipNorm !== null) checkNumber('finetune config clipNorm', c.clipNorm, { min: 0, minExclusive: true });
+  if (c.padTo !== 'longest' && c.padTo !== 'seqLen') throw new ConfigError(`finetune config padTo must be "longest" or "seqLen", got ${JSON.stringify(c.padTo)}`);
+  if (typeof c.forgetting !== 'boolean') throw new ConfigError(`finetune config forgetting must be true or false, got ${JSON.stringify(c.forgetting)}`);
+  if (typeof c.scoreBase !== 'boolean') throw new ConfigError(`finetune config scoreBase must be true or false, got ${JSON.stringify(c.scoreBase)}`);
   // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
   getStrategy(c.method, c.methodOptions).dispose();
   return { ...c, taskOptions: { ...c.taskOptions }, methodOptions: { ...c.methodOptions } };
+}
+
+/** Sampled statistics of the entries a method let through (see {@link FinetuneConfig.maskTrace}). */
+export interface MaskTrace {
+  step: number[];
+  /** Kept fraction over all entries. */
+  keptFraction: number[];
+  /** Jaccard of this update's kept set with the first update's, and with the previous sample's. */
+  jaccardToFirst: number[];
+  jaccardToPrevious: (number | null)[];
+  /** Kept fraction per layer group (`embed`, `block.<i>`, `head`). */
+  keptByLayer: Record<string, number[]>;
+}
+
+/** Records a {@link MaskTrace} from the trainer's `onGradients` hook. */
+class MaskTracer {
+  readonly trace: MaskTrace = { step: [], keptFraction: [], jaccardToFirst: [], jaccardToPrevious: [], keptByLayer: {} };
+  private first?: Uint8Array;
+  private previous?: Uint8Array;
+
+  constructor(private readonly every: number, private readonly steps: number, private readonly groups: ReadonlyMap<string, string>) {}
+
+  async observe(step: number, masked: ReadonlyMap<string, tf.Tensor>): Promise<void> {
+    if (!(step === 1 || step % this.every === 0 || step === this.steps)) return;
+    const parts: { name: string; values: Float32Array }[] = [];
+    for (const [name, g] of masked) parts.push({ name, values: (await g.data()) as Float32Array });
+    const total = parts.reduce((a, p) => a + p.values.length, 0);
+    const kept = new Uint8Array(total);
+    const byLayer = new Map<string, { kept: number; n: number }>();
+    let offset = 0;
+    let keptCount = 0;
+    for (const p of parts) {
+      const group = this.groups.get(p.name) ?? p.name;
+      const agg = byLayer.get(group) ?? { kept: 0, n: 0 };
+      for (let i = 0; i < p.values.length; i++) {
+        if (p.values[i] !== 0) {
+          kept[offset + i] = 1;
+          agg.kept += 1;
+          keptCount += 1;
+        }
+      }
+      agg.n += p.values.length;
+      byLayer.set(group, agg);
+      offset += p.values.length;
+    }
+    const jaccard = (a: Uint8Array, b: Uint8Array): number => {
+      let inter = 0;
+      let union = 0;
+      for (let i = 0; i < a.length; i++) {
+        inter += a[i]! & b[i]!;
+        union += a[i]! | b[i]!;
+      }
+      return union === 0 ? 1 : inter / union;
+    };
+    this.first ??= kept;
+    const t = this.trace;
+    t.step.push(step);
+    t.keptFraction.push(keptCount / total);
+    t.jaccardToFirst.push(jaccard(kept, this.first));
+    t.jaccardToPrevious.push(this.previous ? jaccard(kept, this.previous) : null);
+    for (const [group, agg] of byLayer) (t.keptByLayer[group] ??= []).push(agg.kept / agg.n);
+    this.previous = kept;
+  }
 }
 
 /** Task data in three splits plus how its test split is scored. */
@@ -160,11 +267,11 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
 }
 
 /** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept). */
-export function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64): number {
+export function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64, padTo: 'longest' | 'seqLen' = 'seqLen'): number {
   let weighted = 0;
   let tokens = 0;
   for (let i = 0; i < examples.length; i += chunk) {
-    const host = makeBatch(examples.slice(i, i + chunk), tokenizer, { seqLen: model.config.contextLength, overflow: 'truncate-prompt' });
+    const host = makeBatch(examples.slice(i, i + chunk), tokenizer, { seqLen: model.config.contextLength, overflow: 'truncate-prompt', padTo });
     let n = 0;
     for (const w of host.weights) n += w;
     const batch = toTensorBatch(host);
@@ -178,6 +285,35 @@ export function validationLoss(model: GPT, examples: readonly Example[], tokeniz
     tokens += n;
   }
   return tokens === 0 ? NaN : weighted / tokens;
+}
+
+/** Mean loss of `model` on packed text windows (every position a target; no tensors kept). */
+export function packedTextLoss(model: GPT, batch: HostBatch): number {
+  const tb = toTensorBatch(batch);
+  try {
+    const loss = tf.tidy(() => model.loss(tb));
+    const value = loss.dataSync()[0] as number;
+    loss.dispose();
+    return value;
+  } finally {
+    tf.dispose([tb.inputs, tb.targets, tb.weights]);
+  }
+}
+
+/**
+ * The forgetting probes of {@link FinetuneConfig.forgetting}: the base models' pre-training
+ * checks (`gmt-lab pretrain` evaluates the same two), so "after" can be read against "before".
+ */
+export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): () => Promise<{ factsAccuracy: number; generalValLoss: number }> {
+  const corpusConfig = resolveGeneralConfig({ seed: 0, ...PROTOCOL_CORPUS } as never);
+  const corpus = generateGeneralCorpus(corpusConfig as never);
+  const packed = packText(corpus.validation, tokenizer, { seqLen: model.config.contextLength });
+  const valBatch = sliceHostBatch(packed, 0, Math.min(packed.batchSize, 64));
+  const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
+  return async () => {
+    const arith = await evaluateTask('arith', facts, (prompts) => greedyComplete(model, tokenizer, prompts, 4), { batchSize: 512 });
+    return { factsAccuracy: arith.accuracy, generalValLoss: packedTextLoss(model, valBatch) };
+  };
 }
 
 /** Greedy completions of `prompts` (decoded, stopping at the end-of-text token). */
@@ -214,15 +350,40 @@ export async function finetune(
       return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
     };
 
-    const baseValLoss = validationLoss(model, data.validation, tokenizer);
+    const valLoss = (): number => validationLoss(model, data.validation, tokenizer, 64, config.padTo);
+    const baseValLoss = valLoss();
+    const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
+    const baseForgetting = await probe?.();
     let baseTestAccuracy: number | undefined;
     if (config.scoreBase) {
       baseTestAccuracy = (await score())?.accuracy;
       log?.(`base model: test accuracy ${baseTestAccuracy}`);
     }
     const sampler = new BatchSampler(data.train, { batchSize: config.batchSize, seed: config.seed });
+    // A NaN or infinite loss stops the run after that update (status `diverged` in a sweep).
+    let diverged: FinetuneResult['diverged'];
+    let lastFiniteLoss: number | null = null;
+    const stop = new AbortController();
+    const outer = trainHooks.signal;
+    const onOuterAbort = (): void => stop.abort();
+    outer?.addEventListener('abort', onOuterAbort);
+    if (outer?.aborted) stop.abort();
+    const tracer = config.maskTrace > 0 ? new MaskTracer(config.maskTrace, config.steps, new Map(model.params.map((p) => [p.name, p.group]))) : undefined;
     const result = await train(model, {
       ...trainHooks,
+      signal: stop.signal,
+      onGradients: tracer || trainHooks.onGradients ? async (info) => {
+        await tracer?.observe(info.step, info.masked);
+        await trainHooks.onGradients?.(info);
+      } : undefined,
+      onUpdate: async (u) => {
+        if (Number.isFinite(u.loss)) lastFiniteLoss = u.loss;
+        else if (!diverged) {
+          diverged = { step: u.step, lastFiniteLoss };
+          stop.abort();
+        }
+        await trainHooks.onUpdate?.(u);
+      },
       strategy: { name: config.method, options: config.methodOptions },
       steps: config.steps,
       accum: config.accum,
@@ -233,10 +394,12 @@ export async function finetune(
       clipNorm: config.clipNorm,
       seed: config.seed,
       evalEvery: config.evalEvery,
-      nextBatch: () => makeBatch(sampler.next(), tokenizer, { seqLen, overflow: 'truncate-prompt' }),
-      evaluate: () => ({ valLoss: validationLoss(model, data.validation, tokenizer) }),
+      nextBatch: () => makeBatch(sampler.next(), tokenizer, { seqLen, overflow: 'truncate-prompt', padTo: config.padTo }),
+      evaluate: () => ({ valLoss: valLoss() }),
     });
+    outer?.removeEventListener('abort', onOuterAbort);
     const scoredRun = result.stoppedEarly ? undefined : await score();
+    const afterForgetting = result.stoppedEarly ? undefined : await probe?.();
     const out: FinetuneResult & { model?: GPT } = {
       kind: 'gmt-lab/finetune',
       config,
@@ -244,12 +407,16 @@ export async function finetune(
       data: { train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored },
       train: result,
       metrics: {
-        valLoss: result.final.valLoss ?? validationLoss(model, data.validation, tokenizer),
+        valLoss: result.final.valLoss ?? (diverged ? NaN : valLoss()),
         baseValLoss,
         ...(scoredRun ? { testAccuracy: scoredRun.accuracy } : {}),
         ...(baseTestAccuracy !== undefined ? { baseTestAccuracy } : {}),
+        ...(afterForgetting ? afterForgetting : {}),
+        ...(baseForgetting ? { baseFactsAccuracy: baseForgetting.factsAccuracy, baseGeneralValLoss: baseForgetting.generalValLoss } : {}),
       },
       samples: scoredRun?.samples ?? [],
+      ...(diverged ? { diverged } : {}),
+      ...(tracer ? { maskTrace: tracer.trace } : {}),
     };
     if (keepModel) out.model = model;
     else model.dispose();

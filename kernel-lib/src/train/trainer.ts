@@ -588,3 +588,46 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
   await hooks.onEnd?.(result);
   return result;
 }
+
+/**
+ * Γ = (1/N) Σₙ ∇θ L(Θ, Bₙ) over the given micro-batches, and their mean loss: what one update of
+ * the trainer computes before the strategy sees it (notebooks/01 shows it step by step). The
+ * caller owns (and disposes) the returned tensors.
+ */
+export function averagedGradients(model: TrainableModel, batches: readonly HostBatch[]): { loss: number; grads: Map<string, tf.Tensor> } {
+  if (batches.length === 0) throw new ConfigError('averagedGradients: at least one batch is needed');
+  const variables = model.params.map((p) => p.variable);
+  const nameOf = new Map(model.params.map((p) => [p.variable.name, p.name]));
+  let sum: Map<string, tf.Tensor> | undefined;
+  let lossSum = 0;
+  for (const batch of batches) {
+    let result = model.lossAndGradients?.(batch);
+    if (!result) {
+      const tb = toTensorBatch(batch);
+      try {
+        const { value, grads } = tf.variableGrads(() => model.loss(tb), variables);
+        result = { loss: value, grads: new Map(Object.entries(grads).map(([v, g]) => [nameOf.get(v) ?? v, g])) };
+      } finally {
+        disposeBatch(tb);
+      }
+    }
+    lossSum += result.loss.dataSync()[0] as number;
+    result.loss.dispose();
+    if (!sum) {
+      sum = result.grads;
+      continue;
+    }
+    for (const [name, g] of result.grads) {
+      const acc = sum.get(name)!;
+      sum.set(name, tf.add(acc, g));
+      acc.dispose();
+      g.dispose();
+    }
+  }
+  const grads = new Map<string, tf.Tensor>();
+  for (const [name, s] of sum!) {
+    grads.set(name, tf.div(s, batches.length));
+    s.dispose();
+  }
+  return { loss: lossSum / batches.length, grads };
+}
