@@ -3,3 +3,7 @@ export * from './paths';
 export * from './protocol';
 export * from './finetune';
 export * from './pretrain';
+export * from './grid';
+export * from './store';
+export * from './execute';
+export * from './runner';

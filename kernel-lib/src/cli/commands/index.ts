@@ -7,6 +7,8 @@ import { makeHelpCommand } from './help';
 import bench from './bench';
 import doctor from './doctor';
 import pretrain from './pretrain';
+import claims from './claims';
+import sweep from './sweep';
 import train from './train';
 
 export const COMMANDS: readonly Command[] = [
@@ -14,5 +16,7 @@ export const COMMANDS: readonly Command[] = [
   train,
   pretrain,
   bench,
+  sweep,
+  claims,
   makeHelpCommand(() => COMMANDS),
 ];

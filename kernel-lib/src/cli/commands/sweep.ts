@@ -1,0 +1,109 @@
+/** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
+import { readFileSync } from 'node:fs';
+import { defaultSweepLayout, runSweep, summarizeStore, type SweepProgress } from '../../sweep/runner';
+import { EXAMPLE_GRID } from '../../sweep/grid';
+import { ResultStore } from '../../sweep/store';
+import { ConfigError, runMode, type RunMode } from '../../util/config';
+import { UsageError } from '../args';
+import { defineCommand } from '../command';
+
+/** `12m05s`, `1h02m`, `?`. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** The one progress line: `sweep NAME 12/40 done (3 skipped), 1 failed, 0 diverged · running: … · ETA 5m10s`. */
+export function sweepProgressLine(p: SweepProgress): string {
+  const finished = p.skipped + p.done + p.failed + p.diverged;
+  const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}`).join('; ');
+  return `sweep ${p.grid}: ${finished}/${p.total} finished (${p.skipped} from the store), ${p.failed} failed, ${p.diverged} diverged` +
+    ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${running ? ` · running: ${running}` : ''}`;
+}
+
+function readGridFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read grid file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`grid file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export default defineCommand({
+  name: 'sweep',
+  summary: 'Run a grid of fine-tuning runs into a result store (resumable), or summarise a store',
+  description:
+    'Runs every run of GRID.json that the store lacks, in parallel worker processes, appending one JSONL record per run. ' +
+    'Re-running skips finished runs; failed runs are retried. --status summarises a store; --example prints a small grid to start from.',
+  positionals: [{ name: 'grid', summary: 'grid file (JSON)', required: false }],
+  options: {
+    store: { type: 'string', summary: 'result store (JSONL file)', metavar: 'FILE' },
+    jobs: { type: 'number', summary: `runs in parallel (0 = in this process; default ${defaultSweepLayout().jobs} here)`, min: 0, max: 64, integer: true },
+    threads: { type: 'number', summary: 'data-parallel threads per run (default 1)', min: 1, max: 8, integer: true },
+    mode: { type: 'string', summary: 'grid mode: full, or fast (the grid\'s "fast" block); default GMT_MODE or full', choices: ['fast', 'full'] },
+    fresh: { type: 'boolean', summary: 'run everything again, ignoring finished records' },
+    status: { type: 'boolean', summary: 'summarise the store instead of running' },
+    example: { type: 'boolean', summary: 'print an example grid file and exit' },
+  },
+  async run({ options: o, positionals }, io) {
+    if (o.example) {
+      io.stdout(`${JSON.stringify(EXAMPLE_GRID, null, 2)}\n`);
+      return 0;
+    }
+    if (o.store === undefined) throw new UsageError('--store FILE is required');
+    const store = new ResultStore(o.store);
+    if (o.status) {
+      const s = summarizeStore(store);
+      io.stdout(`${store.file}: ${s.records} records, ${s.keys} runs${s.bad ? `, ${s.bad} unreadable lines (skipped)` : ''}\n`);
+      for (const r of s.rows) io.stdout(`  ${r.grid}  ${r.method}  ${r.task}: ${r.done} done, ${r.failed} failed, ${r.diverged} diverged\n`);
+      return 0;
+    }
+    if (positionals.length === 0) throw new UsageError('a grid file is required (or --status / --example)');
+    const grid = readGridFile(positionals[0] as string);
+    const bad = store.read().bad;
+    for (const b of bad) io.stderr(`gmt-lab sweep: ${store.file}:${b.line}: skipped (${b.reason})\n`);
+    const controller = new AbortController();
+    const onSignal = (): void => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let lastLine = 0;
+    try {
+      const outcome = await runSweep(grid, {
+        store,
+        jobs: o.jobs,
+        threads: o.threads,
+        mode: (o.mode as RunMode | undefined) ?? runMode(),
+        fresh: o.fresh,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.last) {
+            const r = p.last;
+            const acc = r.metrics?.testAccuracy;
+            const what = r.status === 'done' ? `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}` : r.status === 'failed' ? `FAILED: ${r.error?.message}` : `diverged at update ${r.diverged?.step}`;
+            io.stderr(`  ${r.label}: ${what}\n`);
+          }
+          const now = Date.now();
+          if (p.last || now - lastLine > 10000 || p.running.length === 0) {
+            lastLine = now;
+            io.stderr(`${sweepProgressLine(p)}\n`);
+          }
+        },
+      });
+      io.stderr(`gmt-lab sweep: ${outcome.grid}: ${outcome.ran} run, ${outcome.skipped} already in ${outcome.store}, ${outcome.failed} failed, ${outcome.diverged} diverged, ${formatDuration(outcome.elapsedMs)}${outcome.cancelled ? ' (cancelled)' : ''}\n`);
+      return outcome.cancelled ? 130 : outcome.failed > 0 ? 1 : 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+});

@@ -1,0 +1,318 @@
+/**
+ * Runs a grid against a result store: every planned run the store lacks is executed (in
+ * parallel worker processes, or in this process with `jobs: 0`), each record appended the
+ * moment its run ends. Re-running skips every finished key, so an interrupted sweep resumes
+ * where it stopped and a finished one returns at once. A failed run is recorded with its error
+ * and the others go on; a worker that dies mid-run (killed, out of memory) fails that run and
+ * is replaced.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { initBackend } from '../backend';
+import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
+import { executeRun, type RunProgress } from './execute';
+import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
+import { ResultStore, type RunRecord } from './store';
+
+/** Parent → worker. */
+export type ParentMessage = { type: 'run'; run: PlannedRun; grid: string; jobs: number };
+/** Worker → parent. */
+export type WorkerMessage =
+  | { type: 'ready'; context: ExecutionContext }
+  | { type: 'progress'; progress: RunProgress }
+  | { type: 'record'; record: RunRecord };
+
+/**
+ * The parallel layout a sweep uses unless told otherwise: one single-threaded run per core
+ * (measured on a 2-core machine against one run at a time on 2 threads; README, sweeps).
+ */
+export function defaultSweepLayout(cores = os.availableParallelism?.() ?? os.cpus().length): { jobs: number; threads: number } {
+  return { jobs: Math.max(1, cores), threads: 1 };
+}
+
+/** Where a sweep stands; passed to `onProgress` whenever something changes. */
+export interface SweepProgress {
+  grid: string;
+  /** Runs in the grid. */
+  total: number;
+  /** Finished before this sweep started (skipped). */
+  skipped: number;
+  /** Finished in this sweep, by status. */
+  done: number;
+  failed: number;
+  diverged: number;
+  /** Runs in progress with their last reported update. */
+  running: { key: string; label: string; step: number; steps: number; loss?: number }[];
+  elapsedMs: number;
+  /** Estimated time to the end (NaN until a run has finished). */
+  etaMs: number;
+  /** The record just appended, if this call is about one. */
+  last?: RunRecord;
+}
+
+/** Options of {@link runSweep}. */
+export interface SweepOptions {
+  /** The JSONL result store (path or store). */
+  store: string | ResultStore;
+  /** Runs in parallel: worker processes, or 0 to run in this process; default {@link defaultSweepLayout}. */
+  jobs?: number;
+  /** Data-parallel threads per run (`GMT_WORKERS` of each worker); default {@link defaultSweepLayout}. */
+  threads?: number;
+  /** Grid mode (`fast` uses the grid's `fast` block); default `GMT_MODE`. */
+  mode?: RunMode;
+  /** Run every planned run again, ignoring finished records (new records are appended). */
+  fresh?: boolean;
+  onProgress?: (p: SweepProgress) => void;
+  /** Stops handing out runs; runs in progress in workers are killed (not recorded). */
+  signal?: AbortSignal;
+}
+
+/** What {@link runSweep} returns. */
+export interface SweepOutcome {
+  grid: string;
+  store: string;
+  planned: PlannedRun[];
+  /** The record that counts for each planned key (absent where none was made). */
+  records: Map<string, RunRecord>;
+  /** Runs executed by this call and how they ended. */
+  ran: number;
+  skipped: number;
+  failed: number;
+  diverged: number;
+  elapsedMs: number;
+  /** True when `signal` stopped the sweep before every run was made. */
+  cancelled: boolean;
+}
+
+function workerEntry(): { file: string; execArgv: string[] } {
+  // Compiled: dist/sweep/worker-main.js. From sources (tests through tsx): the .ts file.
+  const ts = __filename.endsWith('.ts');
+  return { file: path.join(__dirname, ts ? 'worker-main.ts' : 'worker-main.js'), execArgv: ts ? ['--import', 'tsx'] : [] };
+}
+
+/** The execution context runs made with `threads` threads would have in this process's setup. */
+export async function sweepContext(threads: number): Promise<ExecutionContext> {
+  const report = await initBackend({ quiet: true });
+  return currentExecutionContext(report.backend, { ...process.env, GMT_WORKERS: String(threads) });
+}
+
+/** Plans a grid (file contents or object) without running anything. */
+export async function planSweep(grid: SweepGrid | unknown, opts: { threads?: number; mode?: RunMode } = {}): Promise<{ grid: SweepGrid; context: ExecutionContext; runs: PlannedRun[] }> {
+  const resolved = resolveGrid(grid);
+  const threads = opts.threads ?? defaultSweepLayout().threads;
+  const context = await sweepContext(threads);
+  return { grid: resolved, context, runs: expandGrid(resolved, context, opts.mode ?? runMode()) };
+}
+
+/**
+ * Runs the grid's missing runs and returns the records of all its runs. See the file comment;
+ * taught in notebooks/02 (and used by every findings notebook and `gmt-lab sweep`).
+ */
+export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOptions): Promise<SweepOutcome> {
+  const store = typeof opts.store === 'string' ? new ResultStore(opts.store) : opts.store;
+  const layout = defaultSweepLayout();
+  const jobs = checkNumber('sweep jobs', opts.jobs ?? layout.jobs, { min: 0, max: 64, integer: true });
+  const threads = checkNumber('sweep threads', opts.threads ?? layout.threads, { min: 1, max: 8, integer: true });
+  if (jobs === 0 && threads !== Number(process.env.GMT_WORKERS || 1)) {
+    throw new ConfigError(`sweep: jobs 0 runs in this process, whose thread count is GMT_WORKERS (${process.env.GMT_WORKERS || 1}); threads ${threads} needs jobs ≥ 1`);
+  }
+  const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
+  const t0 = performance.now();
+  const finished = opts.fresh ? new Set<string>() : store.finishedKeys();
+  const todo = runs.filter((r) => !finished.has(r.key));
+  const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, running: [], elapsedMs: 0, etaMs: NaN };
+  const durations: number[] = [];
+  const emit = (last?: RunRecord): void => {
+    progress.elapsedMs = performance.now() - t0;
+    const left = todo.length - progress.done - progress.failed - progress.diverged;
+    const parallel = Math.max(1, Math.min(jobs || 1, left));
+    progress.etaMs = durations.length ? (left * (durations.reduce((a, b) => a + b, 0) / durations.length)) / parallel : left === 0 ? 0 : NaN;
+    opts.onProgress?.({ ...progress, running: progress.running.map((r) => ({ ...r })), last });
+  };
+  const record = (r: RunRecord): void => {
+    store.append(r);
+    if (r.status === 'done') progress.done += 1;
+    else if (r.status === 'failed') progress.failed += 1;
+    else progress.diverged += 1;
+    if (r.timings) durations.push(r.timings.totalMs);
+    progress.running = progress.running.filter((x) => x.key !== r.key);
+    emit(r);
+  };
+  emit();
+  let cancelled = false;
+  if (todo.length > 0) {
+    if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
+    else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
+  }
+  const latest = store.latest();
+  const records = new Map<string, RunRecord>();
+  for (const r of runs) {
+    const rec = latest.get(r.key);
+    if (rec) records.set(r.key, rec);
+  }
+  return {
+    grid: grid.name,
+    store: store.file,
+    planned: runs,
+    records,
+    ran: progress.done + progress.failed + progress.diverged,
+    skipped: progress.skipped,
+    failed: progress.failed,
+    diverged: progress.diverged,
+    elapsedMs: performance.now() - t0,
+    cancelled,
+  };
+}
+
+async function runInProcess(
+  todo: PlannedRun[], context: ExecutionContext, grid: string, progress: SweepProgress,
+  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
+): Promise<boolean> {
+  for (const run of todo) {
+    if (signal?.aborted) return true;
+    progress.running = [{ key: run.key, label: run.label, step: 0, steps: run.config.steps }];
+    emit();
+    const r = await executeRun(run, context, {
+      grid, jobs: 0, signal,
+      onProgress: (p) => {
+        progress.running = [{ key: run.key, label: run.label, step: p.step, steps: p.steps, loss: p.loss }];
+        emit();
+      },
+    });
+    if (signal?.aborted && r.status === 'failed') return true;
+    record(r);
+  }
+  return false;
+}
+
+function runInWorkers(
+  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number }, progress: SweepProgress,
+  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
+): Promise<boolean> {
+  const queue = [...todo];
+  const { file, execArgv } = workerEntry();
+  const env = { ...process.env, GMT_WORKERS: String(layout.threads) };
+  const live = new Set<ChildProcess>();
+  return new Promise<boolean>((resolve, reject) => {
+    let settled = false;
+    let active = 0;
+    const finish = (cancelled: boolean, error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      for (const w of live) w.kill('SIGKILL');
+      signal?.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve(cancelled);
+    };
+    const onAbort = (): void => finish(true);
+    signal?.addEventListener('abort', onAbort);
+
+    const start = (): void => {
+      if (settled || queue.length === 0) {
+        if (active === 0) finish(false);
+        return;
+      }
+      active += 1;
+      const worker = fork(file, [], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+      live.add(worker);
+      let current: PlannedRun | undefined;
+      let stderr = '';
+      worker.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+      });
+      const next = (): void => {
+        current = queue.shift();
+        if (!current) {
+          worker.disconnect();
+          return;
+        }
+        progress.running.push({ key: current.key, label: current.label, step: 0, steps: current.config.steps });
+        emit();
+        worker.send({ type: 'run', run: current, grid, jobs: layout.jobs } satisfies ParentMessage);
+      };
+      worker.on('message', (m: WorkerMessage) => {
+        if (settled) return;
+        if (m.type === 'ready') {
+          const same = m.context.gradientPath === context.gradientPath && m.context.backend === context.backend && m.context.kernelLib === context.kernelLib;
+          if (!same) {
+            finish(false, new Error(`sweep: a worker runs ${JSON.stringify(m.context)} but the runs were keyed for ${JSON.stringify(context)}`));
+            return;
+          }
+          next();
+        } else if (m.type === 'progress') {
+          const r = progress.running.find((x) => x.key === m.progress.key);
+          if (r) {
+            r.step = m.progress.step;
+            r.loss = m.progress.loss;
+            emit();
+          }
+        } else if (m.type === 'record') {
+          if (current && m.record.key === current.key) {
+            current = undefined;
+            record(m.record);
+            next();
+          }
+        }
+      });
+      worker.on('exit', (code, sig) => {
+        live.delete(worker);
+        active -= 1;
+        if (settled) return;
+        if (current) {
+          // The worker died mid-run: that run fails (a re-run retries it); a fresh worker goes on.
+          const run = current;
+          current = undefined;
+          const why = sig ? `signal ${sig}` : `exit status ${code}`;
+          const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+          record({
+            kind: 'gmt-lab/run', v: 1, key: run.key, status: 'failed', label: run.label, methodLabel: run.methodLabel, grid,
+            config: run.config, inputs: { base: '' }, error: { message: `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
+            provenance: { ...context, node: process.version, machine: { cpu: os.cpus()[0]?.model.trim() ?? 'unknown', cores: os.cpus().length, platform: process.platform, arch: process.arch, host: os.hostname() }, commit: null, date: new Date().toISOString(), threads: layout.threads, jobs: layout.jobs },
+          });
+        } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
+          finish(false, new Error(`sweep: a worker failed to start: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+          return;
+        }
+        start();
+      });
+    };
+    for (let i = 0; i < Math.min(layout.jobs, queue.length); i++) start();
+    if (queue.length === 0) finish(false);
+  });
+}
+
+/**
+ * Executes planned runs without a store (worker processes as in a sweep, or in this process with
+ * `jobs: 0`) and resolves to their records in the order given. Used to re-make stored runs and
+ * compare their weights (`npm run reproduce`'s check).
+ */
+export async function runPlanned(runs: readonly PlannedRun[], opts: { jobs?: number; threads?: number; grid?: string } = {}): Promise<RunRecord[]> {
+  const layout = defaultSweepLayout();
+  const jobs = opts.jobs ?? Math.min(layout.jobs, runs.length);
+  const threads = opts.threads ?? layout.threads;
+  const context = await sweepContext(threads);
+  const got = new Map<string, RunRecord>();
+  const progress: SweepProgress = { grid: opts.grid ?? 'check', total: runs.length, skipped: 0, done: 0, failed: 0, diverged: 0, running: [], elapsedMs: 0, etaMs: NaN };
+  const record = (r: RunRecord): void => {
+    got.set(r.key, r);
+    progress.running = progress.running.filter((x) => x.key !== r.key);
+  };
+  if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, () => undefined);
+  else await runInWorkers([...runs], context, progress.grid, { jobs, threads }, progress, record, () => undefined);
+  return runs.map((r) => got.get(r.key)!);
+}
+
+/** Counts of a store by status, per grid and method label (`gmt-lab sweep --status`). */
+export function summarizeStore(store: ResultStore): { records: number; keys: number; bad: number; rows: { grid: string; method: string; task: string; done: number; failed: number; diverged: number }[] } {
+  const contents = store.read();
+  const latest = store.latest(contents);
+  const rows = new Map<string, { grid: string; method: string; task: string; done: number; failed: number; diverged: number }>();
+  for (const r of latest.values()) {
+    const id = `${r.grid}\u0000${r.methodLabel}\u0000${r.config.task}`;
+    const row = rows.get(id) ?? { grid: r.grid, method: r.methodLabel, task: r.config.task, done: 0, failed: 0, diverged: 0 };
+    row[r.status] += 1;
+    rows.set(id, row);
+  }
+  return { records: contents.records.length, keys: latest.size, bad: contents.bad.length, rows: [...rows.values()] };
+}

@@ -1,0 +1,252 @@
+/**
+ * Sweeps: grid expansion and run keys, the append-only store (torn lines, concurrent writers),
+ * and the runner (resume, failures, worker processes, kill -9 mid-sweep) with real processes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend';
+import { canonicalJson, expandGrid, resolveGrid, runKey, type ExecutionContext, type SweepGrid } from '../src/sweep/grid';
+import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
+import { runSweep } from '../src/sweep/runner';
+import { resolveFinetuneConfig } from '../src/sweep/finetune';
+import { ConfigError } from '../src/util/config';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const ctx: ExecutionContext = { kernelLib: '0.0.0-test', backend: 'wasm', gradientPath: 'fused wasm kernels (test), 1 thread' };
+const tmp = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+
+/** A grid of tiny runs on the nano base (about a second each). */
+const tinyGrid = (over: Partial<SweepGrid> = {}): SweepGrid => ({
+  name: 'tiny',
+  description: 'test grid',
+  base: { base: 'nano', steps: 3, warmup: 1, accum: 1, batchSize: 4, testSize: 4, valSize: 4, maxNewTokens: 8 },
+  methods: ['sft', { method: 'gmt', options: { ratio: 0.3 } }],
+  tasks: ['math'],
+  presets: [],
+  seeds: [0, 1],
+  vary: {},
+  ...over,
+});
+
+test('a grid expands methods × option lists × tasks × vary × seeds, in a stable order', () => {
+  const runs = expandGrid({
+    name: 'g', base: { base: 'nano', steps: 10, warmup: 2 },
+    methods: ['sft', { method: 'gmt', options: { ratio: [0.1, 0.5], scope: ['tensor', 'global'] } }],
+    tasks: ['math', 'code'], vary: { lr: [1e-3, 2e-3] }, seeds: { count: 3, from: 5 },
+  }, ctx, 'full');
+  assert.equal(runs.length, (1 + 4) * 2 * 2 * 3);
+  assert.deepEqual([...new Set(runs.map((r) => r.config.seed))], [5, 6, 7]);
+  assert.deepEqual([...new Set(runs.map((r) => r.methodLabel))], ['sft', 'gmt ratio=0.1 scope=tensor', 'gmt ratio=0.1 scope=global', 'gmt ratio=0.5 scope=tensor', 'gmt ratio=0.5 scope=global']);
+  assert.equal(new Set(runs.map((r) => r.key)).size, runs.length, 'every run has its own key');
+  const again = expandGrid({
+    name: 'g', base: { warmup: 2, steps: 10, base: 'nano' },
+    methods: ['sft', { method: 'gmt', options: { scope: ['tensor', 'global'], ratio: [0.1, 0.5] } }],
+    tasks: ['math', 'code'], vary: { lr: [1e-3, 2e-3] }, seeds: { count: 3, from: 5 },
+  }, ctx, 'full');
+  assert.deepEqual(new Set(again.map((r) => r.key)), new Set(runs.map((r) => r.key)), 'keys do not depend on the order fields are written in');
+  const gmt = runs.filter((r) => r.config.method === 'gmt' && r.config.task === 'code' && r.config.lr === 2e-3 && r.config.seed === 7);
+  assert.deepEqual(gmt.map((r) => r.config.methodOptions), [
+    { ratio: 0.1, scope: 'tensor' }, { ratio: 0.1, scope: 'global' }, { ratio: 0.5, scope: 'tensor' }, { ratio: 0.5, scope: 'global' },
+  ]);
+  assert.equal(gmt[3]!.label, 'gmt ratio=0.5 scope=global · code · nano · lr=0.002 · seed 7');
+});
+
+test('per-method seeds, fast mode and duplicate runs', () => {
+  const grid = {
+    name: 'g', base: { base: 'nano', steps: 100, warmup: 10 },
+    methods: ['sft', { method: 'hft', seeds: { count: 2 } }, 'sft'],
+    seeds: { count: 4 },
+    fast: { base: { steps: 5, warmup: 1 }, seeds: [0] },
+  };
+  const full = expandGrid(grid, ctx, 'full');
+  assert.equal(full.length, 4 + 2, 'the repeated sft entry adds nothing');
+  const fast = expandGrid(grid, ctx, 'fast');
+  assert.equal(fast.length, 1 + 1);
+  assert.ok(fast.every((r) => r.config.steps === 5 && r.config.base === 'nano'));
+});
+
+test('run keys change with the config, the inputs and the execution context', () => {
+  const config = resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2 });
+  const key = runKey(config, ctx, { base: 'a' });
+  assert.match(key, /^[0-9a-f]{32}$/);
+  assert.equal(runKey({ ...config }, { ...ctx }, { base: 'a' }), key);
+  assert.notEqual(runKey({ ...config, seed: 1 }, ctx, { base: 'a' }), key);
+  assert.notEqual(runKey(config, ctx, { base: 'b' }), key, 'another base checkpoint');
+  assert.notEqual(runKey(config, { ...ctx, gradientPath: 'fused wasm kernels (test), 2 threads' }, { base: 'a' }), key, 'another thread count');
+  assert.notEqual(runKey(config, { ...ctx, kernelLib: '9.9.9' }, { base: 'a' }), key, 'another kernel-lib version');
+  assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
+});
+
+test('bad grids and bad run configs are rejected before any work, naming the field', () => {
+  const bad: [unknown, RegExp][] = [
+    [[], /expected a JSON object/],
+    [{ name: 'g', methodz: [] }, /unknown option "methodz"/],
+    [{ name: 'g', seeds: { count: 0 } }, /seeds.count must be an integer in 1..10000/],
+    [{ name: 'g', seeds: [0.5] }, /seeds\[0\] must be an integer/],
+    [{ name: 'g', methods: [{ method: 'gmt', option: {} }] }, /methods\[0\]: unknown field "option"/],
+    [{ name: 'g', vary: { lr: [] } }, /vary.lr must be a non-empty list/],
+    [{ name: 'bad name!' }, /name must be letters/],
+    [{ name: 'g', fast: { fast: {} } }, /cannot hold another "fast"/],
+  ];
+  for (const [grid, re] of bad) assert.throws(() => resolveGrid(grid), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(grid));
+  assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano' }, methods: [{ method: 'gmt', options: { ratio: 1.5 } }] }, ctx, 'full'), /ratio/);
+  assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano', stepz: 3 } }, ctx, 'full'), /unknown option "stepz"/);
+  assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano', steps: 5, warmup: 20 } }, ctx, 'full'), /warmup \(20\) must not exceed steps \(5\)/);
+  assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano' }, methods: ['nope'] }, ctx, 'full'), /unknown tuning method "nope"/);
+  assert.throws(() => expandGrid({ name: 'g', presets: ['zzz'] }, ctx, 'full'), /no base checkpoint for preset "zzz"/);
+});
+
+function fakeRecord(key: string, status: RunRecord['status'] = 'done', pad = 0): RunRecord {
+  return {
+    kind: 'gmt-lab/run', v: 1, key, status, label: key, methodLabel: 'sft', grid: 'g', config: resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 1 }),
+    inputs: { base: 'x' }, metrics: { testAccuracy: 0.5 }, weightsSha256: 'w'.repeat(pad),
+    provenance: { ...ctx, node: 'v', machine: { cpu: 'c', cores: 1, platform: 'linux', arch: 'x64', host: 'h' }, commit: null, date: '2026-01-01T00:00:00Z', threads: 1, jobs: 1 },
+  };
+}
+
+test('the store: records round-trip; a torn or edited line is reported and skipped, never merged', () => {
+  const dir = tmp('gmt-store-');
+  const store = new ResultStore(path.join(dir, 'r.jsonl'));
+  assert.deepEqual(store.read(), { records: [], bad: [] });
+  store.append(fakeRecord('a'));
+  store.append(fakeRecord('b', 'failed'));
+  // A crash mid-write: half of a record and no newline.
+  const half = serializeRecord(fakeRecord('c'));
+  fs.appendFileSync(store.file, half.slice(0, Math.floor(half.length / 2)));
+  let c = store.read();
+  assert.deepEqual(c.records.map((r) => r.key), ['a', 'b']);
+  assert.equal(c.bad.length, 1);
+  assert.match(c.bad[0]!.reason, /last line without a newline/);
+  store.append(fakeRecord('d'));
+  c = store.read();
+  assert.deepEqual(c.records.map((r) => r.key), ['a', 'b', 'd'], 'the record after the torn line is whole');
+  assert.equal(c.bad.length, 1);
+  // A line cut so that what is left still parses as JSON fails its digest.
+  const whole = JSON.parse(serializeRecord(fakeRecord('e')));
+  delete whole.metrics;
+  assert.match(parseRecordLine(JSON.stringify(whole)) as string, /digest mismatch/);
+  assert.match(parseRecordLine('{"kind":"other"}') as string, /not a gmt-lab run record/);
+  assert.ok(typeof parseRecordLine(serializeRecord(fakeRecord('e')).trim()) === 'object');
+  // `failed` is superseded by a later `done`, never the other way round.
+  store.append(fakeRecord('b', 'done'));
+  store.append(fakeRecord('b', 'failed'));
+  assert.equal(store.latest().get('b')!.status, 'done');
+  assert.deepEqual([...store.finishedKeys()].sort(), ['a', 'b', 'd']);
+  assert.throws(() => new ResultStore(dir), /is a directory/);
+});
+
+test('two processes appending to one store at once never interleave or lose records', () => {
+  const dir = tmp('gmt-store-');
+  const file = path.join(dir, 'r.jsonl');
+  const script = `
+    const { ResultStore } = require(${JSON.stringify(path.join(repoRoot, 'kernel-lib/src/sweep/store.ts'))});
+    const { resolveFinetuneConfig } = require(${JSON.stringify(path.join(repoRoot, 'kernel-lib/src/sweep/finetune.ts'))});
+    const config = resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 1 });
+    const store = new ResultStore(process.argv[1]);
+    for (let i = 0; i < 150; i++) {
+      store.append({ kind: 'gmt-lab/run', v: 1, key: process.argv[2] + i, status: 'done', label: '', methodLabel: '', grid: 'g', config,
+        inputs: { base: 'x' }, weightsSha256: 'x'.repeat(1000 + (i % 7) * 9000), provenance: {} });
+    }`;
+  const procs = ['p', 'q'].map((tag) => spawn(process.execPath, ['--import', 'tsx', '-e', script, file, tag], { cwd: repoRoot, stdio: 'inherit' }));
+  return Promise.all(procs.map((p) => new Promise<void>((res, rej) => p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`writer exited ${code}`))))))).then(() => {
+    const c = new ResultStore(file).read();
+    assert.equal(c.bad.length, 0, JSON.stringify(c.bad.slice(0, 3)));
+    assert.equal(c.records.length, 300);
+    assert.equal(new Set(c.records.map((r) => r.key)).size, 300);
+  });
+});
+
+test('a sweep runs what the store lacks, records failures, and a re-run skips finished runs', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-sweep-');
+  const badTask = path.join(dir, 'bad.jsonl');
+  // Valid JSONL whose text the tokenizer rejects (strict): fails when the run loads it.
+  fs.writeFileSync(badTask, Array.from({ length: 5 }, (_, i) => JSON.stringify({ prompt: `p${i} \u4e00`, completion: 'c' })).join('\n'));
+  const store = path.join(dir, 'r.jsonl');
+  const before = tf.memory().numTensors;
+  const grid = tinyGrid({ tasks: ['math', badTask], seeds: [0] });
+  const progress: number[] = [];
+  const first = await runSweep(grid, { store, jobs: 0, onProgress: (p) => progress.push(p.done + p.failed) });
+  assert.equal(tf.memory().numTensors, before, 'in-process runs leave no tensors');
+  assert.equal(first.planned.length, 4);
+  assert.equal(first.ran, 4);
+  assert.equal(first.failed, 2);
+  assert.ok(progress.includes(4));
+  const failed = [...first.records.values()].filter((r) => r.status === 'failed');
+  assert.equal(failed.length, 2);
+  assert.ok(failed.every((r) => r.config.task === badTask && /bad\.jsonl/.test(r.error!.message)), failed.map((r) => r.error?.message).join('; '));
+  const done = [...first.records.values()].filter((r) => r.status === 'done');
+  assert.ok(done.every((r) => /^[0-9a-f]{64}$/.test(r.weightsSha256!) && typeof r.metrics!.testAccuracy === 'number' && r.history!.step.length === 3));
+  const second = await runSweep(grid, { store, jobs: 0 });
+  assert.equal(second.skipped, 2, 'finished runs are skipped');
+  assert.equal(second.ran, 2, 'failed runs are retried');
+  const onlyMath = await runSweep(tinyGrid({ seeds: [0] }), { store, jobs: 0 });
+  assert.equal(onlyMath.ran, 0);
+  assert.equal(onlyMath.skipped, 2);
+});
+
+test('worker processes give the same weights as a run in this process', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-sweep-');
+  const grid = tinyGrid();
+  const local = await runSweep(grid, { store: path.join(dir, 'local.jsonl'), jobs: 0 });
+  const workers = await runSweep(grid, { store: path.join(dir, 'workers.jsonl'), jobs: 2 });
+  assert.equal(workers.ran, 4);
+  for (const [key, r] of local.records) {
+    assert.equal(r.status, 'done');
+    assert.equal(workers.records.get(key)?.weightsSha256, r.weightsSha256, `run ${r.label}: same seed, same weights in a worker`);
+  }
+});
+
+test('kill -9 of a sweep (parent and workers) mid-way loses no finished run and repeats none', async () => {
+  const dir = tmp('gmt-kill-');
+  const gridFile = path.join(dir, 'grid.json');
+  fs.writeFileSync(gridFile, JSON.stringify(tinyGrid({ seeds: [0, 1, 2, 3] })));
+  const store = path.join(dir, 'r.jsonl');
+  const cli = ['--import', 'tsx', path.join(repoRoot, 'kernel-lib/src/cli/main.ts'), 'sweep', gridFile, '--store', store, '--jobs', '2'];
+  const lines = (): number => (fs.existsSync(store) ? fs.readFileSync(store, 'utf8').split('\n').filter((l) => l.trim()).length : 0);
+  for (let round = 0; round < 3; round++) {
+    const have = lines();
+    const child = spawn(process.execPath, cli, { cwd: repoRoot, detached: true, stdio: 'ignore' });
+    // Kill the whole process group as soon as one more record is durable (or after 60 s).
+    const t0 = Date.now();
+    while (lines() <= have && Date.now() - t0 < 60000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 50 + round * 40));
+    const workers = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+    try {
+      // Round 0 kills the parent alone: its workers must notice and exit by themselves.
+      process.kill(round === 0 ? child.pid! : -child.pid!, 'SIGKILL');
+    } catch {
+      /* already finished */
+    }
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.on('exit', r)));
+    if (round === 0) {
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const t1 = Date.now();
+      while (workers.some(alive) && Date.now() - t1 < 20000) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(workers.filter(alive), [], 'workers exit when their parent is killed');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* group already gone */
+      }
+    }
+  }
+  const finish = spawnSync(process.execPath, cli, { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(finish.status, 0, finish.stderr);
+  const c = new ResultStore(store).read();
+  const done = c.records.filter((r) => r.status === 'done');
+  assert.equal(done.length, 8, 'every run of the grid is done');
+  assert.equal(new Set(done.map((r) => r.key)).size, 8, 'and none twice');
+});
