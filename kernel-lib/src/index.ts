@@ -16,3 +16,5 @@ export * from './train';
 export * from './sweep';
 export * from './plots';
 export * from './notebook';
+export * from './analysis';
+export * from './findings';

@@ -1,5 +1,5 @@
 /** The model: GPT decoder, presets, generation, safetensors checkpoints, update timing. */
-export { GPT, DEFAULT_GPT_CONFIG, resolveGPTConfig, paramSpecs, type GPTConfig, type GPTOptions } from './gpt';
+export { GPT, DEFAULT_GPT_CONFIG, resolveGPTConfig, paramSpecs, defaultGradientPath, type GPTConfig, type GPTOptions } from './gpt';
 export { GPT_PRESETS, gptPreset, type GPTPresetName } from './presets';
 export { generate, type GenerateOptions } from './generate';
 export { weightsSha256 } from './hash';
@@ -13,3 +13,4 @@ export {
   timeUpdates, benchReferenceModel, benchGeneration, randomHostBatch, REFERENCE_BENCH_CONFIG,
   type UpdateTimings, type TimeUpdatesOptions, type GenerationTimings,
 } from './bench';
+export { updateFlops, gmtMaskOps, type UpdateFlops } from './flops';

@@ -7,6 +7,9 @@ import { PlotlyFigure } from '../plots/theme';
 import { FigureExporter, plotlyJsSource, plotlyJsVersion, scriptSafe } from '../plots/export';
 import { DisplayContent, MimeBundle, figureBundle } from '../plots/bundle';
 import { displayBundle, inNotebook, newDisplayId } from './channel';
+import { formatCell, tableColumns, tableRows, type TableLike } from '../plots/tables';
+
+export type { TableLike } from '../plots/tables';
 
 /** When to inline plotly.js (≈4.8 MB) into a figure's HTML output. */
 export type PlotlyJsMode = 'once' | 'always' | 'never';
@@ -149,10 +152,7 @@ export function liveFigure(opts: ShowFigureOptions & { minIntervalMs?: number } 
 // ---------------------------------------------------------------------------------------------
 // Tables
 
-/** Anything with arquero's `objects()` (an arquero table), or plain row objects. */
-export type TableLike = readonly Record<string, unknown>[] | { objects(opts?: { limit?: number }): Record<string, unknown>[]; numRows(): number };
-
-/** Options of {@link showTable} / {@link tableHtml}. */
+/** Options of {@link showTable} / {@link tableBundle}. */
 export interface ShowTableOptions {
   /** Rows shown (the rest are counted in a footer); default 50. */
   maxRows?: number;
@@ -161,50 +161,15 @@ export interface ShowTableOptions {
   caption?: string;
 }
 
-function toRows(table: TableLike, limit: number): { rows: Record<string, unknown>[]; total: number } {
-  if (Array.isArray(table)) return { rows: table.slice(0, limit), total: table.length };
-  const t = table as { objects?: unknown; numRows?: unknown };
-  if (typeof t.objects === 'function' && typeof t.numRows === 'function') {
-    const at = table as { objects(o: { limit: number }): Record<string, unknown>[]; numRows(): number };
-    return { rows: at.objects({ limit }), total: at.numRows() };
-  }
-  throw new ConfigError('showTable: expected an array of row objects or an arquero table');
-}
-
-function formatCell(value: unknown, digits: number): string {
-  if (typeof value === 'number') {
-    if (Number.isInteger(value) || !Number.isFinite(value)) return String(value);
-    return String(Number(value.toPrecision(digits)));
-  }
-  if (value === null || value === undefined) return '';
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
-}
-
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
-function tableColumns(rows: readonly Record<string, unknown>[]): string[] {
-  const cols: string[] = [];
-  const seen = new Set<string>();
-  for (const row of rows) {
-    for (const key of Object.keys(row)) {
-      if (!seen.has(key)) {
-        seen.add(key);
-        cols.push(key);
-      }
-    }
-  }
-  return cols;
 }
 
 /** The HTML and plain-text renderings {@link showTable} sends. */
 export function tableBundle(table: TableLike, opts: ShowTableOptions = {}): MimeBundle {
   const maxRows = checkNumber('maxRows', opts.maxRows ?? 50, { min: 1, integer: true });
   const digits = checkNumber('digits', opts.digits ?? 4, { min: 1, max: 17, integer: true });
-  const { rows, total } = toRows(table, maxRows);
+  const { rows, total } = tableRows(table, maxRows);
   const cols = tableColumns(rows);
   const numeric = cols.map((c) => rows.every((r) => r[c] === undefined || r[c] === null || typeof r[c] === 'number'));
   const cells = rows.map((r) => cols.map((c) => formatCell(r[c], digits)));

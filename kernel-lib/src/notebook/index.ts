@@ -15,3 +15,5 @@ export {
   Progress,
   progress,
 } from './display';
+export { sweepWithProgress } from './sweep';
+export { TrainingDisplay, trainingDisplay } from './training';

@@ -140,6 +140,19 @@ export function figureCsv(fig: PlotlyFigure): string {
   for (const trace of fig.data) {
     const meta = trace.meta as { role?: string; band?: number[] } | undefined;
     if (meta?.role === 'band') continue;
+    if (trace.type === 'heatmap') {
+      // One line per cell: series = row label, x = column label, y = the cell's value.
+      const z = (trace.z ?? []) as number[][];
+      const xs = trace.x ?? [];
+      ((trace.y ?? []) as unknown[]).forEach((row, i) => {
+        xs.forEach((x, j) => {
+          const fields = [row, x, z[i]?.[j], undefined];
+          if (asymmetric) fields.push(undefined);
+          rows.push(fields.map(csvField).join(','));
+        });
+      });
+      continue;
+    }
     const x = trace.x ?? [];
     const y = trace.y ?? [];
     const errorY = trace.error_y as ErrorY;
@@ -302,6 +315,36 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
           break;
       }
       written.push(file);
+    }
+  } finally {
+    if (exporter && exporter !== opts.exporter) await exporter.close();
+  }
+  return written;
+}
+
+/** A figure with the file name (no extension) it is saved under and its size. */
+export interface NamedFigure {
+  name: string;
+  fig: PlotlyFigure;
+  width?: number;
+  height?: number;
+}
+
+/**
+ * Saves each figure as `dir/<name>.{svg,png,html,csv}` (or `formats`) with one Chromium for the
+ * whole batch. Returns the paths written.
+ */
+export async function exportFigures(figures: readonly NamedFigure[], dir: string, opts: { formats?: readonly FigureFormat[]; exporter?: FigureExporter } = {}): Promise<string[]> {
+  for (const f of figures) {
+    if (!/^[A-Za-z0-9._-]+$/.test(f.name)) throw new ConfigError(`exportFigures: figure name ${JSON.stringify(f.name)} must be letters, digits, ".", "_" or "-"`);
+  }
+  const formats = opts.formats ?? ['svg', 'png', 'html', 'csv'];
+  const needsBrowser = formats.includes('svg') || formats.includes('png');
+  const exporter = needsBrowser ? opts.exporter ?? (await FigureExporter.launch()) : undefined;
+  const written: string[] = [];
+  try {
+    for (const f of figures) {
+      written.push(...(await exportFigure(f.fig, path.join(dir, f.name), { formats, exporter, width: f.width, height: f.height })));
     }
   } finally {
     if (exporter && exporter !== opts.exporter) await exporter.close();

@@ -1,6 +1,9 @@
 /** Plotly figure builders, the shared theme, and static export (SVG/PNG/HTML/JSON/CSV). */
 export { PlotlyFigure, PlotlyTrace, METHOD_COLORS, methodColor, baseLayout, DISPLAY_CONFIG } from './theme';
-export { LineSeries, LineFigureOptions, lineFigure, BarSeries, BarFigureOptions, barFigure } from './figures';
+export {
+  LineSeries, LineFigureOptions, ReferenceLine, lineFigure, BarSeries, BarFigureOptions, barFigure,
+  HeatmapFigureOptions, heatmapFigure, VerticalMarker, HistogramFigureOptions, histogramFigure, logHistogram,
+} from './figures';
 export {
   FigureFormat,
   FIGURE_FORMATS,
@@ -9,6 +12,8 @@ export {
   FigureExporter,
   withFigureExporter,
   exportFigure,
+  exportFigures,
+  NamedFigure,
   figureHtml,
   figureCsv,
   writeFigureCsv,
@@ -17,3 +22,4 @@ export {
   plotlyJsVersion,
 } from './export';
 export { MimeBundle, DisplayContent, FigureBundleOptions, figureBundle, figureBundleHtml } from './bundle';
+export { TableLike, tableRows, tableColumns, formatCell, tableMarkdown, tableCsv, exportTable } from './tables';

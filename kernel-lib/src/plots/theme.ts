@@ -32,6 +32,10 @@ export const METHOD_COLORS: Readonly<Record<string, string>> = {
   'childtuning-d': '#56B4E9',
   hft: '#CC79A7',
   sift: '#E69F00',
+  // GMT at each selection scope, shades of GMT's colour (tensor is GMT's default).
+  'gmt tensor': '#D55E00',
+  'gmt layer': '#F28E2B',
+  'gmt global': '#8C2D04',
 };
 
 /** Colours for names not in {@link METHOD_COLORS}, picked by a stable hash of the name. */

@@ -11,6 +11,7 @@
  * systematic error instead of noise (measured: about half a point of `extraOverSft` for two
  * methods; docs/performance.md).
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { GPT, type GPTConfig } from '../model/gpt';
 import { randomHostBatch } from '../model/bench';
@@ -136,6 +137,12 @@ export interface BenchResult {
   machine: { cpus: number; cpuModel: string; node: string; platform: string };
 }
 
+
+/** The machine fields of a {@link BenchResult}. */
+export function benchMachine(): BenchResult['machine'] {
+  const cpus = os.cpus();
+  return { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` };
+}
 
 /**
  * Times `steps` interleaved updates of every method after `warmup` rounds.

@@ -1,11 +1,11 @@
 /** `gmt-lab bench`: update speed per tuning method on the active backend, interleaved, with overheads vs SFT. */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../../backend';
 import { gptPreset, type GPTPresetName } from '../../model/presets';
 import { barFigure, type BarSeries } from '../../plots/figures';
 import { exportFigure } from '../../plots/export';
-import { benchUpdates, DEFAULT_BENCH_METHODS, MODEL_PATHS, REFERENCE_BENCH_MODEL, type BenchResult, type ModelPath } from '../../train/bench';
+import { benchUpdates,
+  benchMachine, DEFAULT_BENCH_METHODS, MODEL_PATHS, REFERENCE_BENCH_MODEL, type BenchResult, type ModelPath } from '../../train/bench';
 import { ConfigError } from '../../util/config';
 import { writeJsonAtomic } from '../../util/fsx';
 import { defineCommand } from '../command';
@@ -91,12 +91,7 @@ export default defineCommand({
       model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, methods, seed: o.seed, path: o.path as ModelPath, threads: o.threads,
       onRound: (r) => io.stderr(`  round ${r + 1}/${o.steps}\n`),
     });
-    const cpus = os.cpus();
-    const result: BenchResult = {
-      ...core,
-      threads: backend.threads,
-      machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
-    };
+    const result: BenchResult = { ...core, threads: backend.threads, machine: benchMachine() };
     const outDir = path.resolve(o.out);
     writeJsonAtomic(path.join(outDir, 'results.json'), result);
     const table = formatBench(result);

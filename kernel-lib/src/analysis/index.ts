@@ -1,0 +1,4 @@
+/** Statistics over seeds, result tables and the claims' verdict rules. */
+export * from './stats';
+export * from './results';
+export * from './claims';

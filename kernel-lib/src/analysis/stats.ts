@@ -1,0 +1,98 @@
+/**
+ * Statistics over seeds, on well-kept library code (stdlib's t distribution, t-test and p-value
+ * adjustment) rather than hand-written distribution functions:
+ *
+ * - {@link meanCI}: mean, SD and the t interval of the mean over seeds;
+ * - {@link pairedTest}: the paired t-test of two methods run on the same seeds (difference a − b);
+ * - {@link holm}: Holm's step-down adjustment when one method is compared with several;
+ * - {@link equivalenceTest}: TOST equivalence within ±margin (the (1 − 2α) interval of the mean
+ *   difference lies inside the margin).
+ */
+import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
+import ttest = require('@stdlib/stats-ttest');
+import padjust = require('@stdlib/stats-padjust');
+import { ConfigError, checkNumber } from '../util/config';
+
+/** Mean, SD and a confidence interval of the mean. */
+export interface MeanInterval {
+  n: number;
+  mean: number;
+  /** Sample standard deviation (n − 1); NaN for n < 2. */
+  sd: number;
+  /** Interval bounds at `level` (t interval); NaN for n < 2. */
+  lo: number;
+  hi: number;
+  level: number;
+}
+
+function finite(xs: readonly number[], where: string): number[] {
+  const out = xs.filter((x) => Number.isFinite(x));
+  if (out.length !== xs.length) throw new ConfigError(`${where}: ${xs.length - out.length} value(s) are not finite numbers`);
+  return out;
+}
+
+/** Mean ± t-interval of `xs` at `level` (default 95%). */
+export function meanCI(xs: readonly number[], level = 0.95): MeanInterval {
+  checkNumber('level', level, { min: 0, max: 1, minExclusive: true, maxExclusive: true });
+  const v = finite(xs, 'meanCI');
+  const n = v.length;
+  if (n === 0) return { n, mean: NaN, sd: NaN, lo: NaN, hi: NaN, level };
+  const mean = v.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { n, mean, sd: NaN, lo: NaN, hi: NaN, level };
+  const sd = Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1));
+  const half = tQuantile(1 - (1 - level) / 2, n - 1) * (sd / Math.sqrt(n));
+  return { n, mean, sd, lo: mean - half, hi: mean + half, level };
+}
+
+/** A paired comparison: the mean of a − b over pairs with its interval and a two-sided p-value. */
+export interface PairedComparison extends MeanInterval {
+  /** t statistic and degrees of freedom of the paired t-test. */
+  t: number;
+  df: number;
+  pValue: number;
+}
+
+/** Paired t-test of `a` against `b` (same length, pair i = the same seed). */
+export function pairedTest(a: readonly number[], b: readonly number[], level = 0.95): PairedComparison {
+  if (a.length !== b.length) throw new ConfigError(`pairedTest: ${a.length} values against ${b.length}; pairs need equal lengths`);
+  const x = finite(a, 'pairedTest a');
+  const y = finite(b, 'pairedTest b');
+  const diffs = x.map((v, i) => v - (y[i] as number));
+  const ci = meanCI(diffs, level);
+  if (diffs.length < 2) return { ...ci, t: NaN, df: diffs.length - 1, pValue: NaN };
+  if (ci.sd === 0) {
+    // stdlib's t-test divides by the SD; identical differences are a degenerate but exact case.
+    return { ...ci, t: ci.mean === 0 ? 0 : Math.sign(ci.mean) * Infinity, df: diffs.length - 1, pValue: ci.mean === 0 ? 1 : 0 };
+  }
+  const r = ttest(x, y, { alpha: 1 - level });
+  return { ...ci, lo: r.ci[0] as number, hi: r.ci[1] as number, t: r.statistic, df: r.df, pValue: r.pValue };
+}
+
+/** Holm-adjusted p-values (same order as given). */
+export function holm(pValues: readonly number[]): number[] {
+  if (pValues.length === 0) return [];
+  const ok = pValues.map((p) => Number.isFinite(p));
+  const adjusted = padjust(pValues.filter((_, i) => ok[i]), 'holm') as number[];
+  let j = 0;
+  return pValues.map((_, i) => (ok[i] ? (adjusted[j++] as number) : NaN));
+}
+
+/** Outcome of an equivalence test. */
+export interface EquivalenceResult extends MeanInterval {
+  margin: number;
+  /** `equivalent`: the interval lies inside ±margin; `different`: it lies entirely outside; else `inconclusive`. */
+  verdict: 'equivalent' | 'different' | 'inconclusive';
+}
+
+/**
+ * TOST at level α (default 0.05): the (1 − 2α) t interval of the mean of `diffs` (90% for α = 0.05)
+ * against ±`margin`.
+ */
+export function equivalenceTest(diffs: readonly number[], margin: number, alpha = 0.05): EquivalenceResult {
+  checkNumber('margin', margin, { min: 0, minExclusive: true });
+  const ci = meanCI(diffs, 1 - 2 * alpha);
+  let verdict: EquivalenceResult['verdict'] = 'inconclusive';
+  if (Number.isFinite(ci.lo) && ci.lo > -margin && ci.hi < margin) verdict = 'equivalent';
+  else if (Number.isFinite(ci.lo) && (ci.lo >= margin || ci.hi <= -margin)) verdict = 'different';
+  return { ...ci, margin, verdict };
+}

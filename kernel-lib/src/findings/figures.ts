@@ -1,0 +1,171 @@
+/**
+ * The findings notebooks' figures, built from result tables and records in the shared theme
+ * (one colour per method everywhere, see `plots/theme.ts`). Each returns a plain plotly figure:
+ * show it with `showFigure`, save it with `exportFigures`.
+ */
+import { barFigure, heatmapFigure, lineFigure, type LineSeries } from '../plots/figures';
+import type { PlotlyFigure } from '../plots/theme';
+import type { RunRecord } from '../sweep/store';
+import { meanCI } from '../analysis/stats';
+import type { BenchResult } from '../train/bench';
+
+type Row = Record<string, unknown>;
+const numOr = (v: unknown, d = NaN): number => (typeof v === 'number' ? v : d);
+
+/**
+ * Bars of a metric's mean per method (series) and category (e.g. task), with whiskers from the
+ * interval columns `lo`/`hi` (as `summarize` returns them).
+ */
+export function methodBarsFigure(summaryIn: readonly object[], opts: { category: string; method?: string; title: string; yTitle: string; methods?: readonly string[]; categories?: readonly string[] }): PlotlyFigure {
+  const summary = summaryIn as readonly Row[];
+  const mField = opts.method ?? 'methodLabel';
+  const categories = opts.categories ?? [...new Set(summary.map((r) => String(r[opts.category])))];
+  const methods = opts.methods ?? [...new Set(summary.map((r) => String(r[mField])))];
+  const series = methods.map((m) => {
+    const rows = categories.map((c) => summary.find((r) => String(r[mField]) === m && String(r[opts.category]) === c));
+    const mean = rows.map((r) => numOr(r?.mean));
+    return {
+      name: m,
+      values: mean,
+      errors: rows.map((r, i) => Math.max(0, numOr(r?.hi) - (mean[i] as number)) || 0),
+      errorsBelow: rows.map((r, i) => Math.max(0, (mean[i] as number) - numOr(r?.lo)) || 0),
+    };
+  });
+  return barFigure({ categories, series, title: opts.title, yTitle: opts.yTitle, legend: 'top' });
+}
+
+/** Paired differences against a baseline (rows of `pairedVsBaseline`) as bars with 95% CI whiskers. */
+export function pairedDiffFigure(pairedIn: readonly object[], opts: { category?: string; title: string; yTitle: string }): PlotlyFigure {
+  const paired = pairedIn as readonly Row[];
+  const cat = opts.category ?? 'task';
+  const categories = [...new Set(paired.map((r) => String(r[cat])))];
+  const methods = [...new Set(paired.map((r) => String(r.method)))];
+  const series = methods.map((m) => {
+    const rows = categories.map((c) => paired.find((r) => String(r.method) === m && String(r[cat]) === c));
+    const d = rows.map((r) => numOr(r?.diff));
+    return { name: m, values: d, errors: rows.map((r, i) => Math.max(0, numOr(r?.hi) - (d[i] as number)) || 0), errorsBelow: rows.map((r, i) => Math.max(0, (d[i] as number) - numOr(r?.lo)) || 0) };
+  });
+  const fig = barFigure({ categories, series, title: opts.title, yTitle: opts.yTitle, legend: 'top' });
+  (fig.layout.yaxis as Record<string, unknown>).zeroline = true;
+  (fig.layout.yaxis as Record<string, unknown>).zerolinecolor = '#444';
+  return fig;
+}
+
+/**
+ * A metric against the mask ratio k: one line per series key (e.g. `gmt tensor`, `random-mask`)
+ * with its 95% CI band, and a reference level (SFT) with its interval.
+ */
+export function ratioCurveFigure(summaryIn: readonly object[], opts: { series: string; title: string; yTitle: string; reference?: { name: string; mean: number; lo: number; hi: number } }): PlotlyFigure {
+  const summary = summaryIn as readonly Row[];
+  const keys = [...new Set(summary.map((r) => String(r[opts.series])))];
+  const series: LineSeries[] = keys.map((k) => {
+    const rows = summary.filter((r) => String(r[opts.series]) === k).sort((a, b) => numOr(a.ratio) - numOr(b.ratio));
+    const y = rows.map((r) => numOr(r.mean));
+    return { name: k, x: rows.map((r) => numOr(r.ratio)), y, band: rows.map((r, i) => (Number.isFinite(numOr(r.hi)) ? numOr(r.hi) - (y[i] as number) : 0)), dash: k.startsWith('random') ? 'dot' : 'solid' };
+  });
+  const references = opts.reference && Number.isFinite(opts.reference.mean)
+    ? [{ name: opts.reference.name, y: opts.reference.mean, interval: Number.isFinite(opts.reference.lo) ? [opts.reference.lo, opts.reference.hi] as [number, number] : undefined, colorKey: 'sft' }]
+    : [];
+  return lineFigure({ series, references, title: opts.title, xTitle: 'mask ratio k (fraction of Γ zeroed)', yTitle: opts.yTitle, legend: 'top' });
+}
+
+/**
+ * Validation loss over training, mean over seeds per method label, with a 95% band — from the
+ * records' `history.evals` (runs made with `evalEvery`).
+ */
+export function validationCurvesFigure(records: readonly RunRecord[], opts: { title: string; group?: (r: RunRecord) => string }): PlotlyFigure {
+  const group = opts.group ?? ((r: RunRecord) => r.methodLabel);
+  const byGroup = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    if (!r.history?.evals.length) continue;
+    const g = group(r);
+    byGroup.set(g, [...(byGroup.get(g) ?? []), r]);
+  }
+  const series: LineSeries[] = [...byGroup].map(([name, rs]) => {
+    const steps = [...new Set(rs.flatMap((r) => r.history!.evals.map((e) => e.step)))].sort((a, b) => a - b);
+    const stats = steps.map((s) => meanCI(rs.map((r) => r.history!.evals.find((e) => e.step === s)?.valLoss).filter((v): v is number => typeof v === 'number' && Number.isFinite(v))));
+    return { name, colorKey: name, x: steps, y: stats.map((c) => c.mean), band: stats.map((c) => (Number.isFinite(c.hi) ? c.hi - c.mean : 0)) };
+  });
+  return lineFigure({ series, title: opts.title, xTitle: 'update', yTitle: 'validation loss (completion tokens)', logY: true, legend: 'top' });
+}
+
+/** Training loss of one run per series (sampled history of records). */
+export function trainingCurvesFigure(records: readonly RunRecord[], opts: { title: string; name?: (r: RunRecord) => string }): PlotlyFigure {
+  const name = opts.name ?? ((r: RunRecord) => r.methodLabel);
+  return lineFigure({
+    series: records.filter((r) => r.history).map((r) => ({ name: name(r), colorKey: r.config.method, x: r.history!.step, y: r.history!.loss })),
+    title: opts.title, xTitle: 'update', yTitle: 'training loss', logY: true, legend: 'top',
+  });
+}
+
+/** `blocks.2.attn.wqkv` → `block 2`; embeddings and head keep their own rows. */
+export function layerOfTensor(name: string): string {
+  const m = /^blocks\.(\d+)\./.exec(name);
+  if (m) return `block ${m[1]}`;
+  if (/^(wte|wpe)$/.test(name)) return 'embeddings';
+  return 'head';
+}
+
+/**
+ * Layer × update heatmap of the kept fraction (mean of the tensors of each layer, weighted by
+ * size when `sizes` is given) from a record's sampled `keptByTensor` history.
+ */
+export function keptHeatmapFigure(record: RunRecord, opts: { title: string; sizes?: Record<string, number>; byTensor?: boolean }): PlotlyFigure {
+  const h = record.history;
+  if (!h?.keptByTensor) throw new Error(`keptHeatmapFigure: run ${record.label} has no per-tensor kept fractions (a masking method's record is needed)`);
+  const names = Object.keys(h.keptByTensor);
+  const rows = opts.byTensor ? names : [...new Set(names.map(layerOfTensor))];
+  const z = rows.map((row) => {
+    const members = opts.byTensor ? [row] : names.filter((n) => layerOfTensor(n) === row);
+    return h.step.map((_, j) => {
+      let w = 0;
+      let s = 0;
+      for (const n of members) {
+        const size = opts.sizes?.[n] ?? 1;
+        s += (h.keptByTensor![n]![j] as number) * size;
+        w += size;
+      }
+      return w ? s / w : NaN;
+    });
+  });
+  return heatmapFigure({ x: h.step, y: rows, z, title: opts.title, xTitle: 'update', zTitle: 'kept fraction', zmin: 0, zmax: 1 });
+}
+
+/** Jaccard overlap of consecutive masks over training, one line per record. */
+export function jaccardFigure(records: readonly RunRecord[], opts: { title: string; name?: (r: RunRecord) => string }): PlotlyFigure {
+  const name = opts.name ?? ((r: RunRecord) => r.methodLabel);
+  const series: LineSeries[] = records
+    .filter((r) => r.history?.maskJaccard)
+    .map((r) => {
+      const h = r.history!;
+      const pts = h.step.map((s, i) => [s, h.maskJaccard![i]] as const).filter(([, j]) => typeof j === 'number');
+      return { name: name(r), colorKey: r.config.method, x: pts.map(([s]) => s), y: pts.map(([, j]) => j as number) };
+    });
+  const fig = lineFigure({ series, title: opts.title, xTitle: 'update', yTitle: 'Jaccard(M_t, M_t−1)', legend: 'top' });
+  (fig.layout.yaxis as Record<string, unknown>).range = [0, 1.02];
+  return fig;
+}
+
+/** Median update time per method (bench rows) with p10–p90 whiskers. */
+export function stepTimeFigure(bench: Pick<BenchResult, 'rows'>, opts: { title: string }): PlotlyFigure {
+  const rows = bench.rows;
+  return barFigure({
+    categories: rows.map((r) => r.label),
+    series: [{ name: 'median update', values: rows.map((r) => r.medianMs), errors: rows.map((r) => r.p90Ms - r.medianMs), errorsBelow: rows.map((r) => r.medianMs - r.p10Ms), color: '#4C72B0' }],
+    title: opts.title, yTitle: 'ms per update (p10–p90 whiskers)', legend: 'top',
+  });
+}
+
+/** Update-time overhead over SFT per method (bench rows): end-to-end paired and the method's own cost, with 95% intervals. */
+export function overheadFigure(bench: Pick<BenchResult, 'rows'>, opts: { title: string }): PlotlyFigure {
+  const rows = bench.rows.filter((r) => r.label !== 'sft');
+  const pct = (x: number): number => (x - 1) * 100;
+  return barFigure({
+    categories: rows.map((r) => r.label),
+    series: [
+      { name: 'end to end (paired)', values: rows.map((r) => pct(r.pairedOverVsSft)), errors: rows.map((r) => pct(r.pairedCi95[1]) - pct(r.pairedOverVsSft)), errorsBelow: rows.map((r) => pct(r.pairedOverVsSft) - pct(r.pairedCi95[0])), color: '#4C72B0' },
+      { name: 'the method\'s own time', values: rows.map((r) => r.extraOverSft * 100), errors: rows.map((r) => (r.extraCi95[1] - r.extraOverSft) * 100), errorsBelow: rows.map((r) => (r.extraOverSft - r.extraCi95[0]) * 100), color: '#D55E00' },
+    ],
+    title: opts.title, yTitle: '% of an SFT update', legend: 'top',
+  });
+}

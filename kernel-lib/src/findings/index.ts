@@ -1,0 +1,5 @@
+/** The findings notebooks' shared logic: paths, figures, reports, the cached benchmark and CLAIMS.md. */
+export * from './paths';
+export * from './figures';
+export * from './reports';
+export * from './bench';

@@ -1,0 +1,261 @@
+/**
+ * What each findings notebook computes from the store, kept here so that the notebooks, the
+ * `gmt-lab claims` command and `npm run reproduce` compute it the same way:
+ *
+ * - {@link loadGrid} / {@link gridResults}: a grid file's planned runs and their records;
+ * - {@link comparisonReport} (notebook 02): mean ± CI per method and task, paired differences
+ *   against SFT with Holm-adjusted p-values, forgetting, and the noise study;
+ * - {@link ratioReport} (notebook 03): accuracy against the mask ratio per scope;
+ * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { loadResults, pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
+import { claim1, claim2, claim3, claimsMarkdown, type ClaimsProvenance } from '../analysis/claims';
+import { meanCI } from '../analysis/stats';
+import { planSweep, runPlanned } from '../sweep/runner';
+import { Rng } from '../util/rng';
+import { ResultStore, type RunRecord } from '../sweep/store';
+import type { PlannedRun, SweepGrid } from '../sweep/grid';
+import { ConfigError, runMode, type RunMode } from '../util/config';
+import { writeFileAtomic } from '../util/fsx';
+import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
+import { findingsPaths } from './paths';
+import type { CachedBench } from './bench';
+
+/** Reads a grid file (JSON) with a clear error. */
+export function loadGrid(file: string): SweepGrid {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read grid file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as SweepGrid;
+  } catch (e) {
+    throw new ConfigError(`grid file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** A grid's planned runs and, for those the store has, their records and result rows. */
+export interface GridResults {
+  planned: PlannedRun[];
+  records: RunRecord[];
+  rows: ResultRow[];
+  table: Table;
+  /** Planned runs the store lacks (finished = done or diverged). */
+  missing: number;
+}
+
+/** The records of a grid's planned runs (in `mode`) found in `store`. */
+export async function gridResults(grid: SweepGrid | string, store: string, mode: RunMode = runMode()): Promise<GridResults> {
+  const g = typeof grid === 'string' ? loadGrid(grid) : grid;
+  const { runs } = await planSweep(g, { mode });
+  const latest = new ResultStore(store).latest();
+  // A run shared by two grids is stored once, under the labels of the grid that made it first;
+  // here it takes this grid's labels.
+  const records = runs.flatMap((r) => {
+    const rec = latest.get(r.key);
+    return rec ? [{ ...rec, label: r.label, methodLabel: r.methodLabel }] : [];
+  });
+  const table = loadResults(records);
+  const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && latest.get(r.key)!.status !== 'failed';
+  return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: runs.filter((r) => !finished(r)).length };
+}
+
+/** Seeds needed for a paired-difference CI half-width of `target` points, given its SD (t-based, iterated). */
+export function seedsForHalfWidth(sd: number, target: number, level = 0.95): number {
+  if (!(sd > 0)) return 2;
+  let n = 2;
+  while (n < 10000 && tQuantile(1 - (1 - level) / 2, n - 1) * sd / Math.sqrt(n) > target) n += 1;
+  return n;
+}
+
+/** One row of the forgetting table: a probe's mean over seeds with its 95% CI. */
+export interface ForgettingRow {
+  task: string;
+  methodLabel: string;
+  metric: 'facts (points)' | 'general loss';
+  n: number;
+  mean: number;
+  sd: number;
+  lo: number;
+  hi: number;
+}
+
+/** Notebook 02's numbers. */
+export interface ComparisonReport {
+  /** Accuracy (points) per method label and task: n, mean, sd, lo, hi. */
+  accuracy: Table;
+  valLoss: Table;
+  /** method − SFT on the same seeds, per task: diff, CI, p, Holm p. */
+  paired: Table;
+  /** Forgetting per method and task: facts accuracy and general-text loss after fine-tuning, and the base's. */
+  forgetting: ForgettingRow[];
+  /** The noise study per task: seed SD of SFT and GMT, SD of the paired difference, CI half-width, seeds for ±3. */
+  noise: Record<string, unknown>[];
+}
+
+/** The comparison of notebook 02 from its result rows (`gmtLabel` names GMT, default `gmt`). */
+export function comparisonReport(rows: readonly ResultRow[], gmtLabel = 'gmt'): ComparisonReport {
+  const accuracy = summarize(rows as never, ['task', 'methodLabel'], 'accuracy');
+  const valLoss = summarize(rows as never, ['task', 'methodLabel'], 'valLoss');
+  const paired = pairedVsBaseline(rows as never, { metric: 'accuracy', baseline: 'sft', by: ['task'] });
+  const forgetting: ForgettingRow[] = [
+    ...(summarize(rows as never, ['task', 'methodLabel'], 'facts').objects() as ForgettingRow[]).map((r) => ({ ...r, metric: 'facts (points)' as const })),
+    ...(summarize(rows as never, ['task', 'methodLabel'], 'generalValLoss').objects() as ForgettingRow[]).map((r) => ({ ...r, metric: 'general loss' as const })),
+  ];
+  const base = rows.find((r) => r.baseFacts !== null);
+  if (base) {
+    forgetting.push({ task: 'base', methodLabel: 'base model', n: 1, mean: base.baseFacts ?? NaN, sd: NaN, lo: NaN, hi: NaN, metric: 'facts (points)' });
+    forgetting.push({ task: 'base', methodLabel: 'base model', n: 1, mean: base.baseGeneralValLoss ?? NaN, sd: NaN, lo: NaN, hi: NaN, metric: 'general loss' });
+  }
+  const noise: Record<string, unknown>[] = [];
+  for (const task of [...new Set(rows.map((r) => r.task))]) {
+    const acc = (label: string) => rows.filter((r) => r.task === task && r.methodLabel === label && r.accuracy !== null);
+    const sft = acc('sft');
+    const gmt = acc(gmtLabel);
+    const seeds = sft.map((r) => r.seed).filter((s) => gmt.some((g) => g.seed === s));
+    const diffs = seeds.map((s) => gmt.find((g) => g.seed === s)!.accuracy! - sft.find((r) => r.seed === s)!.accuracy!);
+    const d = meanCI(diffs);
+    noise.push({
+      task,
+      seeds: seeds.length,
+      sftSd: meanCI(sft.map((r) => r.accuracy!)).sd,
+      gmtSd: meanCI(gmt.map((r) => r.accuracy!)).sd,
+      diffSd: d.sd,
+      ciHalfWidth: (d.hi - d.lo) / 2,
+      seedsForPlusMinus3: seedsForHalfWidth(d.sd, 3),
+      testSize: rows.find((r) => r.task === task)?.testSize ?? null,
+    });
+  }
+  return { accuracy, valLoss, paired, forgetting, noise };
+}
+
+/** Notebook 03's numbers: accuracy per (method, scope) series and ratio; SFT's level. */
+export interface RatioReport {
+  /** Accuracy rows: series (`gmt tensor`, `gmt global`, `random-mask`), ratio, n, mean, sd, lo, hi. */
+  curve: Table;
+  /** The same for the validation loss. */
+  valLossCurve: Table;
+  /** SFT (k = 0): accuracy and validation loss over seeds. */
+  sft: { n: number; mean: number; lo: number; hi: number };
+  sftValLoss: { n: number; mean: number; lo: number; hi: number };
+}
+
+/** The series name of a row in notebook 03: GMT by scope, other methods by name. */
+export function ratioSeries(r: ResultRow): string {
+  return r.method === 'gmt' ? `gmt ${r.scope ?? 'tensor'}` : r.method;
+}
+
+/** Accuracy against the mask ratio from notebook 03's rows. */
+export function ratioReport(rows: readonly ResultRow[]): RatioReport {
+  const masked = rows.filter((r) => r.method !== 'sft').map((r) => ({ ...r, series: ratioSeries(r) }));
+  const sftRows = rows.filter((r) => r.method === 'sft' && r.accuracy !== null);
+  const s = meanCI(sftRows.map((r) => r.accuracy!));
+  const v = meanCI(rows.filter((r) => r.method === 'sft' && r.valLoss !== null).map((r) => r.valLoss!));
+  return {
+    curve: summarize(masked as never, ['series', 'ratio'], 'accuracy'),
+    valLossCurve: summarize(masked as never, ['series', 'ratio'], 'valLoss'),
+    sft: { n: s.n, mean: s.mean, lo: s.lo, hi: s.hi },
+    sftValLoss: { n: v.n, mean: v.mean, lo: v.lo, hi: v.hi },
+  };
+}
+
+function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: string, root: string): ClaimsProvenance | null {
+  const done = records.filter((r) => r.status === 'done');
+  if (!done.length) return null;
+  const uniq = (f: (r: RunRecord) => string | number): string => [...new Set(done.map(f))].sort().join(', ');
+  const seedsPerMethod = new Map<string, Set<number>>();
+  for (const r of done) seedsPerMethod.set(r.methodLabel, (seedsPerMethod.get(r.methodLabel) ?? new Set()).add(r.config.seed));
+  const byCount = new Map<number, string[]>();
+  for (const [m, set] of seedsPerMethod) byCount.set(set.size, [...(byCount.get(set.size) ?? []), m]);
+  const seedText = [...byCount].sort((a, b) => b[0] - a[0]).map(([n, ms]) => `${n} (${ms.length > 4 ? `${ms.length} methods` : ms.join(', ')})`).join('; ');
+  const dates = done.map((r) => r.provenance.date).sort();
+  return {
+    mode,
+    preset: uniq((r) => r.config.base),
+    seeds: seedText,
+    testSize: uniq((r) => r.config.testSize),
+    backend: uniq((r) => r.provenance.backend),
+    gradientPath: uniq((r) => r.provenance.gradientPath),
+    machine: uniq((r) => `${r.provenance.machine.cpu} × ${r.provenance.machine.cores}, Node ${r.provenance.node}`),
+    commit: uniq((r) => { const c = r.provenance.commit ?? 'unknown'; return `${c.slice(0, 12)}${c.endsWith('-dirty') ? ' (uncommitted changes)' : ''}`; }),
+    date: dates[0] === dates[dates.length - 1] ? dates[0]!.slice(0, 10) : `${dates[0]!.slice(0, 10)} to ${dates[dates.length - 1]!.slice(0, 10)}`,
+    store: path.relative(root, store),
+  };
+}
+
+/** The grid files of the findings notebooks. */
+export const FINDINGS_GRIDS = { gmtVsSft: '02_gmt_vs_sft.json', maskRatio: '03_mask_ratio.json', insideMask: '05_inside_the_mask.json' } as const;
+
+/**
+ * Writes figures/CLAIMS.md (fast mode: build/fast/figures/CLAIMS.md) from the store and the
+ * cached benchmark, applying the rules of `analysis/claims.ts`. Returns the path and text.
+ */
+export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: string; text: string; missing: number }> {
+  const paths = findingsPaths(mode);
+  const g2 = await gridResults(path.join(paths.gridsDir, FINDINGS_GRIDS.gmtVsSft), paths.store, mode);
+  const g3 = await gridResults(path.join(paths.gridsDir, FINDINGS_GRIDS.maskRatio), paths.store, mode);
+  const c1 = claim1(g2.rows, 'gmt', [...new Set(g2.planned.map((r) => r.config.task))]);
+  const tasks3 = [...new Set(g3.planned.map((r) => r.config.task))];
+  const scopes3 = [...new Set(g3.planned.filter((r) => r.config.method === 'gmt').map((r) => String((r.config.methodOptions as { scope?: string }).scope ?? 'tensor')))];
+  const c2 = tasks3.flatMap((t) => scopes3.map((s) => claim2(g3.rows, t, s)));
+  const notes: string[] = [];
+  let c3: ReturnType<typeof claim3>[] = [];
+  let benchRecords: RunRecord[] = [];
+  if (existsSync(paths.bench)) {
+    const bench = JSON.parse(readFileSync(paths.bench, 'utf8')) as CachedBench;
+    c3 = ['tensor', 'layer', 'global'].flatMap((scope) => {
+      const row = bench.result.rows.find((r) => r.label === `gmt (${scope})`);
+      return row ? [claim3(scope, row, scope === 'tensor' ? g2.rows : undefined, scope === 'tensor' ? 'gmt' : undefined)] : [];
+    });
+    notes.push(`Claim 3's update times come from notebook 04's interleaved benchmark (${bench.result.steps} rounds per method on the ${bench.options.preset} model, batch ${bench.options.batchSize} × ${bench.result.tokensPerUpdate / bench.options.batchSize} tokens, ${bench.context.gradientPath}, ${bench.result.machine.cpuModel}, ${bench.date.slice(0, 10)}). The whole-run ratio pairs GMT and SFT runs of notebook 02 on the same seeds; those runs shared the machine with another run, so it is the noisier figure.`);
+    benchRecords = g2.records;
+  } else notes.push('Claim 3: notebook 04 has not made its benchmark yet (no bench file beside the store).');
+  if (g2.missing || g3.missing) notes.push(`The store lacks ${g2.missing} of notebook 02's ${g2.planned.length} runs and ${g3.missing} of notebook 03's ${g3.planned.length}; the verdicts above use the runs it has.`);
+  const text = claimsMarkdown({
+    claim1: c1,
+    claim2: c2,
+    claim3: c3,
+    provenance: {
+      claim1: provenanceOf(g2.records, mode, paths.store, paths.root),
+      claim2: provenanceOf(g3.records, mode, paths.store, paths.root),
+      claim3: provenanceOf(benchRecords, mode, paths.store, paths.root),
+    },
+    notes,
+  });
+  writeFileAtomic(paths.claims, text);
+  return { file: paths.claims, text, missing: g2.missing + g3.missing };
+}
+
+/** One re-made run of {@link recheckRuns}. */
+export interface RecheckResult {
+  key: string;
+  label: string;
+  stored: string;
+  now: string;
+  match: boolean;
+}
+
+/**
+ * Picks `count` finished runs of the grids at random (seeded), makes them again in worker
+ * processes and compares the weights sha256 with the stored records: the same config on the
+ * same machine build must give the same bits.
+ */
+export async function recheckRuns(grids: readonly SweepGrid[], store: string, opts: { count: number; mode?: RunMode; seed?: number }): Promise<RecheckResult[]> {
+  const latest = new ResultStore(store).latest();
+  const candidates = new Map<string, PlannedRun>();
+  for (const g of grids) {
+    for (const r of (await planSweep(g, { mode: opts.mode ?? runMode() })).runs) if (latest.get(r.key)?.status === 'done') candidates.set(r.key, r);
+  }
+  const picked = new Rng(opts.seed ?? 0).shuffle([...candidates.values()]).slice(0, opts.count);
+  if (picked.length === 0) return [];
+  const records = await runPlanned(picked);
+  return picked.map((run, i) => {
+    const stored = latest.get(run.key)!.weightsSha256 ?? '';
+    const now = records[i]?.weightsSha256 ?? `(${records[i]?.status}: ${records[i]?.error?.message ?? 'no record'})`;
+    return { key: run.key, label: run.label, stored, now, match: stored !== '' && stored === now };
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * Sweeps from a notebook cell: the same `runSweep` as `gmt-lab sweep`, with a progress bar
+ * updated in place (runs finished / planned, failures, ETA, what is running). A sweep whose runs
+ * are all in the store returns at once, so re-running a cell is instant.
+ */
+import { runSweep, type SweepOptions, type SweepOutcome } from '../sweep/runner';
+import type { SweepGrid } from '../sweep/grid';
+import { progress } from './display';
+
+/**
+ * Runs `grid` into `opts.store` showing progress; resolves to the sweep's outcome.
+ *
+ * ```ts
+ * const outcome = await gmt.sweepWithProgress(grid, { store: paths.store });
+ * const table = gmt.loadResults(outcome.records.values());
+ * ```
+ */
+export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOptions & { label?: string }): Promise<SweepOutcome> {
+  let bar: ReturnType<typeof progress> | undefined;
+  let total = 0;
+  const outcome = await runSweep(grid, {
+    ...opts,
+    onProgress: (p) => {
+      opts.onProgress?.(p);
+      total = p.total;
+      if (p.total === 0) return;
+      bar ??= progress(p.total, { label: opts.label ?? `sweep ${p.grid}` });
+      const running = p.running.map((r) => `${r.label.split(' · ')[0]} ${r.step}/${r.steps}`).join('; ');
+      bar.update(p.skipped + p.done + p.failed + p.diverged, {
+        stored: p.skipped,
+        failed: p.failed,
+        ...(p.diverged ? { diverged: p.diverged } : {}),
+        ...(running ? { running } : {}),
+      });
+    },
+  });
+  bar?.finish({ ran: outcome.ran, stored: outcome.skipped, failed: outcome.failed });
+  if (total === 0) process.stdout.write('sweep: the grid plans no runs\n');
+  return outcome;
+}

@@ -1,0 +1,150 @@
+/**
+ * Statistics over seeds, result tables, the verdict rules of the claims, table files and the
+ * danfojs bridge. Reference values come from textbook cases (exact t quantiles, a hand-computed
+ * paired test), not from the code under test.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { equivalenceTest, holm, meanCI, pairedTest } from '../src/analysis/stats';
+import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type ResultRow } from '../src/analysis/results';
+import { claim1, claim1Verdict, claim2, claim3Verdict, claimsMarkdown } from '../src/analysis/claims';
+import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
+import { seedsForHalfWidth, comparisonReport } from '../src/findings/reports';
+import { resolveFinetuneConfig } from '../src/sweep/finetune';
+import type { RunRecord } from '../src/sweep/store';
+
+const close = (a: number, b: number, tol = 1e-9): boolean => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
+
+test('meanCI: mean, SD and the t interval (t₀.₉₇₅,₄ = 2.776445)', () => {
+  const c = meanCI([1, 2, 3, 4, 5]);
+  assert.equal(c.n, 5);
+  assert.equal(c.mean, 3);
+  assert.ok(close(c.sd, Math.sqrt(2.5)));
+  const half = 2.7764451051977987 * Math.sqrt(2.5) / Math.sqrt(5);
+  assert.ok(close(c.lo, 3 - half, 1e-7) && close(c.hi, 3 + half, 1e-7), `${c.lo} ${c.hi}`);
+  assert.ok(Number.isNaN(meanCI([7]).sd) && meanCI([7]).mean === 7);
+  assert.throws(() => meanCI([1, NaN]), /not finite/);
+});
+
+test('pairedTest equals a t-test of the differences; Holm matches the step-down rule', () => {
+  const a = [10, 12, 9, 14, 11, 13];
+  const b = [9, 10, 9, 11, 10, 10];
+  const d = a.map((x, i) => x - b[i]!); // 1 2 0 3 1 3: mean 5/3
+  const t = pairedTest(a, b);
+  const m = d.reduce((x, y) => x + y, 0) / d.length;
+  const sd = Math.sqrt(d.reduce((x, y) => x + (y - m) ** 2, 0) / (d.length - 1));
+  assert.ok(close(t.mean, m));
+  assert.ok(close(t.t, m / (sd / Math.sqrt(6)), 1e-7));
+  assert.equal(t.df, 5);
+  assert.ok(t.pValue > 0.005 && t.pValue < 0.02, `p ${t.pValue}`);
+  assert.ok(t.lo > 0 && t.lo < m && t.hi > m);
+  assert.throws(() => pairedTest([1, 2], [1]), /equal lengths/);
+  const same = pairedTest([1, 2, 3], [0, 1, 2]);
+  assert.equal(same.pValue, 0);
+  // Holm on (0.01, 0.04, 0.03): sorted 0.01·3, 0.03·2, 0.04·1 → monotone 0.03, 0.06, 0.06.
+  const adj = holm([0.01, 0.04, 0.03]);
+  assert.ok(close(adj[0]!, 0.03) && close(adj[1]!, 0.06) && close(adj[2]!, 0.06), adj.join(','));
+  assert.ok(Number.isNaN(holm([NaN, 0.5])[0]!));
+});
+
+test('equivalence (TOST): inside, outside and straddling the margin', () => {
+  assert.equal(equivalenceTest([0.5, -0.5, 0.2, -0.1, 0.3], 3).verdict, 'equivalent');
+  assert.equal(equivalenceTest([10, 11, 9.5, 10.5, 10], 3).verdict, 'different');
+  assert.equal(equivalenceTest([4, -4, 3, -2, 5], 3).verdict, 'inconclusive');
+  assert.equal(equivalenceTest([1, 1.1], 3).level, 0.9);
+});
+
+test('the verdict rules of claims 1 and 3', () => {
+  assert.equal(claim1Verdict({ n: 10, lo: 0.1, hi: 4 }), 'reproduced');
+  assert.equal(claim1Verdict({ n: 10, lo: -4, hi: -0.1 }), 'contradicted');
+  assert.equal(claim1Verdict({ n: 10, lo: -1, hi: 1 }), 'inconclusive');
+  assert.equal(claim1Verdict({ n: 1, lo: NaN, hi: NaN }), 'no data');
+  assert.equal(claim3Verdict([0.99, 1.049]), 'reproduced');
+  assert.equal(claim3Verdict([1.06, 1.2]), 'not reproduced');
+  assert.equal(claim3Verdict([1.0, 1.08]), 'inconclusive');
+});
+
+function row(over: Partial<ResultRow>): ResultRow {
+  return {
+    key: Math.random().toString(36), grid: 'g', status: 'done', method: 'sft', methodLabel: 'sft', task: 'math', preset: 'micro', seed: 0,
+    ratio: null, scope: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, baseValLoss: 4, facts: 80, baseFacts: 80,
+    generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
+    ...over,
+  };
+}
+
+test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', () => {
+  const rows: ResultRow[] = [];
+  for (let s = 0; s < 8; s++) {
+    rows.push(row({ seed: s, accuracy: 50 + s }));
+    rows.push(row({ seed: s, method: 'gmt', methodLabel: 'gmt', accuracy: 53 + s + (s % 2 ? 0.5 : -0.5) }));
+    rows.push(row({ seed: s, task: 'code', accuracy: 40 + s * 3 }));
+    rows.push(row({ seed: s, task: 'code', method: 'gmt', methodLabel: 'gmt', accuracy: 40 + s * 3 + (s % 2 ? 4 : -4) }));
+  }
+  const [math, code] = claim1(rows, 'gmt', ['math', 'code']);
+  assert.equal(math!.verdict, 'reproduced');
+  assert.ok(close(math!.diff.mean, 3));
+  assert.equal(code!.verdict, 'inconclusive');
+  // Claim 2: flat within ±1 from 0.1 to 0.5, falling from 0.7 on.
+  const r2: ResultRow[] = [];
+  for (let s = 0; s < 6; s++) {
+    for (const k of [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9]) {
+      const drop = k >= 0.7 ? 10 * (k - 0.5) * 10 : 0;
+      r2.push(row({ seed: s, method: 'gmt', methodLabel: `gmt ${k}`, scope: 'tensor', ratio: k, accuracy: 60 + s - drop + (s % 2 ? 0.3 : -0.3) * k }));
+    }
+  }
+  const c2 = claim2(r2, 'math', 'tensor');
+  assert.equal(c2.verdict, 'reproduced', JSON.stringify(c2.checks));
+  assert.equal(c2.fallsFrom, 0.7);
+  const md = claimsMarkdown({ claim1: [math!, code!], claim2: [c2], claim3: [], provenance: { claim1: null, claim2: null, claim3: null } });
+  assert.match(md, /Verdict rules \(written before the full-mode runs\)/);
+  assert.match(md, /\| math \|.*\*\*reproduced\*\* \|/);
+  assert.match(md, /first falls significantly below k = 0.3 at k = 0.7/);
+});
+
+function record(seed: number, method: string, acc: number): RunRecord {
+  return {
+    kind: 'gmt-lab/run', v: 1, key: `${method}-${seed}`, status: 'done', label: '', methodLabel: method, grid: 'g',
+    config: resolveFinetuneConfig({ method, seed, base: 'nano', warmup: 1, steps: 10, methodOptions: method === 'gmt' ? { ratio: 0.3 } : {} }),
+    inputs: { base: 'x' }, metrics: { testAccuracy: acc, valLoss: 0.2, baseValLoss: 4 }, weightsSha256: 'w',
+    timings: { totalMs: 1, trainMs: 1, msPerUpdate: 1, meanMsPerUpdate: 1, gradientsMsPerUpdate: 1, transformMsPerUpdate: 0, initMs: 0, evalMs: 0, scoreMs: 0, updates: 10 },
+    provenance: { kernelLib: '0', backend: 'wasm', gradientPath: 'p', node: 'v', machine: { cpu: 'c', cores: 2, platform: 'linux', arch: 'x64', host: 'h' }, commit: null, date: 'd', threads: 1, jobs: 1 },
+  };
+}
+
+test('result tables: rows in points, summaries, paired differences with Holm, forgetting and noise', () => {
+  const recs = [0, 1, 2, 3].flatMap((s) => [record(s, 'sft', 0.5 + s / 100), record(s, 'gmt', 0.52 + s / 100), record(s, 'hft', 0.4 + (s % 2) / 10)]);
+  assert.equal(resultRow(recs[1]!).ratio, 0.3);
+  assert.equal(resultRow(recs[0]!).ratio, 0, 'SFT is k = 0');
+  const table = loadResults(recs);
+  assert.equal(table.numRows(), 12);
+  const s = summarize(table, ['methodLabel'], 'accuracy').objects() as { methodLabel: string; mean: number; n: number }[];
+  assert.ok(close(s.find((r) => r.methodLabel === 'sft')!.mean, 51.5));
+  const p = pairedVsBaseline(table, { metric: 'accuracy', baseline: 'sft', by: [] }).objects() as { method: string; diff: number; p: number; pHolm: number }[];
+  assert.equal(p.length, 2);
+  const g = p.find((r) => r.method === 'gmt')!;
+  assert.ok(close(g.diff, 2, 1e-6));
+  assert.ok(p.every((r) => r.pHolm >= r.p));
+  assert.throws(() => pairedVsBaseline([...recs, record(0, 'gmt', 0.1)].map(resultRow), { metric: 'accuracy', baseline: 'sft', by: [] }), /two runs of gmt with seed 0/);
+  const report = comparisonReport(table.objects() as unknown as ResultRow[], 'gmt');
+  const noise = report.noise[0] as { seeds: number; diffSd: number; seedsForPlusMinus3: number };
+  assert.equal(noise.seeds, 4);
+  assert.ok(noise.diffSd < 1e-9, 'GMT − SFT is exactly 2 points on every seed');
+  assert.equal(seedsForHalfWidth(5, 3), 14, 't-based: 2.160·5/√14 = 2.89 ≤ 3 < 2.179·5/√13 = 3.02');
+  const df = toDataFrame(table);
+  assert.deepEqual(df.shape, [12, table.numCols()]);
+  assert.ok(df.columns.includes('accuracy'));
+});
+
+test('tables as Markdown and CSV files', () => {
+  const rows = [{ method: 'gmt', acc: 51.23456, note: 'a|b' }, { method: 'sft', acc: 50, note: 'x,"y"' }];
+  assert.equal(tableMarkdown(rows, { digits: 3 }), '| method | acc | note |\n|:---|---:|:---|\n| gmt | 51.2 | a\\|b |\n| sft | 50 | x,"y" |\n');
+  assert.equal(tableCsv(rows), 'method,acc,note\ngmt,51.23456,a|b\nsft,50,"x,""y"""\n');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-table-'));
+  const files = exportTable(rows, path.join(dir, 'sub', 't'), { caption: 'Caption' });
+  assert.deepEqual(files.map((f) => path.basename(f)), ['t.md', 't.csv']);
+  assert.match(fs.readFileSync(files[0]!, 'utf8'), /^Caption\n\n\| method/);
+});
