@@ -1,23 +1,138 @@
 #!/usr/bin/env node
-// `npm run reproduce`: re-run everything the paper's findings rest on, at full size.
-// `npm run setup` has already run (prereproduce). Each step is a name and an async function;
-// add figure exports and tables as further steps. Stops at the first failed step.
+// `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]`: remake the evidence
+// behind every finding. `npm run setup` has already run (prereproduce).
+//
+//   1. sweeps      every findings grid (notebooks/grids/0*.json) into the mode's result store,
+//                  running only the runs the store lacks (--fresh: start a new store; the old one
+//                  is kept beside it as <store>.bak-<time>)
+//   2. notebooks   every notebooks/*.ipynb in that mode; they read the store (all runs present,
+//                  so they return at once), make notebook 04's benchmark if it is missing, and
+//                  save their figures and tables. Full mode writes the outputs into the notebooks
+//                  themselves (committed, so a reader sees the evidence without running anything);
+//                  fast mode into build/notebooks.
+//   3. claims      figures/CLAIMS.md from the store and the benchmark (`gmt-lab claims`)
+//   4. check       re-runs --check (default 2) stored runs picked at random and compares their
+//                  weights sha256 with the store's: same config, same machine build, same bits
+//
+// Full mode: data/results/ and figures/ (committed); fast mode: build/fast/.
 
+import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './lib/env.mjs';
 import { runNotebooks } from './notebooks.mjs';
 
-const executedDir = path.join(repoRoot, 'build', 'notebooks');
+const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh] [--check N] [--jobs N]
+  --mode    full (default): the sizes behind the committed evidence; fast: small budgets, build/fast/
+  --fresh   ignore the store: move it aside (kept as .bak-<time>) and run every run again
+  --check   stored runs to re-run for the same-weights check (default 2; 0 skips it)
+  --jobs    runs in parallel (default: one per core)`;
 
-/** @type {{name: string, run: () => Promise<string>}[]} each run returns a one-line result */
+function parseArgs(argv) {
+  const o = { mode: 'full', fresh: false, check: 2, jobs: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--mode') o.mode = value();
+    else if (a === '--fresh') o.fresh = true;
+    else if (a === '--check') o.check = Number(value());
+    else if (a === '--jobs') o.jobs = Number(value());
+    else if (a === '-h' || a === '--help') {
+      console.log(usage);
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}`);
+  }
+  if (o.mode !== 'fast' && o.mode !== 'full') throw new Error(`--mode must be fast or full, got "${o.mode}"`);
+  if (!Number.isInteger(o.check) || o.check < 0) throw new Error('--check must be an integer ≥ 0');
+  if (o.jobs !== undefined && (!Number.isInteger(o.jobs) || o.jobs < 1)) throw new Error('--jobs must be an integer ≥ 1');
+  return o;
+}
+
+let options;
+try {
+  options = parseArgs(process.argv.slice(2));
+} catch (e) {
+  console.error(`reproduce: ${e.message}\n${usage}`);
+  process.exit(2);
+}
+process.env.GMT_MODE = options.mode;
+// Committed notebooks must not carry plotly.js (4.8 MB) in their outputs; they show the PNG and,
+// where the frontend renders plotly, the interactive figure.
+if (options.mode === 'full') process.env.GMT_PLOTLYJS = 'never';
+
+const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
+const paths = gmt.findingsPaths(options.mode);
+const gridFiles = readdirSync(paths.gridsDir).filter((f) => /^0\d_.*\.json$/.test(f)).sort().map((f) => path.join(paths.gridsDir, f));
+const rel = (p) => path.relative(process.cwd(), p) || '.';
+const seconds = (ms) => `${(ms / 1000).toFixed(0)} s`;
+
 const steps = [
   {
-    name: 'notebooks (GMT_MODE=full)',
+    name: `sweeps (${options.mode} mode) into ${rel(paths.store)}`,
     run: async () => {
-      const { ok, results } = await runNotebooks({ mode: 'full', out: executedDir });
+      if (options.fresh && existsSync(paths.store)) {
+        const aside = `${paths.store}.bak-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        renameSync(paths.store, aside);
+        console.log(`reproduce: --fresh: the old store is kept as ${rel(aside)}`);
+      }
+      let ran = 0;
+      let skipped = 0;
+      let failed = 0;
+      for (const file of gridFiles) {
+        const grid = gmt.loadGrid(file);
+        let last = 0;
+        const outcome = await gmt.runSweep(grid, {
+          store: paths.store, mode: options.mode, jobs: options.jobs,
+          onProgress: (p) => {
+            const now = Date.now();
+            if (p.last || now - last > 15000) {
+              last = now;
+              if (p.last) console.log(`  ${p.last.label}: ${p.last.status}${p.last.status === 'failed' ? ` (${p.last.error?.message})` : ''}`);
+              console.log(`  sweep ${p.grid}: ${p.skipped + p.done + p.failed + p.diverged}/${p.total} (${p.skipped} from the store, ${p.failed} failed), ETA ${Number.isFinite(p.etaMs) ? seconds(p.etaMs) : '?'}`);
+            }
+          },
+        });
+        console.log(`reproduce: ${path.basename(file)}: ${outcome.planned.length} runs, ${outcome.ran} made now, ${outcome.skipped} from the store, ${outcome.failed} failed (${seconds(outcome.elapsedMs)})`);
+        ran += outcome.ran;
+        skipped += outcome.skipped;
+        failed += outcome.failed;
+      }
+      if (failed) throw new Error(`${failed} runs failed; see their records in ${rel(paths.store)} (re-running retries them)`);
+      return `${ran} runs made, ${skipped} taken from the store`;
+    },
+  },
+  {
+    name: `notebooks (GMT_MODE=${options.mode})`,
+    run: async () => {
+      const inplace = options.mode === 'full';
+      const { ok, results } = await runNotebooks({ mode: options.mode, out: path.join(repoRoot, 'build', 'notebooks'), inplace });
       const failed = results.filter((r) => !r.ok);
       if (!ok) throw new Error(`${failed.length} of ${results.length} notebooks failed: ${failed.map((r) => r.notebook).join(', ')}`);
-      return `${results.length} notebooks executed; executed copies in ${path.relative(process.cwd(), executedDir) || '.'}/`;
+      const sizes = results.map((r) => `${path.basename(r.executed)} ${(statSync(r.executed).size / 2 ** 20).toFixed(2)} MB`);
+      return `${results.length} notebooks executed${inplace ? ' (outputs written into notebooks/)' : ' (copies in build/notebooks/)'}: ${sizes.join(', ')}`;
+    },
+  },
+  {
+    name: 'claims',
+    run: async () => {
+      const { file, text, missing } = await gmt.writeClaims(options.mode);
+      const verdicts = [...text.matchAll(/\*\*(reproduced|contradicted|not reproduced|inconclusive|no data)\*\*/g)].map((m) => m[1]);
+      const count = verdicts.reduce((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});
+      return `${rel(file)}: ${Object.entries(count).map(([v, n]) => `${n} ${v}`).join(', ')}${missing ? `; the store lacks ${missing} planned runs` : ''}`;
+    },
+  },
+  {
+    name: `same seed, same weights: ${options.check} stored runs made again`,
+    run: async () => {
+      if (options.check === 0) return 'skipped (--check 0)';
+      const check = await gmt.recheckRuns(gridFiles.map((f) => gmt.loadGrid(f)), paths.store, { count: options.check, mode: options.mode, seed: Date.now() % 2147483647 });
+      for (const c of check) console.log(`  ${c.label}: stored ${c.stored.slice(0, 16)}…, now ${c.now.slice(0, 16)}… ${c.match ? 'match' : 'DIFFER'}`);
+      const bad = check.filter((c) => !c.match);
+      if (bad.length) throw new Error(`${bad.length} of ${check.length} re-made runs have other weights than their stored records`);
+      return `${check.length} of ${check.length} re-made runs have the stored weights sha256`;
     },
   },
 ];
@@ -32,4 +147,4 @@ for (const step of steps) {
     process.exit(1);
   }
 }
-console.log(`\nreproduce: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+console.log(`\nreproduce: done in ${seconds(performance.now() - t0)}`);
