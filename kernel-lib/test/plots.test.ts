@@ -9,7 +9,11 @@ import {
   barFigure,
   chromiumPath,
   exportFigure,
+  exportFigures,
   figureBundle,
+  heatmapFigure,
+  histogramFigure,
+  logHistogram,
   figureCsv,
   figureHtml,
   lineFigure,
@@ -182,4 +186,35 @@ test('progress outside a notebook prints throttled lines, always the first and l
   assert.match(lines[0], /^train \[-+\] 1\/100 1% /);
   assert.match(lines[1], /^train \[#{24}\] 100\/100 100% .* loss=0\.01\n$/);
   assert.throws(() => progress(0), /progress total must be >= 1/);
+});
+
+test('reference lines, heatmaps and histograms: their CSV holds the data behind them', () => {
+  const withRef = lineFigure({ series: [{ name: 'gmt tensor', x: [0.1, 0.5, 0.9], y: [60, 59, 40], band: [2, 2, 3] }], references: [{ name: 'sft (k = 0)', y: 61, interval: [59, 63] }] });
+  const ref = withRef.data.find((t) => t.name === 'sft (k = 0)')!;
+  assert.deepEqual(ref.x, [0.1, 0.9], 'the level spans the x range of the series');
+  assert.notEqual(methodColor('gmt global'), methodColor('gmt tensor'), 'GMT scopes drawn side by side differ');
+  assert.deepEqual(figureCsv(withRef).trimEnd().split('\n').slice(-2), ['sft (k = 0),0.1,61,2', 'sft (k = 0),0.9,61,2']);
+  const heat = heatmapFigure({ x: [1, 5], y: ['block 0', 'block 1'], z: [[0.7, 0.8], [0.6, 0.5]], zTitle: 'kept' });
+  assert.deepEqual(figureCsv(heat).trimEnd().split('\n'), ['series,x,y,error', 'block 0,1,0.7,', 'block 0,5,0.8,', 'block 1,1,0.6,', 'block 1,5,0.5,']);
+  assert.throws(() => heatmapFigure({ x: [1], y: ['a'], z: [[1, 2]] }), /row "a" has 2 values but there are 1 columns/);
+  const h = logHistogram(new Float32Array([0, 1e-3, 2e-3, 1e-2, 0.1, 0.1, NaN]), 3);
+  assert.equal(h.zeros, 2, 'zeros and NaN are counted apart');
+  assert.equal(h.counts.reduce((a, b) => a + b, 0), 5);
+  assert.equal(h.counts[2], 2, 'the two largest values share the top bin');
+  const hist = histogramFigure({ bins: h.bins, counts: h.counts, markers: [{ name: 'T_k', x: 2e-3 }] });
+  assert.equal(hist.data.length, 2);
+});
+
+test('exportFigures saves a batch with one browser: valid SVG, PNG, HTML and CSV per figure', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  const files = await exportFigures([{ name: 'a', fig: curves() }, { name: 'b', fig: heatmapFigure({ x: [1, 2], y: ['r'], z: [[0, 1]] }), height: 300 }], dir);
+  assert.equal(files.length, 8);
+  for (const name of ['a', 'b']) {
+    assert.match(fs.readFileSync(path.join(dir, `${name}.svg`), 'utf8'), /^<svg[\s\S]*<\/svg>$/);
+    assert.deepEqual(fs.readFileSync(path.join(dir, `${name}.png`)).subarray(0, 8), PNG_SIGNATURE);
+    const html = fs.readFileSync(path.join(dir, `${name}.html`), 'utf8');
+    assert.ok(html.includes('Plotly.newPlot') && !/<script[^>]+src=/.test(html), 'self-contained HTML');
+    assert.match(fs.readFileSync(path.join(dir, `${name}.csv`), 'utf8'), /^series,x,y,error\n/);
+  }
+  await assert.rejects(exportFigures([{ name: 'bad name', fig: curves() }], dir), /must be letters/);
 });

@@ -46,6 +46,8 @@ export interface GridResults {
   table: Table;
   /** Planned runs the store lacks (finished = done or diverged). */
   missing: number;
+  /** Their keys. */
+  missingKeys: string[];
 }
 
 /** The records of a grid's planned runs (in `mode`) found in `store`. */
@@ -61,7 +63,8 @@ export async function gridResults(grid: SweepGrid | string, store: string, mode:
   });
   const table = loadResults(records);
   const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && latest.get(r.key)!.status !== 'failed';
-  return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: runs.filter((r) => !finished(r)).length };
+  const missingKeys = runs.filter((r) => !finished(r)).map((r) => r.key);
+  return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys };
 }
 
 /** Seeds needed for a paired-difference CI half-width of `target` points, given its SD (t-based, iterated). */
@@ -227,7 +230,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
     notes,
   });
   writeFileAtomic(paths.claims, text);
-  return { file: paths.claims, text, missing: g2.missing + g3.missing };
+  return { file: paths.claims, text, missing: new Set([...g2.missingKeys, ...g3.missingKeys]).size };
 }
 
 /** One re-made run of {@link recheckRuns}. */

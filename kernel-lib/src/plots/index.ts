@@ -1,5 +1,5 @@
 /** Plotly figure builders, the shared theme, and static export (SVG/PNG/HTML/JSON/CSV). */
-export { PlotlyFigure, PlotlyTrace, METHOD_COLORS, methodColor, baseLayout, DISPLAY_CONFIG } from './theme';
+export { PlotlyFigure, PlotlyTrace, METHOD_COLORS, VARIANT_COLORS, methodColor, baseLayout, DISPLAY_CONFIG } from './theme';
 export {
   LineSeries, LineFigureOptions, ReferenceLine, lineFigure, BarSeries, BarFigureOptions, barFigure,
   HeatmapFigureOptions, heatmapFigure, VerticalMarker, HistogramFigureOptions, histogramFigure, logHistogram,

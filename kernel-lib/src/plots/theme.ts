@@ -32,8 +32,10 @@ export const METHOD_COLORS: Readonly<Record<string, string>> = {
   'childtuning-d': '#56B4E9',
   hft: '#CC79A7',
   sift: '#E69F00',
-  // GMT at each selection scope, shades of GMT's colour (tensor is GMT's default).
-  'gmt tensor': '#D55E00',
+};
+
+/** Variants of a method drawn side by side: GMT's other selection scopes in shades of its colour (`gmt tensor` is GMT's). */
+export const VARIANT_COLORS: Readonly<Record<string, string>> = {
   'gmt layer': '#F28E2B',
   'gmt global': '#8C2D04',
 };
@@ -58,6 +60,7 @@ function stableHash(text: string): number {
 export function methodColor(name: string): string {
   const key = name.trim().toLowerCase();
   if (METHOD_COLORS[key]) return METHOD_COLORS[key];
+  if (VARIANT_COLORS[key]) return VARIANT_COLORS[key];
   const head = key.split(/[\s(/:,@]/)[0];
   if (METHOD_COLORS[head]) return METHOD_COLORS[head];
   return EXTRA_COLORS[stableHash(key) % EXTRA_COLORS.length];

@@ -218,8 +218,8 @@ export function describeMethod(method: string, options: Record<string, unknown>)
 }
 
 /**
- * Expands a grid into resolved runs, in a stable order (methods, then tasks, presets, `vary`
- * axes, seeds). Each config is validated as `finetune` would (bad fields throw before any work).
+ * Expands a grid into resolved runs, in a stable order: by seed, then methods, tasks, presets and
+ * `vary` axes. Each config is validated as `finetune` would (bad fields throw before any work).
  * Duplicate runs (same key) appear once.
  */
 export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionContext, mode: RunMode = runMode()): PlannedRun[] {
@@ -267,7 +267,9 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
       }
     }
   }
-  return runs;
+  // Seed-major order: every method's first seed before anyone's second, so that a sweep
+  // interrupted part-way leaves complete paired comparisons on the seeds it reached.
+  return runs.map((r, i) => ({ r, i })).sort((a, b) => a.r.config.seed - b.r.config.seed || a.i - b.i).map(({ r }) => r);
 }
 
 /** A small grid to start from (`gmt-lab sweep --example`): 2 methods × 2 seeds on `nano`, a few minutes. */
