@@ -21,14 +21,15 @@ import path from 'node:path';
 import { repoRoot } from './lib/env.mjs';
 import { runNotebooks } from './notebooks.mjs';
 
-const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh] [--check N] [--jobs N]
-  --mode    full (default): the sizes behind the committed evidence; fast: small budgets, build/fast/
-  --fresh   ignore the store: move it aside (kept as .bak-<time>) and run every run again
+const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh | --store-only] [--check N] [--jobs N]
+  --mode        full (default): the sizes behind the committed evidence; fast: small budgets, build/fast/
+  --fresh       ignore the store: move it aside (kept as .bak-<time>) and run every run again
+  --store-only  make no runs: figures, notebooks and CLAIMS.md from what the store has (missing runs are counted)
   --check   stored runs to re-run for the same-weights check (default 2; 0 skips it)
   --jobs    runs in parallel (default: one per core)`;
 
 function parseArgs(argv) {
-  const o = { mode: 'full', fresh: false, check: 2, jobs: undefined };
+  const o = { mode: 'full', fresh: false, storeOnly: false, check: 2, jobs: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -38,6 +39,7 @@ function parseArgs(argv) {
     };
     if (a === '--mode') o.mode = value();
     else if (a === '--fresh') o.fresh = true;
+    else if (a === '--store-only') o.storeOnly = true;
     else if (a === '--check') o.check = Number(value());
     else if (a === '--jobs') o.jobs = Number(value());
     else if (a === '-h' || a === '--help') {
@@ -46,6 +48,7 @@ function parseArgs(argv) {
     } else throw new Error(`unknown option ${a}`);
   }
   if (o.mode !== 'fast' && o.mode !== 'full') throw new Error(`--mode must be fast or full, got "${o.mode}"`);
+  if (o.fresh && o.storeOnly) throw new Error('--fresh and --store-only exclude each other');
   if (!Number.isInteger(o.check) || o.check < 0) throw new Error('--check must be an integer ≥ 0');
   if (o.jobs !== undefined && (!Number.isInteger(o.jobs) || o.jobs < 1)) throw new Error('--jobs must be an integer ≥ 1');
   return o;
@@ -62,6 +65,8 @@ process.env.GMT_MODE = options.mode;
 // Committed notebooks must not carry plotly.js (4.8 MB) in their outputs; they show the PNG and,
 // where the frontend renders plotly, the interactive figure.
 if (options.mode === 'full') process.env.GMT_PLOTLYJS = 'never';
+// The notebooks' own sweeps then make nothing either.
+if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
 const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
 const paths = gmt.findingsPaths(options.mode);
@@ -81,6 +86,7 @@ const steps = [
       let ran = 0;
       let skipped = 0;
       let failed = 0;
+      let missing = 0;
       for (const file of gridFiles) {
         const grid = gmt.loadGrid(file);
         let last = 0;
@@ -95,13 +101,14 @@ const steps = [
             }
           },
         });
-        console.log(`reproduce: ${path.basename(file)}: ${outcome.planned.length} runs, ${outcome.ran} made now, ${outcome.skipped} from the store, ${outcome.failed} failed (${seconds(outcome.elapsedMs)})`);
+        console.log(`reproduce: ${path.basename(file)}: ${outcome.planned.length} runs, ${outcome.ran} made now, ${outcome.skipped} from the store, ${outcome.failed} failed${outcome.missing ? `, ${outcome.missing} missing` : ''} (${seconds(outcome.elapsedMs)})`);
         ran += outcome.ran;
         skipped += outcome.skipped;
         failed += outcome.failed;
+        missing += outcome.missing;
       }
       if (failed) throw new Error(`${failed} runs failed; see their records in ${rel(paths.store)} (re-running retries them)`);
-      return `${ran} runs made, ${skipped} taken from the store`;
+      return `${ran} runs made, ${skipped} taken from the store${missing ? `, ${missing} not in the store (--store-only)` : ''}`;
     },
   },
   {

@@ -34,7 +34,10 @@ export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOp
       });
     },
   });
-  bar?.finish({ ran: outcome.ran, stored: outcome.skipped, failed: outcome.failed });
+  bar?.finish({ ran: outcome.ran, stored: outcome.skipped, failed: outcome.failed, ...(outcome.missing ? { missing: outcome.missing } : {}) });
   if (total === 0) process.stdout.write('sweep: the grid plans no runs\n');
+  if (outcome.missing > 0 && outcome.ran === 0 && !outcome.cancelled) {
+    process.stdout.write(`sweep ${outcome.grid}: ${outcome.missing} of ${outcome.planned.length} planned runs are not in the store yet (store-only: nothing was run); the results below use the ${outcome.planned.length - outcome.missing} that are\n`);
+  }
   return outcome;
 }

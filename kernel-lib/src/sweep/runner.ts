@@ -66,6 +66,11 @@ export interface SweepOptions {
   onProgress?: (p: SweepProgress) => void;
   /** Stops handing out runs; runs in progress in workers are killed (not recorded). */
   signal?: AbortSignal;
+  /**
+   * Make nothing: return what the store has and count the rest as missing (default
+   * `GMT_STORE_ONLY=1`). For reading a partly made sweep without starting hours of runs.
+   */
+  storeOnly?: boolean;
 }
 
 /** What {@link runSweep} returns. */
@@ -83,6 +88,8 @@ export interface SweepOutcome {
   elapsedMs: number;
   /** True when `signal` stopped the sweep before every run was made. */
   cancelled: boolean;
+  /** Planned runs without a finished record after this call (non-zero with `storeOnly` or failures). */
+  missing: number;
 }
 
 function workerEntry(): { file: string; execArgv: string[] } {
@@ -141,7 +148,8 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   };
   emit();
   let cancelled = false;
-  if (todo.length > 0) {
+  const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
+  if (todo.length > 0 && !storeOnly) {
     if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
     else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
   }
@@ -162,6 +170,7 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     diverged: progress.diverged,
     elapsedMs: performance.now() - t0,
     cancelled,
+    missing: runs.filter((r) => !records.has(r.key) || records.get(r.key)!.status === 'failed').length,
   };
 }
 
