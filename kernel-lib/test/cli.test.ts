@@ -158,3 +158,32 @@ test('gmt-lab exits 2 naming an unknown option or a bad GMT_BACKEND', () => {
   assert.equal(env.stdout, '');
   assert.match(env.stderr, /GMT_BACKEND: unknown backend "quantum"/);
 });
+
+test('gmt-lab sweep: --example prints a valid grid, bad grid files exit 2 naming the file, --status summarises', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const sweep = COMMANDS.find((c) => c.name === 'sweep')!;
+  const ex = captureIo();
+  assert.equal(await sweep.run(['--example'], ex), 0);
+  const grid = JSON.parse(ex.out);
+  assert.equal(grid.name, 'example');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-cli-sweep-'));
+  const bad = path.join(dir, 'bad.json');
+  fs.writeFileSync(bad, '{ "name": "x", ');
+  const e1 = captureIo();
+  assert.equal(await sweep.run([bad, '--store', path.join(dir, 's.jsonl')], e1), 2);
+  assert.match(e1.err, /bad\.json is not valid JSON/);
+  fs.writeFileSync(bad, JSON.stringify({ name: 'x', methods: ['sft'], seedz: [1] }));
+  const e2 = captureIo();
+  assert.equal(await sweep.run([bad, '--store', path.join(dir, 's.jsonl')], e2), 2);
+  assert.match(e2.err, /unknown option "seedz"/);
+  const e3 = captureIo();
+  assert.equal(await sweep.run([path.join(dir, 'none.json'), '--store', path.join(dir, 's.jsonl')], e3), 2);
+  assert.match(e3.err, /cannot read grid file .*none\.json: ENOENT/);
+  const e4 = captureIo();
+  assert.equal(await sweep.run([bad], e4), 2);
+  assert.match(e4.err, /--store FILE is required/);
+  const st = captureIo();
+  assert.equal(await sweep.run(['--status', '--store', path.join(dir, 's.jsonl')], st), 0);
+  assert.match(st.out, /0 records, 0 runs/);
+});

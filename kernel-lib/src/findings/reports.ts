@@ -2,7 +2,7 @@
  * What each findings notebook computes from the store, kept here so that the notebooks, the
  * `gmt-lab claims` command and `npm run reproduce` compute it the same way:
  *
- * - {@link loadGrid} / {@link gridResults}: a grid file's planned runs and their records;
+ * - {@link gridResults}: a grid file's planned runs and their records;
  * - {@link comparisonReport} (notebook 02): mean ± CI per method and task, paired differences
  *   against SFT with Holm-adjusted p-values, forgetting, and the noise study;
  * - {@link ratioReport} (notebook 03): accuracy against the mask ratio per scope;
@@ -16,27 +16,12 @@ import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
 import { ResultStore, type RunRecord } from '../sweep/store';
-import type { PlannedRun, SweepGrid } from '../sweep/grid';
-import { ConfigError, runMode, type RunMode } from '../util/config';
+import { loadGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
+import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import type { CachedBench } from './bench';
-
-/** Reads a grid file (JSON) with a clear error. */
-export function loadGrid(file: string): SweepGrid {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read grid file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as SweepGrid;
-  } catch (e) {
-    throw new ConfigError(`grid file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-}
 
 /** A grid's planned runs and, for those the store has, their records and result rows. */
 export interface GridResults {

@@ -22,11 +22,26 @@
  * full-size run.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { defaultGradientPath } from '../model/gpt';
 import { ConfigError, resolveConfig, runMode, type RunMode } from '../util/config';
 import { resolveFinetuneConfig, type FinetuneConfig } from './finetune';
 import { resolveBaseCheckpoint, sha256File } from './paths';
+
+/** Reads a grid file (JSON) with a clear error naming the file; validation comes with {@link expandGrid}. */
+export function loadGrid(file: string): SweepGrid {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read grid file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as SweepGrid;
+  } catch (e) {
+    throw new ConfigError(`grid file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
 
 /** One entry of a grid's `methods`: a name, or a name with options (lists expand). */
 export type MethodAxis = string | { method: string; options?: Record<string, unknown>; label?: string; seeds?: SeedAxis };

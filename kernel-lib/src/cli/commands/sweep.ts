@@ -1,9 +1,8 @@
 /** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
-import { readFileSync } from 'node:fs';
 import { defaultSweepLayout, runSweep, summarizeStore, type SweepProgress } from '../../sweep/runner';
-import { EXAMPLE_GRID } from '../../sweep/grid';
+import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
 import { ResultStore } from '../../sweep/store';
-import { ConfigError, runMode, type RunMode } from '../../util/config';
+import { runMode, type RunMode } from '../../util/config';
 import { UsageError } from '../args';
 import { defineCommand } from '../command';
 
@@ -23,20 +22,6 @@ export function sweepProgressLine(p: SweepProgress): string {
   const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}`).join('; ');
   return `sweep ${p.grid}: ${finished}/${p.total} finished (${p.skipped} from the store), ${p.failed} failed, ${p.diverged} diverged` +
     ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${running ? ` · running: ${running}` : ''}`;
-}
-
-function readGridFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read grid file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`grid file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
 }
 
 export default defineCommand({
@@ -69,7 +54,7 @@ export default defineCommand({
       return 0;
     }
     if (positionals.length === 0) throw new UsageError('a grid file is required (or --status / --example)');
-    const grid = readGridFile(positionals[0] as string);
+    const grid = loadGrid(positionals[0] as string);
     const bad = store.read().bad;
     for (const b of bad) io.stderr(`gmt-lab sweep: ${store.file}:${b.line}: skipped (${b.reason})\n`);
     const controller = new AbortController();
