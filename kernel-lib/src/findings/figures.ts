@@ -4,12 +4,24 @@
  * show it with `showFigure`, save it with `exportFigures`.
  */
 import { barFigure, heatmapFigure, lineFigure, type LineSeries } from '../plots/figures';
-import type { PlotlyFigure } from '../plots/theme';
+import { baseLayout, type PlotlyFigure } from '../plots/theme';
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from '../analysis/stats';
 import type { BenchResult } from '../train/bench';
 
 type Row = Record<string, unknown>;
+
+/** A figure that says there is nothing to plot yet (a sweep whose runs are not in the store). */
+export function placeholderFigure(title: string, message: string): PlotlyFigure {
+  const layout = baseLayout({ title });
+  layout.showlegend = false;
+  (layout.xaxis as Record<string, unknown>).visible = false;
+  (layout.yaxis as Record<string, unknown>).visible = false;
+  layout.annotations = [{ text: message, showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, font: { size: 16, color: '#666' } }];
+  return { data: [], layout };
+}
+
+const NO_RUNS = 'no runs in the store yet';
 const numOr = (v: unknown, d = NaN): number => (typeof v === 'number' ? v : d);
 
 /**
@@ -18,6 +30,7 @@ const numOr = (v: unknown, d = NaN): number => (typeof v === 'number' ? v : d);
  */
 export function methodBarsFigure(summaryIn: readonly object[], opts: { category: string; method?: string; title: string; yTitle: string; methods?: readonly string[]; categories?: readonly string[] }): PlotlyFigure {
   const summary = summaryIn as readonly Row[];
+  if (summary.length === 0) return placeholderFigure(opts.title, NO_RUNS);
   const mField = opts.method ?? 'methodLabel';
   const categories = opts.categories ?? [...new Set(summary.map((r) => String(r[opts.category])))];
   const methods = opts.methods ?? [...new Set(summary.map((r) => String(r[mField])))];
@@ -37,6 +50,7 @@ export function methodBarsFigure(summaryIn: readonly object[], opts: { category:
 /** Paired differences against a baseline (rows of `pairedVsBaseline`) as bars with 95% CI whiskers. */
 export function pairedDiffFigure(pairedIn: readonly object[], opts: { category?: string; title: string; yTitle: string }): PlotlyFigure {
   const paired = pairedIn as readonly Row[];
+  if (paired.length === 0) return placeholderFigure(opts.title, NO_RUNS);
   const cat = opts.category ?? 'task';
   const categories = [...new Set(paired.map((r) => String(r[cat])))];
   const methods = [...new Set(paired.map((r) => String(r.method)))];
@@ -57,6 +71,7 @@ export function pairedDiffFigure(pairedIn: readonly object[], opts: { category?:
  */
 export function ratioCurveFigure(summaryIn: readonly object[], opts: { series: string; title: string; yTitle: string; reference?: { name: string; mean: number; lo: number; hi: number } }): PlotlyFigure {
   const summary = summaryIn as readonly Row[];
+  if (summary.length === 0) return placeholderFigure(opts.title, NO_RUNS);
   const keys = [...new Set(summary.map((r) => String(r[opts.series])))];
   const series: LineSeries[] = keys.map((k) => {
     const rows = summary.filter((r) => String(r[opts.series]) === k).sort((a, b) => numOr(a.ratio) - numOr(b.ratio));
@@ -73,7 +88,7 @@ export function ratioCurveFigure(summaryIn: readonly object[], opts: { series: s
  * Validation loss over training, mean over seeds per method label, with a 95% band — from the
  * records' `history.evals` (runs made with `evalEvery`).
  */
-export function validationCurvesFigure(records: readonly RunRecord[], opts: { title: string; group?: (r: RunRecord) => string }): PlotlyFigure {
+export function validationCurvesFigure(records: readonly RunRecord[], opts: { title: string; group?: (r: RunRecord) => string; style?: (r: RunRecord) => { colorKey?: string; dash?: LineSeries['dash'] } }): PlotlyFigure {
   const group = opts.group ?? ((r: RunRecord) => r.methodLabel);
   const byGroup = new Map<string, RunRecord[]>();
   for (const r of records) {
@@ -84,13 +99,17 @@ export function validationCurvesFigure(records: readonly RunRecord[], opts: { ti
   const series: LineSeries[] = [...byGroup].map(([name, rs]) => {
     const steps = [...new Set(rs.flatMap((r) => r.history!.evals.map((e) => e.step)))].sort((a, b) => a - b);
     const stats = steps.map((s) => meanCI(rs.map((r) => r.history!.evals.find((e) => e.step === s)?.valLoss).filter((v): v is number => typeof v === 'number' && Number.isFinite(v))));
-    return { name, colorKey: name, x: steps, y: stats.map((c) => c.mean), band: stats.map((c) => (Number.isFinite(c.hi) ? c.hi - c.mean : 0)) };
+    const style = opts.style?.(rs[0]!) ?? {};
+    return { name, colorKey: style.colorKey ?? name, dash: style.dash, x: steps, y: stats.map((c) => c.mean), band: stats.map((c) => (Number.isFinite(c.hi) ? c.hi - c.mean : 0)) };
   });
-  return lineFigure({ series, title: opts.title, xTitle: 'update', yTitle: 'validation loss (completion tokens)', logY: true, legend: 'top' });
+  if (series.length === 0) return placeholderFigure(opts.title, NO_RUNS);
+  // A legend above the plot holds a row of short names; more go to the right.
+  return lineFigure({ series, title: opts.title, xTitle: 'update', yTitle: 'validation loss (completion tokens)', logY: true, legend: series.length <= 4 ? 'top' : 'right' });
 }
 
 /** Training loss of one run per series (sampled history of records). */
 export function trainingCurvesFigure(records: readonly RunRecord[], opts: { title: string; name?: (r: RunRecord) => string }): PlotlyFigure {
+  if (!records.some((r) => r.history)) return placeholderFigure(opts.title, NO_RUNS);
   const name = opts.name ?? ((r: RunRecord) => r.methodLabel);
   return lineFigure({
     series: records.filter((r) => r.history).map((r) => ({ name: name(r), colorKey: r.config.method, x: r.history!.step, y: r.history!.loss })),
@@ -134,6 +153,7 @@ export function keptHeatmapFigure(record: RunRecord, opts: { title: string; size
 /** Jaccard overlap of consecutive masks over training, one line per record. */
 export function jaccardFigure(records: readonly RunRecord[], opts: { title: string; name?: (r: RunRecord) => string }): PlotlyFigure {
   const name = opts.name ?? ((r: RunRecord) => r.methodLabel);
+  if (!records.some((r) => r.history?.maskJaccard)) return placeholderFigure(opts.title, NO_RUNS);
   const series: LineSeries[] = records
     .filter((r) => r.history?.maskJaccard)
     .map((r) => {
@@ -168,4 +188,27 @@ export function overheadFigure(bench: Pick<BenchResult, 'rows'>, opts: { title: 
     ],
     title: opts.title, yTitle: '% of an SFT update', legend: 'top',
   });
+}
+
+/**
+ * A metric against a numeric setting (e.g. training length), one thin dotted line per seed and
+ * the mean over seeds in bold, per group — for studies with too few seeds for a useful interval.
+ */
+export function perSeedFigure(rows: readonly object[], opts: { x: string; y: string; group: string; title: string; xTitle: string; yTitle: string; colorOf?: (group: string) => string; yRange?: [number, number] }): PlotlyFigure {
+  const data = rows as readonly Row[];
+  if (data.length === 0) return placeholderFigure(opts.title, NO_RUNS);
+  const series: LineSeries[] = [];
+  for (const g of [...new Set(data.map((r) => String(r[opts.group])))]) {
+    const inGroup = data.filter((r) => String(r[opts.group]) === g);
+    const xs = [...new Set(inGroup.map((r) => numOr(r[opts.x])))].sort((a, b) => a - b);
+    const colorKey = opts.colorOf?.(g) ?? g;
+    series.push({ name: `${g} (mean)`, colorKey, x: xs, y: xs.map((x) => meanCI(inGroup.filter((r) => numOr(r[opts.x]) === x).map((r) => numOr(r[opts.y]))).mean), markers: true });
+    for (const seed of [...new Set(inGroup.map((r) => numOr(r.seed)))].sort((a, b) => a - b)) {
+      const pts = inGroup.filter((r) => numOr(r.seed) === seed).sort((a, b) => numOr(a[opts.x]) - numOr(b[opts.x]));
+      series.push({ name: `${g} · seed ${seed}`, colorKey, x: pts.map((r) => numOr(r[opts.x])), y: pts.map((r) => numOr(r[opts.y])), dash: 'dot', markers: true });
+    }
+  }
+  const fig = lineFigure({ series, title: opts.title, xTitle: opts.xTitle, yTitle: opts.yTitle, legend: 'right' });
+  if (opts.yRange) (fig.layout.yaxis as Record<string, unknown>).range = opts.yRange;
+  return fig;
 }
