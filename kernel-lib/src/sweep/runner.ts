@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../backend';
 import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
-import { executeRun, type RunProgress } from './execute';
+import { executeRun, provenance, type RunProgress } from './execute';
 import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
 import { ResultStore, type RunRecord } from './store';
 
@@ -277,7 +277,7 @@ function runInWorkers(
           record({
             kind: 'gmt-lab/run', v: 1, key: run.key, status: 'failed', label: run.label, methodLabel: run.methodLabel, grid,
             config: run.config, inputs: { base: '' }, error: { message: `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
-            provenance: { ...context, node: process.version, machine: { cpu: os.cpus()[0]?.model.trim() ?? 'unknown', cores: os.cpus().length, platform: process.platform, arch: process.arch, host: os.hostname() }, commit: null, date: new Date().toISOString(), threads: layout.threads, jobs: layout.jobs },
+            provenance: provenance(context, layout.jobs),
           });
         } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
           finish(false, new Error(`sweep: a worker failed to start: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
