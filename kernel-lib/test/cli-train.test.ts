@@ -123,3 +123,26 @@ test('a bad JSONL line stops the run naming the file and line', async () => {
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /bad\.jsonl:3/);
 });
+
+test('a file as published trains, with one summary line of what was normalised and what became UNK; --strict-text stops naming the character', async () => {
+  const file = path.join(__dirname, '..', '..', 'data', 'samples', 'gsm8k-unicode.jsonl');
+  const r = await run(['train', '--base', base, '--task', file, '--steps', '2', '--accum', '1', '--batch', '2', '--test-size', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = r.stderr.split('\n').filter((l) => l.includes('characters normalised'));
+  assert.equal(summary.length, 1, r.stderr);
+  assert.match(summary[0]!, /gsm8k-unicode\.jsonl: \d+ characters normalised \(.*×.*\); \d+ became UNK \(.*\)/);
+  const record = JSON.parse(r.stdout);
+  // Unknown: € (2), £, ¢ and the four Cyrillic letters of Олег — 8 characters in all.
+  assert.equal(record.data.text.unknown, 8);
+  // Normalised: × 7, é 3, ³ 3, ê 2, ½ 2, √ 2, and one each of − ÷ ñ ç ë ö ¼ U+2028 U+200B U+00A0.
+  assert.equal(record.data.text.normalized, 29, JSON.stringify(record.data.text));
+  const top = new Map(record.data.text.topNormalized.map((t: { char: string; count: number }) => [t.char, t.count]));
+  assert.equal(top.get('×'), 7);
+  assert.equal(top.get('½'), 2);
+  assert.deepEqual(record.data.text.topUnknown.map((t: { char: string }) => t.char).sort(), ['¢', '£', 'г', 'е', 'л', 'О', '€'].sort());
+
+  const strict = await run(['train', '--base', base, '--task', file, '--steps', '1', '--strict-text']);
+  assert.equal(strict.code, 2, strict.stderr);
+  assert.match(strict.stderr, /unknown character "€" \(U\+20AC\) at .*gsm8k-unicode\.jsonl:1 field "question", line 1, column \d+/);
+  assert.doesNotMatch(strict.stderr, /\n\s+at /, 'no stack trace');
+});

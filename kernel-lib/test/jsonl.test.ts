@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadJsonl, parseJsonl, detectJsonlFormat, JsonlError } from '../src/data/jsonl';
-import { CharTokenizer, UNK_ID } from '../src/data/tokenizer';
+import { loadJsonl, parseJsonl, detectJsonlFormat, JsonlError, MAX_LINE_CHARS } from '../src/data/jsonl';
+import { CharTokenizer, TextStats, UNK_ID } from '../src/data/tokenizer';
 import { scoreMath } from '../src/eval/scorers';
 import type { Example, MathMeta } from '../src/data/tasks/common';
 
@@ -84,17 +84,47 @@ test('bad lines are errors naming the file and line', () => {
   for (const [text, re] of cases) assert.match(errorOf(text).message, re);
 });
 
-test('an unknown character names the file, line, field and position', () => {
+test('an unknown character trains as UNK by default and is counted; strict mode names the file, line, field and position', () => {
   const text = [
     JSON.stringify({ instruction: 'Price?', input: '', output: 'ok' }),
-    JSON.stringify({ instruction: 'Price?', input: 'It costs 5\u20AC.', output: 'five' }),
+    JSON.stringify({ instruction: 'Price?', input: 'It costs 5\u20AC, caf\u00E9 \u00BD.', output: 'five' }),
   ].join('\n');
-  const e = errorOf(text);
+  const e = errorOf(text, { tokenizer: new CharTokenizer({ unknown: 'error' }) });
   assert.match(e.message, /unknown character "€" \(U\+20AC\) at data\/bad\.jsonl:2 field "input", line 1, column 11/);
-  // With the 'unk' policy the same file loads, the character becoming UNK.
-  const exs = parseJsonl(text, 'data/bad.jsonl', { tokenizer: new CharTokenizer({ unknown: 'unk' }) });
-  const unk = new CharTokenizer({ unknown: 'unk' });
-  assert.ok(unk.encode(exs[1]!.prompt).includes(UNK_ID));
+  const stats = new TextStats();
+  const exs = parseJsonl(text, 'data/bad.jsonl', { stats });
+  assert.equal(exs[1]!.prompt, 'Instruction: Price?\nInput: It costs 5\u20AC, cafe 1/2.\nResponse:\n');
+  assert.ok(new CharTokenizer().encode(exs[1]!.prompt).includes(UNK_ID));
+  assert.deepEqual(stats.toJSON().unknown, 1);
+  assert.deepEqual(stats.toJSON().normalized, 2);
+  assert.match(stats.summary('bad.jsonl'), /^bad\.jsonl: 2 characters normalised \(.*\); 1 became UNK \(€ ×1\)$/);
+});
+
+test('bad files are one clear error naming the file (and line): directory, binary, not UTF-8, very long line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jsonl-bad-'));
+  const good = JSON.stringify({ prompt: 'a', completion: 'b' });
+  const write = (name: string, data: string | Uint8Array): string => {
+    const p = join(dir, name);
+    writeFileSync(p, data);
+    return p;
+  };
+  const cases: [string, RegExp][] = [
+    [dir, /: is a directory, not a JSONL file$/],
+    [write('bin.jsonl', Buffer.from([0x7b, 0x00, 0x01, 0x02, 0xff])), /bin\.jsonl:1: looks like a binary file \(a NUL byte at offset 1\)/],
+    [write('latin1.jsonl', Buffer.concat([Buffer.from(`${good}\n{"prompt": "caf`), Buffer.from([0xe9]), Buffer.from('", "completion": "x"}\n')])), /latin1\.jsonl:2: is not valid UTF-8 text/],
+    [write('long.jsonl', `${good}\n${JSON.stringify({ prompt: 'x'.repeat(MAX_LINE_CHARS), completion: 'y' })}\n`), /long\.jsonl:2: line is 1,000,0\d\d characters long, over the 1,000,000-character limit/],
+    [write('array.jsonl', `[${'1,'.repeat(5000)}1]\n`), /array\.jsonl:1: expected a JSON object, got an array$/],
+    [write('trunc.jsonl', `${good}\n{"prompt": "a", "compl`), /trunc\.jsonl:2: invalid JSON \(.*\): "\{\\"prompt\\": \\"a\\", \\"compl"$/],
+    [write('num.jsonl', `${JSON.stringify({ prompt: 'a', completion: ['b'] })}\n`), /num\.jsonl:1: field "completion" must be a string, got an array/],
+  ];
+  for (const [file, re] of cases) {
+    assert.throws(() => loadJsonl(file), (e: unknown) => {
+      assert.ok(e instanceof JsonlError, `${file}: ${String(e)}`);
+      assert.match(e.message, re);
+      assert.ok(e.message.length < 400, `the message stays short (${e.message.length} chars)`);
+      return true;
+    });
+  }
 });
 
 test('files: read errors, CRLF line endings and a byte-order mark', () => {

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CharTokenizer, CHAR_VOCAB_SIZE, EOT_ID, PAD_ID, UNK_ID, NEWLINE_ID, NORMALIZATION_TABLE, UnknownCharacterError } from '../src/data/tokenizer';
+import { CharTokenizer, CHAR_VOCAB_SIZE, EOT_ID, PAD_ID, UNK_ID, NEWLINE_ID, NORMALIZATION_TABLE, TextStats, UnknownCharacterError } from '../src/data/tokenizer';
 import { ConfigError } from '../src/util/config';
 
 const tok = new CharTokenizer();
+const strict = new CharTokenizer({ unknown: 'error' });
 
 test('vocabulary: 99 stable ids, specials first, ASCII in order', () => {
   assert.equal(CHAR_VOCAB_SIZE, 99);
@@ -67,10 +68,10 @@ test('normalisation table: typographic punctuation maps to ASCII', () => {
   }
 });
 
-test('unknown character: error names the character, code point, source, line and column', () => {
+test('unknown character (strict): error names the character, code point, source, line and column', () => {
   const text = 'line one\nprice: 5\u20AC';
   assert.throws(
-    () => tok.encode(text, { source: 'train.jsonl:7 field "question"' }),
+    () => strict.encode(text, { source: 'train.jsonl:7 field "question"' }),
     (e: unknown) => {
       assert.ok(e instanceof UnknownCharacterError);
       assert.ok(e instanceof ConfigError);
@@ -85,12 +86,15 @@ test('unknown character: error names the character, code point, source, line and
     },
   );
   // The column counts the text as written, before `…` expands to three characters.
-  assert.throws(() => tok.encode('a\u2026\u00B0'), /line 1, column 3/);
+  assert.throws(() => strict.encode('a\u2026\u00B0'), /line 1, column 3/);
   assert.equal(tok.canEncode('5\u20AC'), false);
+  // What has an ASCII form never throws, even in strict mode.
+  assert.deepEqual(strict.encode('Caf\u00E9 2\u00BD'), tok.encode('Cafe 2 1/2'));
 });
 
-test("unknown: 'unk' maps each unknown code point to UNK", () => {
-  const unk = new CharTokenizer({ unknown: 'unk' });
+test("unknown: 'unk' (the default) maps each unknown code point to UNK", () => {
+  assert.equal(tok.options.unknown, 'unk');
+  const unk = tok;
   const ids = unk.encode('5\u20AC and \uD83D\uDE00');
   assert.equal(ids.filter((id) => id === UNK_ID).length, 2, 'the emoji (a surrogate pair) is one UNK');
   assert.equal(unk.decode(ids), '5\uFFFD and \uFFFD');
@@ -100,4 +104,45 @@ test('options are validated', () => {
   assert.throws(() => new CharTokenizer({ unknown: 'skip' as never }), /unknown must be 'error' or 'unk'/);
   assert.throws(() => new CharTokenizer({ unkown: 'unk' } as never), /unknown option "unkown"/);
   assert.throws(() => tok.encode(42 as never, { source: 'x.jsonl:1' }), /expected a string from x\.jsonl:1/);
+});
+
+test('real-data policy: accents, math signs, fractions, superscripts, separators and invisible characters', () => {
+  const cases: [string, string][] = [
+    ['Caf\u00E9 se\u00F1or gar\u00E7on \u00E8re \u00C5', 'Cafe senor garcon ere A'],
+    ['e\u0301t\u00E9', 'ete'], // a combining accent counts as part of its letter
+    ['Stra\u00DFe \u00E6 \u00F8 \u0142', 'Strasse ae o l'],
+    ['3\u00D74\u00F72\u22121', '3*4/2-1'],
+    ['\u00BD \u00BC \u00BE', '1/2 1/4 3/4'],
+    ['2\u00BD hours', '2 1/2 hours'], // never "21/2"
+    ['x\u00B2 + 10\u00B2\u00B3 cm\u00B3', 'x^2 + 10^23 cm^3'],
+    ['\u221A16', 'sqrt16'],
+    ['one\u2028two\u2029three', 'one\ntwo\nthree'],
+    ['a\u200Bb\u200Dc\u2060d\u200Ee', 'abcde'],
+    ['a\u00A0b\u2009c\u3000d', 'a b c d'],
+  ];
+  for (const [input, want] of cases) {
+    assert.equal(tok.normalize(input), want, `normalize(${JSON.stringify(input)})`);
+    assert.equal(tok.normalize(want), want, 'normalising twice changes nothing');
+    assert.deepEqual(strict.encode(input), tok.encode(want), `strict mode accepts ${JSON.stringify(input)}`);
+  }
+  // Currency signs, other scripts and emoji have no faithful ASCII form: UNK, or an error when strict.
+  for (const ch of ['\u20AC', '\u00A3', '\u00A2', '\u00B0', '\u6F22', '\u{1F600}', '\u0416']) {
+    assert.equal(tok.normalize(`a${ch}b`), `a${ch}b`);
+    assert.deepEqual(tok.encode(`a${ch}b`), [...tok.encode('a'), UNK_ID, ...tok.encode('b')]);
+    assert.throws(() => strict.encode(`a${ch}b`), UnknownCharacterError);
+  }
+});
+
+test('TextStats counts what was normalised and what became UNK, in one summary line', () => {
+  const stats = new TextStats();
+  tok.normalize('Caf\u00E9 \u00E9 5\u20AC \u00BD\r\n', stats);
+  tok.normalize('\u00E9\u2028\u6F22', stats);
+  assert.deepEqual([...stats.normalized.entries()].sort(), [['\u00BD', 1], ['\u00E9', 3], ['\u2028', 1]]);
+  assert.deepEqual([...stats.unknown.entries()].sort(), [['\u20AC', 1], ['\u6F22', 1]]);
+  const json = stats.toJSON();
+  assert.equal(json.normalized, 5);
+  assert.equal(json.unknown, 2);
+  assert.deepEqual(json.topNormalized[0], { char: '\u00E9', codePoint: 'U+00E9', count: 3 });
+  assert.equal(stats.summary('train.jsonl'), 'train.jsonl: 5 characters normalised (\u00E9 \u00D73, \u00BD \u00D71, U+2028 \u00D71); 2 became UNK (\u20AC \u00D71, \u6F22 \u00D71)');
+  assert.equal(new TextStats().summary(), 'text: 0 characters normalised; 0 became UNK');
 });

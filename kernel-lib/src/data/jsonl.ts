@@ -13,14 +13,20 @@
  * evaluates them; the other formats are `meta.task = 'text'` (training / loss only).
  * The format is detected per file from the first record's keys, or given explicitly.
  *
- * Every text goes through the tokenizer policy (`data/tokenizer.ts`): it is normalised, and
- * with `unknown: 'error'` a character outside the vocabulary is an error naming the file, the
- * line, the field, and the position. Any bad line (invalid JSON, missing field, wrong type)
- * and an empty file are errors naming the file and line.
+ * Every text goes through the tokenizer policy (`data/tokenizer.ts`): it is normalised, a
+ * character without an ASCII form becomes UNK, and `stats` (a `TextStats`) counts both, so a
+ * file trains as published; with a tokenizer of `unknown: 'error'` (`--strict-text`) such a
+ * character is an error naming the file, the line, the field and the position.
+ *
+ * Every bad input is a `JsonlError` (a `ConfigError`) naming the file and the 1-based line:
+ * invalid JSON, a line that is not an object, a missing or non-string field, a line over
+ * `MAX_LINE_CHARS`, an empty file; and, for files, a directory, a binary file (a NUL byte) or
+ * bytes that are not UTF-8.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { ConfigError, resolveConfig } from '../util/config';
-import { CharTokenizer } from './tokenizer';
+import { CharTokenizer, TextStats } from './tokenizer';
 import type { Example, MathMeta, TextMeta } from './tasks/common';
 import { mathPrompt } from './tasks/math';
 import { parseAnswerNumber } from '../eval/scorers';
@@ -36,6 +42,17 @@ export interface JsonlOptions {
   tokenizer: CharTokenizer;
   /** Remove GSM8K calculator annotations `<<48/2=24>>` from answers. */
   stripCalculator: boolean;
+  /** Counts normalised and unknown characters over every field read (see `TextStats.summary`). */
+  stats: TextStats | undefined;
+}
+
+/** Longest line accepted, in UTF-16 units: far above any real example, far below what exhausts memory. */
+export const MAX_LINE_CHARS = 1_000_000;
+
+/** A short, printable preview of a value for error messages. */
+function preview(value: unknown, max = 60): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** A bad input file: names the file and the 1-based line. */
@@ -66,7 +83,7 @@ export function detectJsonlFormat(record: Record<string, unknown>): JsonlFormat 
 
 /** Parses JSONL text; `file` names it in errors. See the file header for formats and templates. */
 export function parseJsonl(text: string, file: string, options?: Partial<JsonlOptions>): Example[] {
-  const opts = resolveConfig({ format: 'auto', tokenizer: new CharTokenizer(), stripCalculator: true } as JsonlOptions, options, 'JSONL options');
+  const opts = resolveConfig({ format: 'auto', tokenizer: new CharTokenizer(), stripCalculator: true, stats: undefined } as JsonlOptions, options, 'JSONL options');
   if (!['auto', 'gsm8k', 'alpaca', 'prompt-completion'].includes(opts.format)) {
     throw new ConfigError(`JSONL options: format must be 'auto', 'gsm8k', 'alpaca' or 'prompt-completion', got ${JSON.stringify(opts.format)}`);
   }
@@ -77,14 +94,17 @@ export function parseJsonl(text: string, file: string, options?: Partial<JsonlOp
   lines.forEach((raw, i) => {
     const lineNo = i + 1;
     if (raw.trim() === '') return;
+    if (raw.length > MAX_LINE_CHARS) {
+      throw new JsonlError(file, lineNo, `line is ${raw.length.toLocaleString('en-US')} characters long, over the ${MAX_LINE_CHARS.toLocaleString('en-US')}-character limit of one example`);
+    }
     let record: unknown;
     try {
       record = JSON.parse(raw);
     } catch (e) {
-      throw new JsonlError(file, lineNo, `invalid JSON (${(e as Error).message})`);
+      throw new JsonlError(file, lineNo, `invalid JSON (${(e as Error).message.slice(0, 200)}): ${preview(raw)}`);
     }
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-      throw new JsonlError(file, lineNo, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : JSON.stringify(record)}`);
+      throw new JsonlError(file, lineNo, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : preview(record)}`);
     }
     const rec = record as Record<string, unknown>;
     if (format === undefined) {
@@ -93,7 +113,7 @@ export function parseJsonl(text: string, file: string, options?: Partial<JsonlOp
         throw new JsonlError(
           file,
           lineNo,
-          `cannot tell the format from the keys ${JSON.stringify(Object.keys(rec))}: expected question/answer (gsm8k), ` +
+          `cannot tell the format from the keys ${preview(Object.keys(rec), 200)}: expected question/answer (gsm8k), ` +
             `instruction/input/output (alpaca) or prompt/completion`,
         );
       }
@@ -105,10 +125,10 @@ export function parseJsonl(text: string, file: string, options?: Partial<JsonlOp
         if (optional) return '';
         throw new JsonlError(file, lineNo, `missing field "${name}" (format ${format}; needs ${spec.required.join(', ')})`);
       }
-      if (typeof v !== 'string') throw new JsonlError(file, lineNo, `field "${name}" must be a string, got ${typeof v}`);
-      // Check and normalise with the tokenizer policy; the error names file, line and field.
-      tok.encode(v, { source: `${file}:${lineNo} field "${name}"` });
-      return tok.normalize(v);
+      if (typeof v !== 'string') throw new JsonlError(file, lineNo, `field "${name}" must be a string, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+      // Strict: encoding throws naming file, line, field and position. Otherwise count and keep.
+      if (tok.options.unknown === 'error') tok.encode(v, { source: `${file}:${lineNo} field "${name}"` });
+      return tok.normalize(v, opts.stats);
     };
     const source = `${file}:${lineNo}`;
     if (format === 'gsm8k') {
@@ -138,13 +158,42 @@ export function parseJsonl(text: string, file: string, options?: Partial<JsonlOp
   return out;
 }
 
-/** Reads and parses a JSONL file (see `parseJsonl`). */
+/**
+ * Reads and parses a JSONL file (see `parseJsonl`). A directory, a binary file and bytes that
+ * are not UTF-8 are `JsonlError`s naming the file (and the line, for bad bytes).
+ */
 export function loadJsonl(path: string, options?: Partial<JsonlOptions>): Example[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    if (statSync(path).isDirectory()) throw new JsonlError(path, 1, 'is a directory, not a JSONL file');
+    bytes = readFileSync(path);
   } catch (e) {
+    if (e instanceof JsonlError) throw e;
     throw new ConfigError(`cannot read JSONL file ${path}: ${(e as Error).message}`);
   }
-  return parseJsonl(text, path, options);
+  return parseJsonl(decodeText(bytes, path), path, options);
+}
+
+/** UTF-8 text of a file's bytes; a NUL byte (binary file) or invalid UTF-8 is a `JsonlError`. */
+export function decodeText(bytes: Uint8Array, file: string): string {
+  const lineOf = (offset: number): number => {
+    let line = 1;
+    for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
+    return line;
+  };
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw new JsonlError(file, lineOf(nul), `looks like a binary file (a NUL byte at offset ${nul}), not JSONL text`);
+  if (!isUtf8(bytes)) {
+    // 0x0A never occurs inside a UTF-8 sequence, so the first line that fails alone holds the bad bytes.
+    let start = 0;
+    for (let line = 1; start <= bytes.length; line++) {
+      let end = bytes.indexOf(0x0a, start);
+      if (end < 0) end = bytes.length;
+      if (!isUtf8(bytes.subarray(start, end))) {
+        throw new JsonlError(file, line, 'is not valid UTF-8 text (convert the file to UTF-8, e.g. with iconv)');
+      }
+      start = end + 1;
+    }
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }

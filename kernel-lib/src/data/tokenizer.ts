@@ -11,17 +11,25 @@
  * | 3     | `\n` newline                              |
  * | 4–98  | printable ASCII 32 (space) … 126 (`~`): id = code − 28 |
  *
- * Policy for real text (real datasets such as GSM8K are not plain ASCII):
- * 1. `\r\n` and `\r` become `\n`; a tab becomes one space; zero-width characters and the
- *    byte-order mark are dropped.
- * 2. The table of step 3, then Unicode NFKC (full-width forms, ligatures, `…` → `...`, non-breaking spaces → space,
- *    superscript digits → digits, `½` → `1⁄2`).
- * 3. The table `NORMALIZATION_TABLE` below for what NFKC leaves alone: typographic quotes →
- *    ASCII quotes, every dash and minus sign → `-`, `×` → `*`, `÷` → `/`, fraction slash → `/`,
- *    bullets → `-`, and a few more.
- * 4. Anything still outside the vocabulary: `unknown: 'error'` (default) throws
- *    `UnknownCharacterError` naming the character, its code point, the source and the
- *    line/column; `unknown: 'unk'` maps it to UNK (one UNK per code point).
+ * Policy for real text (real datasets such as GSM8K are not plain ASCII). Every character
+ * outside the vocabulary is looked at once, in this order:
+ * 1. Line breaks: `\r\n`, `\r`, U+2028, U+2029 and U+0085 become `\n`; a tab becomes one space.
+ * 2. Superscripts become `^` and the digit (`x²` → `x^2`, `10²³` → `10^23`); vulgar fractions become
+ *    `n/m`, after a space when a digit precedes them (`2½` → `2 1/2`, `½` → `1/2`).
+ * 3. The table `NORMALIZATION_TABLE` (typographic quotes, dashes and the minus sign, `×` → `*`,
+ *    `÷` → `/`, `√` → `sqrt`, letters without a decomposition such as `ß` → `ss`, invisible
+ *    characters → nothing, and a few more).
+ * 4. Unicode NFKC of the character, if it gives ASCII (full-width forms, ligatures,
+ *    `…` → `...`, non-breaking and other spaces → space, `™` → `TM`).
+ * 5. Accents removed (NFKD without the combining marks: `é` → `e`, `ñ` → `n`, `Å` → `A`);
+ *    other invisible format characters (Unicode category Cf) and lone combining marks dropped.
+ * 6. Anything else (`€`, `£`, `°`, letters of other scripts, emoji) is unknown:
+ *    `unknown: 'unk'` (default) maps it to UNK, one UNK per code point;
+ *    `unknown: 'error'` (the command line's `--strict-text`) throws `UnknownCharacterError`
+ *    naming the character, its code point, the source and the line/column.
+ * Text is NFC-composed first, so a letter followed by a combining accent counts as one letter.
+ * `normalize` applies steps 1–5 and leaves unknown characters in place; pass a `TextStats` to
+ * count what was normalised and what is unknown (the loaders print its `summary()`).
  */
 import { ConfigError, resolveConfig } from '../util/config';
 
@@ -72,6 +80,23 @@ export const NORMALIZATION_TABLE: Readonly<Record<string, string>> = Object.free
   '\u2022': '-', // • bullet
   '\u00B7': '*', // · middle dot (used as multiplication)
   '\u22C5': '*', // ⋅ dot operator
+  '\u221A': 'sqrt', // √
+  '\u00DF': 'ss', // ß
+  '\u00E6': 'ae', // æ
+  '\u00C6': 'AE', // Æ
+  '\u0153': 'oe', // œ
+  '\u0152': 'OE', // Œ
+  '\u00F8': 'o', // ø
+  '\u00D8': 'O', // Ø
+  '\u0142': 'l', // ł
+  '\u0141': 'L', // Ł
+  '\u0111': 'd', // đ
+  '\u0110': 'D', // Đ
+  '\u00F0': 'd', // ð
+  '\u00D0': 'D', // Ð
+  '\u00FE': 'th', // þ
+  '\u00DE': 'Th', // Þ
+  '\u0131': 'i', // ı dotless i
   '\u2264': '<=', // ≤
   '\u2265': '>=', // ≥
   '\u2260': '!=', // ≠
@@ -115,16 +140,113 @@ export class UnknownCharacterError extends ConfigError {
   }
 }
 
-const DEFAULTS: CharTokenizerOptions = { unknown: 'error' };
-const TABLE_RE = new RegExp(`[${Object.keys(NORMALIZATION_TABLE).map(escapeForClass).join('')}]`, 'g');
+const DEFAULTS: CharTokenizerOptions = { unknown: 'unk' };
 
-function escapeForClass(ch: string): string {
-  return ch === '\\' || ch === ']' || ch === '^' || ch === '-' ? `\\${ch}` : ch;
-}
-
-/** True when `ch` (one UTF-16 unit or code point) has an id in the vocabulary. */
+/** True when `code` has an id in the vocabulary. */
 function inVocab(code: number): boolean {
   return code === 10 || (code >= ASCII_FIRST && code <= ASCII_LAST);
+}
+
+function allInVocab(s: string): boolean {
+  for (const ch of s) if (!inVocab(ch.codePointAt(0) as number)) return false;
+  return true;
+}
+
+const SUPERSCRIPTS: Readonly<Record<string, string>> = {
+  '\u2070': '0', '\u00B9': '1', '\u00B2': '2', '\u00B3': '3', '\u2074': '4', '\u2075': '5', '\u2076': '6', '\u2077': '7',
+  '\u2078': '8', '\u2079': '9', '\u207A': '+', '\u207B': '-', '\u207D': '(', '\u207E': ')', '\u207F': 'n',
+};
+/** ¼ ½ ¾, ⅐ … ⅞ and ↉: NFKC spells each as digits around U+2044 (fraction slash). */
+const VULGAR_FRACTION = /^[\u00BC-\u00BE\u2150-\u215E\u2189]$/u;
+const LINE_BREAKS = /\r\n?|[\u2028\u2029\u0085]/g;
+
+/**
+ * The ASCII text for one character outside the vocabulary (steps 3–5 of the policy), or
+ * `null` when it has none. Superscripts and fractions depend on their neighbours and are
+ * handled by `CharTokenizer.normalize`. Pure, so results are cached.
+ */
+const charCache = new Map<string, string | null>();
+function asciiFor(ch: string): string | null {
+  const cached = charCache.get(ch);
+  if (cached !== undefined || charCache.has(ch)) return cached as string | null;
+  const viaTable = (s: string): string => Array.from(s, (c) => NORMALIZATION_TABLE[c] ?? c).join('');
+  let out: string | null = null;
+  if (NORMALIZATION_TABLE[ch] !== undefined) out = NORMALIZATION_TABLE[ch] as string;
+  else {
+    const nfkc = viaTable(ch.normalize('NFKC'));
+    const stripped = viaTable(ch.normalize('NFKD').replace(/\p{M}/gu, ''));
+    if (nfkc !== ch && allInVocab(nfkc)) out = nfkc;
+    else if (stripped !== ch && stripped !== '' && allInVocab(stripped)) out = stripped;
+    else if (/^[\p{Cf}\p{M}]$/u.test(ch)) out = '';
+    else if (/^\p{Zs}$/u.test(ch)) out = ' ';
+  }
+  if (charCache.size < 10_000) charCache.set(ch, out);
+  return out;
+}
+
+/**
+ * Counts what normalisation did to a body of text: characters mapped to ASCII and characters
+ * left unknown (UNK), each by character, so a loader can say in one line what happened.
+ */
+export class TextStats {
+  /** Characters replaced by an ASCII form (or dropped), by source character. */
+  readonly normalized = new Map<string, number>();
+  /** Characters without an ASCII form (UNK unless strict), by character. */
+  readonly unknown = new Map<string, number>();
+
+  /** Total count of a map. */
+  static total(m: ReadonlyMap<string, number>): number {
+    let n = 0;
+    for (const v of m.values()) n += v;
+    return n;
+  }
+
+  /** The `k` most frequent characters of a map, most frequent first (ties by code point). */
+  static top(m: ReadonlyMap<string, number>, k = 5): { char: string; codePoint: string; count: number }[] {
+    return [...m.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0].codePointAt(0) as number) - (b[0].codePointAt(0) as number))
+      .slice(0, k)
+      .map(([char, count]) => ({ char, codePoint: `U+${(char.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}`, count }));
+  }
+
+  /** A JSON-friendly summary: totals and the ten most frequent characters of each kind. */
+  toJSON(): TextStatsSummary {
+    return {
+      normalized: TextStats.total(this.normalized),
+      unknown: TextStats.total(this.unknown),
+      topNormalized: TextStats.top(this.normalized, 10),
+      topUnknown: TextStats.top(this.unknown, 10),
+    };
+  }
+
+  /**
+   * One line, e.g. `train.jsonl: 1,204 characters normalised (é ×900, ½ ×12, …); 3 became UNK (€ ×3)`.
+   * Invisible characters show as their code point.
+   */
+  summary(label = 'text'): string {
+    const show = (m: ReadonlyMap<string, number>): string => {
+      const top = TextStats.top(m);
+      if (top.length === 0) return '';
+      const parts = top.map((t) => `${/^[\p{L}\p{N}\p{P}\p{S}]$/u.test(t.char) ? t.char : t.codePoint} ×${t.count.toLocaleString('en-US')}`);
+      return ` (${parts.join(', ')}${m.size > top.length ? ', …' : ''})`;
+    };
+    const n = TextStats.total(this.normalized);
+    const u = TextStats.total(this.unknown);
+    return `${label}: ${n.toLocaleString('en-US')} character${n === 1 ? '' : 's'} normalised${show(this.normalized)}; ` +
+      `${u.toLocaleString('en-US')} became UNK${show(this.unknown)}`;
+  }
+}
+
+/** What `TextStats.toJSON` gives: saved in run records as `data.text`. */
+export interface TextStatsSummary {
+  normalized: number;
+  unknown: number;
+  topNormalized: { char: string; codePoint: string; count: number }[];
+  topUnknown: { char: string; codePoint: string; count: number }[];
+}
+
+function bump(m: Map<string, number>, ch: string): void {
+  m.set(ch, (m.get(ch) ?? 0) + 1);
 }
 
 /**
@@ -147,12 +269,45 @@ export class CharTokenizer {
     this.options = Object.freeze(resolved);
   }
 
-  /** Applies the normalisation policy (steps 1–3 above); leaves unknown characters in place. */
-  normalize(text: string): string {
-    // The table runs before NFKC too: NFKC would split `´` into space + combining accent and
-    // `″` into two primes; after NFKC it catches what NFKC produced (e.g. `⁄` from `½`).
-    const mapTable = (s: string): string => s.replace(TABLE_RE, (ch) => NORMALIZATION_TABLE[ch] ?? ch);
-    return mapTable(mapTable(text.replace(/\r\n?/g, '\n')).normalize('NFKC'));
+  /**
+   * Applies the normalisation policy (steps 1–5 at the top of this file); unknown characters
+   * stay in place (encoding maps them to UNK or throws). Idempotent. `stats`, when given,
+   * counts every character that was normalised or is unknown (a `\r` before `\n` is not counted).
+   */
+  normalize(text: string, stats?: TextStats): string {
+    const src = text.replace(LINE_BREAKS, (m) => {
+      if (stats && m !== '\r\n' && m !== '\r') bump(stats.normalized, m);
+      return '\n';
+    }).normalize('NFC');
+    let out = '';
+    let inSuperscript = false;
+    for (const ch of src) {
+      if (inVocab(ch.codePointAt(0) as number)) {
+        out += ch;
+        inSuperscript = false;
+        continue;
+      }
+      let rep: string | null;
+      const sup = SUPERSCRIPTS[ch];
+      if (sup !== undefined) {
+        rep = inSuperscript ? sup : `^${sup}`;
+        inSuperscript = true;
+      } else {
+        inSuperscript = false;
+        if (VULGAR_FRACTION.test(ch)) {
+          rep = ch.normalize('NFKC').replace('\u2044', '/');
+          if (/[0-9]$/.test(out)) rep = ` ${rep}`;
+        } else rep = asciiFor(ch);
+      }
+      if (rep === null) {
+        if (stats) bump(stats.unknown, ch);
+        out += ch;
+      } else {
+        if (stats) bump(stats.normalized, ch);
+        out += rep;
+      }
+    }
+    return out;
   }
 
   /**

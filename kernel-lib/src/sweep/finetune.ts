@@ -8,7 +8,7 @@
  * problems, and validation loss (completion tokens only) is the continuous companion metric.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CharTokenizer } from '../data/tokenizer';
+import { CharTokenizer, TextStats, type TextStatsSummary } from '../data/tokenizer';
 import { generateCodeTask, generateMathTask } from '../data/tasks';
 import type { Example } from '../data/tasks';
 import { loadJsonl } from '../data/jsonl';
@@ -88,6 +88,12 @@ export interface FinetuneConfig {
    * fixed mask, so for GMT the overlap with it says how far GMT drifts from SIFT (notebook 05).
    */
   maskTrace: number;
+  /**
+   * A task file's characters without an ASCII form: `false` (default) trains on them as UNK and
+   * reports them (`data.text`, one log line); `true` stops at the first with an error naming
+   * the character, file, line and column (the command line's `--strict-text`).
+   */
+  strictText: boolean;
 }
 
 /** Defaults: the calibrated protocol for `micro` on `math` (see README, calibration). */
@@ -115,6 +121,7 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   padTo: 'longest',
   forgetting: false,
   maskTrace: 0,
+  strictText: false,
 };
 
 /** The complete, JSON-serialisable record of a fine-tuning run. */
@@ -122,7 +129,7 @@ export interface FinetuneResult {
   kind: 'gmt-lab/finetune';
   config: FinetuneConfig;
   base: { path: string; sha256: string; model: GPTConfig };
-  data: { train: number; validation: number; test: number; scored: ScoredTask | null };
+  data: { train: number; validation: number; test: number; scored: ScoredTask | null; text?: TextStatsSummary };
   train: TrainResult;
   metrics: {
     valLoss: number;
@@ -160,6 +167,7 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
   if (c.clipNorm !== null) checkNumber('finetune config clipNorm', c.clipNorm, { min: 0, minExclusive: true });
   if (c.padTo !== 'longest' && c.padTo !== 'seqLen') throw new ConfigError(`finetune config padTo must be "longest" or "seqLen", got ${JSON.stringify(c.padTo)}`);
   if (typeof c.forgetting !== 'boolean') throw new ConfigError(`finetune config forgetting must be true or false, got ${JSON.stringify(c.forgetting)}`);
+  if (typeof c.strictText !== 'boolean') throw new ConfigError(`finetune config strictText must be true or false, got ${JSON.stringify(c.strictText)}`);
   if (typeof c.scoreBase !== 'boolean') throw new ConfigError(`finetune config scoreBase must be true or false, got ${JSON.stringify(c.scoreBase)}`);
   // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
   getStrategy(c.method, c.methodOptions).dispose();
@@ -235,10 +243,12 @@ export interface TaskData {
   validation: Example[];
   test: Example[];
   scored: ScoredTask | null;
+  /** For a task file: what the text policy did (see `TextStats`); its `summary` line. */
+  text?: { stats: TextStatsSummary; summary: string };
 }
 
 /** Builds the data of a run: generated for `math`/`code`, or a user's JSONL split by `dataSeed`. */
-export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions' | 'dataSeed' | 'valSize' | 'testSize'>): TaskData {
+export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions' | 'dataSeed' | 'valSize' | 'testSize'> & { strictText?: boolean }): TaskData {
   if (config.task === 'math' || config.task === 'code') {
     const gen = config.task === 'math' ? generateMathTask : generateCodeTask;
     const splits = gen({
@@ -253,7 +263,8 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   if (!/\.jsonl?$/i.test(config.task)) {
     throw new ConfigError(`task must be "math", "code" or a path to a .jsonl file, got ${JSON.stringify(config.task)}`);
   }
-  const all = loadJsonl(config.task);
+  const stats = new TextStats();
+  const all = loadJsonl(config.task, { tokenizer: new CharTokenizer({ unknown: config.strictText ? 'error' : 'unk' }), stats });
   const order = new Rng(config.dataSeed).shuffle(all.map((_, i) => i));
   // Hold out 10% each for validation and test, at least one line each, so small files still report a loss.
   if (all.length < 3) throw new ConfigError(`${config.task}: ${all.length} example(s); at least 3 are needed (train, validation, test)`);
@@ -263,7 +274,10 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   const pick = (from: number, to: number): Example[] => order.slice(from, to).map((i) => all[i] as Example);
   const kinds = new Set(all.map((e) => e.meta.task));
   const scored: ScoredTask | null = kinds.size === 1 && (kinds.has('math') || kinds.has('code')) ? ([...kinds][0] as ScoredTask) : null;
-  return { validation: pick(0, nVal), test: pick(nVal, nVal + nTest), train: pick(nVal + nTest, all.length), scored };
+  return {
+    validation: pick(0, nVal), test: pick(nVal, nVal + nTest), train: pick(nVal + nTest, all.length), scored,
+    text: { stats: stats.toJSON(), summary: stats.summary(config.task) },
+  };
 }
 
 /** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept). */
@@ -338,6 +352,7 @@ export async function finetune(
   const base = resolveBaseCheckpoint(config.base);
   const data = loadTaskData(config);
   if (data.train.length === 0) throw new ConfigError(`task ${config.task}: no training examples`);
+  if (data.text) log?.(data.text.summary);
   const model = loadCheckpoint(base.path);
   try {
     if (model.config.vocabSize !== tokenizer.vocabSize) {
@@ -404,7 +419,7 @@ export async function finetune(
       kind: 'gmt-lab/finetune',
       config,
       base: { path: base.path, sha256: base.sha256, model: model.config },
-      data: { train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored },
+      data: { train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored, ...(data.text ? { text: data.text.stats } : {}) },
       train: result,
       metrics: {
         valLoss: result.final.valLoss ?? (diverged ? NaN : valLoss()),

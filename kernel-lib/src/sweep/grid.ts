@@ -129,7 +129,7 @@ export function inputDigests(config: FinetuneConfig): { base: string; task?: str
  * does not orphan a store. (A change that alters results without a new field must bump
  * kernel-lib's version instead, which is part of every key.)
  */
-export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0 });
+export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0, strictText: false });
 
 /**
  * The run key: sha256 (first 32 hex digits) of the resolved config, the sha256 of the files it

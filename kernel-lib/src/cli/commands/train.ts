@@ -42,6 +42,7 @@ export default defineCommand({
     testSize: { type: 'number', summary: 'test problems scored at the end', min: 0, integer: true, default: D.testSize },
     valSize: { type: 'number', summary: 'validation examples for the validation loss', min: 1, integer: true, default: D.valSize },
     scoreBase: { type: 'boolean', summary: 'also score the base model before training' },
+    strictText: { type: 'boolean', summary: 'stop at a task-file character without an ASCII form (default: it trains as UNK, and a summary line says how many)' },
     out: { type: 'string', summary: 'folder for result.json and model.safetensors', metavar: 'DIR' },
     json: { type: 'boolean', summary: 'print the result record as JSON on stdout' },
     dumpFirstUpdate: { type: 'string', summary: 'write the first update\'s Γ (grad/<param>) and masked gradient (masked/<param>)', metavar: 'FILE' },
@@ -58,12 +59,13 @@ export default defineCommand({
     const config: Partial<FinetuneConfig> = {
       task: o.task, method: o.method, methodOptions, base: o.base ?? o.preset, steps: o.steps, accum: o.accum, batchSize: o.batch,
       lr: o.lr, warmup: Math.min(o.warmup, o.steps), clipNorm: o.clipNorm === 0 ? null : o.clipNorm, seed: o.seed, dataSeed: o.dataSeed, evalEvery: o.evalEvery,
-      testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase,
+      testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase, strictText: o.strictText,
     };
     const backend = await initBackend({ quiet: true });
     io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}\n`);
     const onUpdate = stderrProgress('train', o.steps, io.stderr);
     const result = await finetune(config, {
+      log: (line) => io.stderr(`gmt-lab train: ${line}\n`),
       onUpdate,
       onEval: (e) => io.stderr(`eval @${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}\n`),
       onGradients: o.dumpFirstUpdate === undefined ? undefined : ({ step, methodInput, masked }) => {
