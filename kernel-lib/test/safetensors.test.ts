@@ -7,6 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import {
   GPT, loadCheckpoint, loadSafetensors, saveCheckpoint, saveSafetensors, weightsSha256, SafetensorsError,
 } from '../src/model';
+import { CHECKPOINT_SHA256_KEY, tensorDataSha256 } from '../src/model/safetensors';
+import { spawn } from 'node:child_process';
+import { CRASH_MODEL } from './helpers/crash-model';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-safetensors-'));
 const file = (name: string) => path.join(dir, name);
@@ -90,20 +93,78 @@ test('checkpoints restore bit-identical weights and config, and reject files tha
   assert.equal(loadSafetensors(file('ckpt.safetensors')).metadata.note, 'test');
   back.dispose();
 
-  const { tensors, metadata } = loadSafetensors(file('ckpt.safetensors'));
+  const { tensors, metadata: withSum } = loadSafetensors(file('ckpt.safetensors'));
+  assert.equal(withSum[CHECKPOINT_SHA256_KEY], tensorDataSha256(tensors), 'the checkpoint carries the sha256 of its tensor data');
+  // The structural variants below drop the checksum so that each reaches its own check.
+  const metadata = { ...withSum };
+  delete metadata[CHECKPOINT_SHA256_KEY];
   const variants: [string, Record<string, unknown>, Record<string, string>, RegExp][] = [
     ['missing', (() => { const t = { ...tensors }; delete t['head.w']; return t; })(), metadata, /missing tensor\(s\) head\.w/],
     ['extra', { ...tensors, stray: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }, metadata, /unexpected tensor\(s\) stray/],
     ['wrong-shape', { ...tensors, wpe: { dtype: 'F32', shape: [4, 16], data: tensors.wpe!.data } }, metadata, /"wpe" has shape \[4,16\], but the config needs \[8,8\]/],
     ['bad-config', tensors, { ...metadata, 'gmt.config': JSON.stringify({ ...cfg, nHeads: 3 }) }, /invalid model config.*divisible/],
     ['not-checkpoint', tensors, {}, /not a gmt-lab GPT checkpoint/],
+    ['wrong-dtype', { ...tensors, wpe: { dtype: 'F64', shape: [8, 8], data: new Float64Array(64) } }, metadata, /"wpe" has dtype F64, expected F32/],
+    ['bad-sum', tensors, { ...metadata, [CHECKPOINT_SHA256_KEY]: '0'.repeat(64) }, /records 0{64}: the file is corrupted/],
   ];
   for (const [name, t, meta, pattern] of variants) {
     const p = file(`ckpt-${name}.safetensors`);
     saveSafetensors(p, t as never, meta);
     assert.throws(() => loadCheckpoint(p), (e: Error) => e.message.includes(p) && pattern.test(e.message));
   }
+
+  // One flipped bit in the tensor data still parses as safetensors, but the checksum catches it.
+  const bytes = fs.readFileSync(file('ckpt.safetensors'));
+  bytes[bytes.length - 3]! ^= 0x10;
+  fs.writeFileSync(file('ckpt-flipped.safetensors'), bytes);
+  assert.ok(loadSafetensors(file('ckpt-flipped.safetensors')));
+  assert.throws(() => loadCheckpoint(file('ckpt-flipped.safetensors')), /ckpt-flipped\.safetensors: tensor data has sha256 [0-9a-f]{64}, but the checkpoint records [0-9a-f]{64}: the file is corrupted/);
+  // Truncated and zero-length files are named with the problem.
+  fs.writeFileSync(file('ckpt-truncated.safetensors'), bytes.subarray(0, bytes.length - 100));
+  assert.throws(() => loadCheckpoint(file('ckpt-truncated.safetensors')), /ckpt-truncated\.safetensors: .*(outside|cover only)/);
+  fs.writeFileSync(file('ckpt-empty.safetensors'), '');
+  assert.throws(() => loadCheckpoint(file('ckpt-empty.safetensors')), /ckpt-empty\.safetensors: file is 0 bytes/);
   model.dispose();
+});
+
+test('kill -9 while a checkpoint is being written leaves the previous file intact, never a mix', async () => {
+  // A child overwrites one checkpoint again and again with models of seeds 1, 2, 3, ...; each
+  // round it is killed at a random moment (seeded), and the file must load as one whole model.
+  const target = file('crash.safetensors');
+  const writer = path.join(__dirname, 'helpers', 'checkpoint-writer.ts');
+  const expected = await (async () => {
+    await tf.setBackend('cpu');
+    return [1, 2].map((seed) => {
+      const m = new GPT({ ...CRASH_MODEL, seed });
+      const sha = weightsSha256(m.params);
+      m.dispose();
+      return sha;
+    });
+  })();
+  let state = 7;
+  const rand = (): number => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  let loads = 0;
+  let midWrite = 0;
+  for (let round = 0; round < 8; round++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', writer, target], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    await new Promise((r) => setTimeout(r, 20 + rand() * 400));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    if (fs.readdirSync(dir).some((n) => n.startsWith('.crash.safetensors.'))) midWrite += 1;
+    if (!fs.existsSync(target)) continue; // killed before the first rename
+    const back = loadCheckpoint(target);
+    assert.ok(expected.includes(weightsSha256(back.params)), `round ${round}: the file holds one of the two models`);
+    back.dispose();
+    loads += 1;
+  }
+  assert.ok(loads >= 6, `the checkpoint existed after most kills (${loads}/8)`);
+  assert.ok(midWrite >= 1, `some kills landed mid-write, leaving a temporary file (${midWrite}/8)`);
+  // Stray temporary files of the killed writers are removed by the next write.
+  const m = new GPT({ ...CRASH_MODEL, seed: 1 });
+  saveCheckpoint(target, m);
+  m.dispose();
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.crash.safetensors.')), []);
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));

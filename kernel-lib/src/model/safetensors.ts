@@ -7,12 +7,15 @@
  *
  * The reader validates every field and throws one `SafetensorsError` naming the file and the
  * problem; nothing read from a file is ever evaluated (the header goes through `JSON.parse`).
- * Checkpoints store the model config as JSON in `__metadata__.config`.
+ * Checkpoints store the model config as JSON in `__metadata__["gmt.config"]` and the sha256 of
+ * their tensor data in `__metadata__["gmt.sha256"]`, verified on every load; files are written
+ * atomically (`util/fsx.ts`), so a crash mid-write leaves the previous file intact.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../util/fsx';
 import { GPT, paramSpecs, resolveGPTConfig, type GPTConfig, type GPTOptions } from './gpt';
 
 /** Element types of the format, with the typed array each is read into. */
@@ -72,19 +75,6 @@ function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Writes the file atomically (temporary file + rename), so a crash never leaves half a file. */
-function writeAtomic(file: string, chunks: Uint8Array[]): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const c of chunks) fs.writeSync(fd, c);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
-
 /** Serialises tensors (sorted by name) and string metadata into the bytes of a safetensors file. */
 export function encodeSafetensors(tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = {}, where = '<memory>'): Uint8Array[] {
   checkLittleEndian();
@@ -132,7 +122,7 @@ export function encodeSafetensors(tensors: Record<string, SafetensorsTensor>, me
  * laid out sorted by name; the write is atomic.
  */
 export function saveSafetensors(file: string, tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = {}): void {
-  writeAtomic(file, encodeSafetensors(tensors, metadata, file));
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata, file));
 }
 
 /** Parses and validates the bytes of a safetensors file; `file` names it in errors. */
@@ -214,6 +204,8 @@ export function loadSafetensors(file: string): SafetensorsFile {
 
 /** Metadata key holding the model config as JSON. */
 export const CHECKPOINT_CONFIG_KEY = 'gmt.config';
+/** Metadata key holding the sha256 (hex) of the tensor data, verified on load. */
+export const CHECKPOINT_SHA256_KEY = 'gmt.sha256';
 /** Metadata key identifying the file as a gmt-lab GPT checkpoint. */
 export const CHECKPOINT_FORMAT_KEY = 'gmt.format';
 const CHECKPOINT_FORMAT = 'gmt-lab-gpt/1';
@@ -223,6 +215,7 @@ const CHECKPOINT_FORMAT = 'gmt-lab-gpt/1';
  * metadata. `extraMeta` values must be strings; its keys may not start with `gmt.`.
  */
 export function saveCheckpoint(file: string, model: GPT, extraMeta: Record<string, string> = {}): void {
+  checkLittleEndian();
   for (const k of Object.keys(extraMeta)) {
     if (k.startsWith('gmt.')) throw new SafetensorsError(file, `metadata key "${k}" is reserved`);
   }
@@ -230,7 +223,26 @@ export function saveCheckpoint(file: string, model: GPT, extraMeta: Record<strin
   for (const p of model.params) {
     tensors[p.name] = { dtype: 'F32', shape: [...p.variable.shape], data: p.variable.dataSync() as Float32Array };
   }
-  saveSafetensors(file, tensors, { ...extraMeta, [CHECKPOINT_FORMAT_KEY]: CHECKPOINT_FORMAT, [CHECKPOINT_CONFIG_KEY]: JSON.stringify(model.config) });
+  saveSafetensors(file, tensors, {
+    ...extraMeta,
+    [CHECKPOINT_FORMAT_KEY]: CHECKPOINT_FORMAT,
+    [CHECKPOINT_CONFIG_KEY]: JSON.stringify(model.config),
+    [CHECKPOINT_SHA256_KEY]: tensorDataSha256(tensors),
+  });
+}
+
+/**
+ * sha256 (hex) of tensors as stored: for each tensor in name order, its name, dtype, shape and
+ * raw little-endian bytes. Independent of the header's layout and metadata.
+ */
+export function tensorDataSha256(tensors: Record<string, SafetensorsTensor>): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(tensors).sort()) {
+    const t = tensors[name] as SafetensorsTensor;
+    h.update(`${name}\u0000${t.dtype}\u0000${t.shape.join(',')}\u0000`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
 }
 
 /** Reads the config and metadata of a checkpoint without building a model. */
@@ -245,6 +257,13 @@ export function readCheckpointConfig(file: string): { config: GPTConfig; metadat
     config = resolveGPTConfig(JSON.parse(metadata[CHECKPOINT_CONFIG_KEY] ?? 'null') as Partial<GPTConfig>);
   } catch (e) {
     fail(`invalid model config in metadata "${CHECKPOINT_CONFIG_KEY}": ${(e as Error).message}`);
+  }
+  // Checkpoints written before the checksum existed (the committed base models) carry none;
+  // those are verified against data/base/SHA256SUMS instead (sweep/paths.ts).
+  const stored = metadata[CHECKPOINT_SHA256_KEY];
+  if (stored !== undefined) {
+    const actual = tensorDataSha256(tensors);
+    if (actual !== stored) fail(`tensor data has sha256 ${actual}, but the checkpoint records ${stored}: the file is corrupted`);
   }
   const specs = paramSpecs(config);
   const expected = new Set(specs.map((s) => s.name));
