@@ -1,6 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runProgram, parseListProgram, formatListValue, listValuesEqual, LISTLANG_BUILTINS } from '../src/eval/listlang';
+import {
+  runProgram,
+  runListProgram,
+  parseListProgram,
+  formatListValue,
+  listValuesEqual,
+  LISTLANG_BUILTINS,
+  DEFAULT_LISTLANG_LIMITS,
+  type ListExpr,
+  type ListRunResult,
+} from '../src/eval/listlang';
+import { ConfigError } from '../src/util/config';
 
 function value(src: string, input: number[] | number): unknown {
   const r = runProgram(src, input);
@@ -121,7 +132,7 @@ test('runaway programs stop on the step, length and magnitude limits', () => {
 
   // Pathological nesting is reported, not a crash.
   const deep = runProgram(`map(${'('.repeat(20000)}x${')'.repeat(20000)})`, [1]);
-  assert.equal(deep.ok, false);
+  assert.ok(!deep.ok && deep.error.kind === 'limit', deep.ok ? '' : deep.error.message);
 });
 
 test('limits and inputs are validated', () => {
@@ -141,4 +152,83 @@ test('parseListProgram, formatListValue and listValuesEqual', () => {
   assert.ok(!listValuesEqual([1, 2], [2, 1]));
   assert.ok(!listValuesEqual([1], 1));
   assert.ok(!listValuesEqual([], 0));
+});
+
+test('hostile programs end in bounded time with a limit verdict', () => {
+  // Each case: what to run, and the limit message it must end with. Every run must come
+  // back as {ok: false, error: {kind: 'limit'}} — never a thrown RangeError, a hang or an OOM.
+  const lefty = (n: number): ListExpr => {
+    let e: ListExpr = { type: 'var', name: 'x', pos: 1 };
+    for (let i = 0; i < n; i++) e = { type: 'bin', op: '+', left: e, right: { type: 'int', value: 1 }, pos: 1 };
+    return e;
+  };
+  const cases: [string, () => ListRunResult, RegExp][] = [
+    ['100k nested parentheses', () => runProgram(`map(${'('.repeat(100_000)}x${')'.repeat(100_000)})`, [1], { maxProgramLength: 1e6 }), /nesting depth limit exceeded at column \d+ \(maxDepth 100\)/],
+    ['1M nested parentheses', () => runProgram(`map(${'('.repeat(1_000_000)}x${')'.repeat(1_000_000)})`, [1]), /program length limit exceeded: 2000006 characters \(maxProgramLength 10000\)/],
+    ['3000 right-nested additions', () => runProgram(`map(${'x+('.repeat(3000)}x${')'.repeat(3000)})`, [1], { maxProgramLength: 1e6 }), /nesting depth limit exceeded .*maxDepth 100/],
+    ['100k unary minuses', () => runProgram(`map(${'-'.repeat(100_000)}x)`, [1], { maxProgramLength: 200_000 }), /nesting depth limit exceeded .*maxDepth 100/],
+    ['a 4000-operator chain', () => runProgram(`map(x${'+x'.repeat(4000)})`, [1]), /nesting depth limit exceeded at column \d+ \(maxDepth 100\)/],
+    ['a 100k-deep hand-built tree', () => runListProgram({ stages: [{ pos: 1, builtin: 'map', args: [lefty(100_000)] }] }, [1], { ...DEFAULT_LISTLANG_LIMITS, maxSteps: 1e9 }), /nesting depth limit exceeded \(maxDepth 100\)/],
+    ['1M empty stages', () => runProgram(Array(1_000_000).fill('rev').join('|'), []), /program length limit exceeded.*maxProgramLength 10000/],
+    ['20k empty stages, long programs allowed', () => runProgram(Array(20_000).fill('rev').join('|'), [], { maxProgramLength: 1e6 }), /step limit exceeded \(maxSteps 10000\)/],
+    ['a 10 MB program', () => runProgram('len' + '|x+1'.repeat(2_500_000), []), /program length limit exceeded.*maxProgramLength 10000/],
+    ['value doubling in fold', () => runProgram('range|fold(1,a+a)', 100), /maxInt 1000000000/],
+    ['repeated squaring', () => runProgram('map(x*x)|map(x*x)|map(x*x)|map(x*x)|map(x*x)|map(x*x)', [3]), /maxInt 1000000000/],
+    ['list growth through range', () => runProgram('range|sum|range', 1000), /maxListLength 1000/],
+    ['many full-list stages', () => runProgram(`range${'|map(x+1)|rev|sort'.repeat(200)}`, 1000), /step limit exceeded/],
+  ];
+  for (const [name, run, re] of cases) {
+    const t0 = performance.now();
+    const r = run();
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2000, `${name}: took ${ms.toFixed(0)} ms`);
+    assert.equal(r.ok, false, name);
+    if (r.ok) continue;
+    assert.equal(r.error.kind, 'limit', `${name}: ${r.error.message}`);
+    assert.match(r.error.message, re, name);
+    assert.ok(r.error.message.length < 300, `${name}: message of ${r.error.message.length} characters`);
+  }
+
+  // Limits are configurable: the same shapes run when allowed, and legitimate deep-ish programs pass.
+  assert.deepEqual(value(`map(${'('.repeat(50)}x+1${')'.repeat(50)})`, [1]), [2]);
+  const chain = runProgram(`map(x${'+x'.repeat(150)})`, [1], { maxDepth: 200 });
+  assert.ok(chain.ok && listValuesEqual(chain.value, [151]));
+  // Error messages quote at most a short piece of a long token.
+  const name = runProgram(`map(${'y'.repeat(1_000_000)})`, [1], { maxProgramLength: 2e6 });
+  assert.ok(!name.ok && name.error.kind === 'syntax' && name.error.message.length < 300, name.ok ? '' : name.error.message.slice(0, 300));
+  // Math.max/min over a long list use no argument spreading (which overflows the stack).
+  const longMax = runProgram('range|max', 200_000, { maxListLength: 1e6, maxSteps: 1e7 });
+  assert.ok(longMax.ok && longMax.value === 199_999, longMax.ok ? '' : longMax.error.message);
+  // The parser reports length and depth limits with a column.
+  const p = parseListProgram(`map(${'('.repeat(200)}x${')'.repeat(200)})`);
+  assert.ok(!p.ok && p.error.kind === 'limit' && p.error.position === 105, p.ok ? '' : `${p.error.position} ${p.error.message}`);
+  const custom = parseListProgram('sum|len', { maxProgramLength: 5 });
+  assert.ok(!custom.ok && custom.error.kind === 'limit' && custom.error.position === 6);
+  assert.throws(() => runProgram('sum', [1], { maxDepth: 0 }), /maxDepth must be >= 1/);
+  assert.throws(() => parseListProgram('sum', { maxProgramLength: -1 }), /maxProgramLength must be >= 1/);
+});
+
+test('hostile inputs are rejected with a ConfigError or a limit, never a crash', () => {
+  let nested: unknown = 1;
+  for (let i = 0; i < 100_000; i++) nested = [nested];
+  const cases: [string, () => unknown, RegExp][] = [
+    ['deeply nested list input', () => runProgram('sum', nested as number[]), /listlang input\[0\] must be an integer, got a list/],
+    ['deeply nested non-list input', () => runProgram('sum', { a: nested } as never), /must be an integer or a list of integers, got an object/],
+    ['a list with a hole', () => runProgram('sum', [1, , 2] as number[]), /listlang input\[1\] must be an integer, got nothing/],
+    ['a sparse list of 1e9 elements', () => runProgram('len', new Array(1e9)), /listlang input\[0\] must be an integer, got nothing/],
+  ];
+  for (const [name, run, re] of cases) {
+    const t0 = performance.now();
+    assert.throws(run, (e: unknown) => e instanceof ConfigError && re.test(e.message), name);
+    assert.ok(performance.now() - t0 < 2000, name);
+  }
+  // Unvalidated inputs straight to runListProgram: the length is checked before any copy.
+  const parsed = parseListProgram('len');
+  assert.ok(parsed.ok);
+  const t0 = performance.now();
+  const sparse = runListProgram(parsed.program, new Array(1e9));
+  assert.ok(performance.now() - t0 < 2000);
+  assert.ok(!sparse.ok && sparse.error.kind === 'limit' && /maxListLength 1000/.test(sparse.error.message));
+  const holey = runListProgram(parsed.program, [1, , 2] as number[]);
+  assert.ok(!holey.ok && holey.error.kind === 'runtime' && /input element 1/.test(holey.error.message), holey.ok ? '' : holey.error.message);
 });

@@ -28,9 +28,21 @@
  * never depend on the sign convention of the host; dividing by zero is a runtime error.
  * `max`/`min`/`head`/`last` of an empty list are runtime errors.
  *
- * Limits stop runaway programs with a `limit` error: `maxSteps` counts every expression node
- * evaluated and every list element a stage touches; `maxListLength` caps every list;
- * `maxInt` caps the magnitude of every integer (input, literal and intermediate).
+ * Limits stop runaway programs with a `limit` error (defaults in `DEFAULT_LISTLANG_LIMITS`):
+ * - `maxSteps` (10 000) counts every stage run, every expression node evaluated and every
+ *   list element a stage touches;
+ * - `maxListLength` (1 000) caps every list (input, `range` and each stage's result);
+ * - `maxInt` (1 000 000 000) caps the magnitude of every integer (input, literal, intermediate);
+ * - `maxProgramLength` (10 000 characters) caps the source text, checked before tokenizing;
+ * - `maxDepth` (100; settable up to 1 000) caps how deeply an expression nests: the depth of its tree (a leaf is 1,
+ *   each operator or unary minus adds 1, so `x+x+x` is 3) and the number of parentheses and
+ *   unary minuses open at once while parsing. The parser rejects deeper programs (with the
+ *   column) and the evaluator checks it again, so neither recurses past it.
+ * The language has no loops, recursion or growing values (strings, concatenation): each stage
+ * does work proportional to its input list, and list lengths only grow through `range`. So a
+ * run takes O(maxProgramLength + maxSteps · log maxListLength) time and O(maxProgramLength +
+ * maxListLength) memory, whatever the program; every program ends with a value or a typed error
+ * (no wall-clock timeout is needed, and results do not depend on machine speed).
  *
  * No JavaScript `eval`/`Function`: source → tokens → AST → tree-walking evaluator.
  */
@@ -47,6 +59,10 @@ export interface ListLangLimits {
   maxListLength: number;
   /** Largest allowed |integer|. */
   maxInt: number;
+  /** Longest program source, in characters. */
+  maxProgramLength: number;
+  /** Deepest expression nesting (tree depth; parentheses and unary minuses open at once). */
+  maxDepth: number;
 }
 
 /** Default limits: generous for the generated tasks (lists ≤ 10, values ≤ 100s). */
@@ -54,9 +70,17 @@ export const DEFAULT_LISTLANG_LIMITS: Readonly<ListLangLimits> = Object.freeze({
   maxSteps: 10_000,
   maxListLength: 1_000,
   maxInt: 1_000_000_000,
+  maxProgramLength: 10_000,
+  maxDepth: 100,
 });
 
-/** Why a program failed. `position` (1-based column) is set for syntax errors. */
+/** Hard cap on `maxDepth`: the parser and the evaluator recurse once per level (or ~4 frames per parenthesis). */
+const MAX_DEPTH_CAP = 1_000;
+
+/**
+ * Why a program failed. `position` (1-based column) is set for syntax errors and for the
+ * parser's `limit` errors (program length, nesting depth).
+ */
 export interface ListLangError {
   kind: 'syntax' | 'runtime' | 'limit';
   message: string;
@@ -82,9 +106,15 @@ class SyntaxFailure extends Error {
   constructor(
     message: string,
     readonly position: number,
+    readonly kind: 'syntax' | 'limit' = 'syntax',
   ) {
     super(message);
   }
+}
+
+/** `text`, shortened to `max` characters for an error message. */
+function clip(text: string, max = 40): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }
 
 function tokenize(src: string): Token[] {
@@ -163,9 +193,32 @@ const BUILTINS: Record<string, { arity: number; input: 'list' | 'int' }> = {
 /** Names of all builtin stages. */
 export const LISTLANG_BUILTINS: readonly string[] = Object.freeze(Object.keys(BUILTINS));
 
+/** An expression being parsed, with the depth of its tree (a leaf is 1). */
+interface Parsed {
+  e: ListExpr;
+  d: number;
+}
+
 class Parser {
   private i = 0;
-  constructor(private readonly toks: Token[]) {}
+  /** Parentheses and unary minuses open at the current point (bounds the parser's recursion). */
+  private open = 0;
+  constructor(
+    private readonly toks: Token[],
+    private readonly maxDepth: number,
+  ) {}
+
+  private depthLimit(pos: number): SyntaxFailure {
+    return new SyntaxFailure(`nesting depth limit exceeded at column ${pos} (maxDepth ${this.maxDepth})`, pos, 'limit');
+  }
+  /** A node of depth `d` created at column `pos`, after checking the limit. */
+  private node(e: ListExpr, d: number, pos: number): Parsed {
+    if (d > this.maxDepth) throw this.depthLimit(pos);
+    return { e, d };
+  }
+  private enter(pos: number): void {
+    if (++this.open > this.maxDepth) throw this.depthLimit(pos);
+  }
 
   private peek(): Token {
     return this.toks[this.i] as Token;
@@ -202,10 +255,10 @@ class Parser {
       const args: ListExpr[] = [];
       if (spec.arity > 0) {
         this.expectOp('(', `after ${t.text}`);
-        args.push(this.expr());
+        args.push(this.expr().e);
         while (this.isOp(',')) {
           this.i++;
-          args.push(this.expr());
+          args.push(this.expr().e);
         }
         const close = this.peek();
         if (args.length !== spec.arity) {
@@ -221,10 +274,10 @@ class Parser {
     if (t.kind === 'end' || (t.kind === 'op' && t.text === '|')) {
       throw new SyntaxFailure(`expected a stage, found ${describe(t)}`, t.pos);
     }
-    return { pos: t.pos, args: [this.expr()] };
+    return { pos: t.pos, args: [this.expr().e] };
   }
 
-  private expr(): ListExpr {
+  private expr(): Parsed {
     const left = this.add();
     const t = this.peek();
     if (t.kind === 'op' && ['<', '>', '<=', '>=', '==', '!='].includes(t.text)) {
@@ -234,45 +287,54 @@ class Parser {
       if (next.kind === 'op' && ['<', '>', '<=', '>=', '==', '!='].includes(next.text)) {
         throw new SyntaxFailure('comparisons cannot be chained; use parentheses', next.pos);
       }
-      return { type: 'bin', op: t.text, left, right, pos: t.pos };
+      return this.node({ type: 'bin', op: t.text, left: left.e, right: right.e, pos: t.pos }, 1 + Math.max(left.d, right.d), t.pos);
     }
     return left;
   }
 
-  private add(): ListExpr {
+  private add(): Parsed {
     let left = this.mul();
     for (;;) {
       const t = this.peek();
       if (t.kind !== 'op' || (t.text !== '+' && t.text !== '-')) return left;
       this.i++;
-      left = { type: 'bin', op: t.text, left, right: this.mul(), pos: t.pos };
+      const right = this.mul();
+      left = this.node({ type: 'bin', op: t.text, left: left.e, right: right.e, pos: t.pos }, 1 + Math.max(left.d, right.d), t.pos);
     }
   }
 
-  private mul(): ListExpr {
+  private mul(): Parsed {
     let left = this.unary();
     for (;;) {
       const t = this.peek();
       if (t.kind !== 'op' || (t.text !== '*' && t.text !== '/' && t.text !== '%')) return left;
       this.i++;
-      left = { type: 'bin', op: t.text, left, right: this.unary(), pos: t.pos };
+      const right = this.unary();
+      left = this.node({ type: 'bin', op: t.text, left: left.e, right: right.e, pos: t.pos }, 1 + Math.max(left.d, right.d), t.pos);
     }
   }
 
-  private unary(): ListExpr {
+  private unary(): Parsed {
     const t = this.take();
-    if (t.kind === 'op' && t.text === '-') return { type: 'neg', operand: this.unary() };
-    if (t.kind === 'int') return { type: 'int', value: Number(t.text) };
+    if (t.kind === 'op' && t.text === '-') {
+      this.enter(t.pos);
+      const operand = this.unary();
+      this.open--;
+      return this.node({ type: 'neg', operand: operand.e }, operand.d + 1, t.pos);
+    }
+    if (t.kind === 'int') return { e: { type: 'int', value: Number(t.text) }, d: 1 };
     if (t.kind === 'name') {
-      if (t.text === 'x' || t.text === 'a') return { type: 'var', name: t.text, pos: t.pos };
+      if (t.text === 'x' || t.text === 'a') return { e: { type: 'var', name: t.text, pos: t.pos }, d: 1 };
       if (BUILTINS[t.text] !== undefined) {
         throw new SyntaxFailure(`${t.text} is a stage, not a value; separate stages with '|'`, t.pos);
       }
-      throw new SyntaxFailure(`unknown name "${t.text}" (values: x, a; stages: ${LISTLANG_BUILTINS.join(', ')})`, t.pos);
+      throw new SyntaxFailure(`unknown name "${clip(t.text)}" (values: x, a; stages: ${LISTLANG_BUILTINS.join(', ')})`, t.pos);
     }
     if (t.kind === 'op' && t.text === '(') {
+      this.enter(t.pos);
       const inner = this.expr();
       this.expectOp(')', 'to close (');
+      this.open--;
       return inner;
     }
     throw new SyntaxFailure(`expected a value, found ${describe(t)}`, t.pos);
@@ -280,20 +342,35 @@ class Parser {
 }
 
 function describe(t: Token): string {
-  return t.kind === 'end' ? 'end of program' : `'${t.text}'`;
+  return t.kind === 'end' ? 'end of program' : `'${clip(t.text)}'`;
 }
 
-/** Parses a program or returns a syntax error with its 1-based column. */
-export function parseListProgram(src: string): { ok: true; program: ListProgram } | { ok: false; error: ListLangError } {
+/**
+ * Parses a program, or returns a syntax error with its 1-based column, or a `limit` error
+ * (with a column) for a program longer than `maxProgramLength` or nested deeper than
+ * `maxDepth`. Only `maxProgramLength` and `maxDepth` of `limits` matter here; invalid limits
+ * throw `ConfigError`.
+ */
+export function parseListProgram(
+  src: string,
+  limits?: Partial<ListLangLimits>,
+): { ok: true; program: ListProgram } | { ok: false; error: ListLangError } {
+  const l = resolveLimits(limits);
   if (typeof src !== 'string') return { ok: false, error: { kind: 'syntax', message: 'program must be a string', position: 1 } };
+  if (src.length > l.maxProgramLength) {
+    const message = `program length limit exceeded: ${src.length} characters (maxProgramLength ${l.maxProgramLength})`;
+    return { ok: false, error: { kind: 'limit', message, position: l.maxProgramLength + 1 } };
+  }
   try {
-    return { ok: true, program: new Parser(tokenize(src)).program() };
+    return { ok: true, program: new Parser(tokenize(src), l.maxDepth).program() };
   } catch (e) {
     if (e instanceof SyntaxFailure) {
-      return { ok: false, error: { kind: 'syntax', message: `syntax error at column ${e.position}: ${e.message}`, position: e.position } };
+      const message = e.kind === 'syntax' ? `syntax error at column ${e.position}: ${e.message}` : e.message;
+      return { ok: false, error: { kind: e.kind, message, position: e.position } };
     }
     if (e instanceof RangeError) {
-      return { ok: false, error: { kind: 'syntax', message: `syntax error: program nested too deeply to parse (${e.message})`, position: 1 } };
+      // Backstop only: maxDepth (≤ MAX_DEPTH_CAP) keeps the parser's recursion shallow.
+      return { ok: false, error: { kind: 'limit', message: `program nested too deeply to parse (${e.message})`, position: 1 } };
     }
     throw e;
   }
@@ -335,8 +412,10 @@ class Machine {
     return v;
   }
 
-  expr(e: ListExpr, env: { x?: number; a?: number }): number {
+  /** Evaluates `e`, at tree depth `depth` (the stage's expression is at depth 1). */
+  expr(e: ListExpr, env: { x?: number; a?: number }, depth = 1): number {
     this.tick();
+    if (depth > this.limits.maxDepth) throw new RunFailure('limit', `nesting depth limit exceeded (maxDepth ${this.limits.maxDepth})`);
     switch (e.type) {
       case 'int':
         return this.int(e.value, 'literal');
@@ -348,10 +427,10 @@ class Machine {
         return v;
       }
       case 'neg':
-        return this.int(-this.expr(e.operand, env), 'result');
+        return this.int(-this.expr(e.operand, env, depth + 1), 'result');
       case 'bin': {
-        const l = this.expr(e.left, env);
-        const r = this.expr(e.right, env);
+        const l = this.expr(e.left, env, depth + 1);
+        const r = this.expr(e.right, env, depth + 1);
         switch (e.op) {
           case '+':
             return this.int(l + r, `${l}+${r} =`);
@@ -442,8 +521,9 @@ class Machine {
       case 'head':
       case 'last': {
         if (xs.length === 0) throw new RunFailure('runtime', `${name} of an empty list`);
-        if (name === 'max') return Math.max(...xs);
-        if (name === 'min') return Math.min(...xs);
+        // A loop, not Math.max(...xs): spreading a long list overflows the stack.
+        if (name === 'max') return xs.reduce((p, q) => (q > p ? q : p));
+        if (name === 'min') return xs.reduce((p, q) => (q < p ? q : p));
         return (name === 'head' ? xs[0] : xs[xs.length - 1]) as number;
       }
     }
@@ -456,7 +536,18 @@ function resolveLimits(limits: Partial<ListLangLimits> | undefined): ListLangLim
   checkNumber('listlang limits.maxSteps', l.maxSteps, { min: 1, integer: true });
   checkNumber('listlang limits.maxListLength', l.maxListLength, { min: 0, integer: true });
   checkNumber('listlang limits.maxInt', l.maxInt, { min: 1, max: Number.MAX_SAFE_INTEGER });
+  checkNumber('listlang limits.maxProgramLength', l.maxProgramLength, { min: 1, integer: true });
+  checkNumber('listlang limits.maxDepth', l.maxDepth, { min: 1, max: MAX_DEPTH_CAP, integer: true });
   return l;
+}
+
+/** A short description of a bad input value (no JSON.stringify: it recurses and may be huge). */
+function describeInput(v: unknown): string {
+  if (v === undefined) return 'nothing (a hole or undefined)';
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'string') return JSON.stringify(clip(v));
+  if (Array.isArray(v)) return `a list (${v.length} element${v.length === 1 ? '' : 's'})`;
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 /** Validates a program input: an integer or an array of integers. Throws `ConfigError`. */
@@ -466,12 +557,14 @@ export function checkListInput(input: unknown, where = 'listlang input'): ListVa
     return input;
   }
   if (Array.isArray(input)) {
-    input.forEach((v, i) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw new ConfigError(`${where}[${i}] must be an integer, got ${JSON.stringify(v)}`);
-    });
+    // An index loop, not forEach: forEach skips the holes of a sparse array.
+    for (let i = 0; i < input.length; i++) {
+      const v: unknown = input[i];
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new ConfigError(`${where}[${i}] must be an integer, got ${describeInput(v)}`);
+    }
     return input as number[];
   }
-  throw new ConfigError(`${where} must be an integer or a list of integers, got ${JSON.stringify(input)}`);
+  throw new ConfigError(`${where} must be an integer or a list of integers, got ${describeInput(input)}`);
 }
 
 /**
@@ -481,7 +574,7 @@ export function checkListInput(input: unknown, where = 'listlang input'): ListVa
 export function runProgram(src: string, input: number[] | number, limits?: Partial<ListLangLimits>): ListRunResult {
   const resolved = resolveLimits(limits);
   const value = checkListInput(input);
-  const parsed = parseListProgram(src);
+  const parsed = parseListProgram(src, resolved);
   if (!parsed.ok) return parsed;
   return runListProgram(parsed.program, value, resolved);
 }
@@ -490,9 +583,17 @@ export function runProgram(src: string, input: number[] | number, limits?: Parti
 export function runListProgram(program: ListProgram, input: ListValue, limits: ListLangLimits = { ...DEFAULT_LISTLANG_LIMITS }): ListRunResult {
   const m = new Machine(limits);
   try {
-    let value: ListValue = Array.isArray(input) ? m.list([...input], 'input') : m.int(input, 'input');
-    if (Array.isArray(value)) value.forEach((v) => m.int(v, 'input element'));
+    // The length is checked before copying (a sparse `new Array(1e9)` must not be spread).
+    let value: ListValue = Array.isArray(input) ? [...m.list(input, 'input')] : m.int(input, 'input');
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const v: unknown = value[i];
+        if (typeof v !== 'number') throw new RunFailure('runtime', `input element ${i} is not an integer (${describeInput(v)})`);
+        m.int(v, 'input element');
+      }
+    }
     for (const stage of program.stages) {
+      m.tick(); // every stage costs a step, so long pipelines over empty lists still end
       value = m.stage(stage, value);
       if (Array.isArray(value)) m.list(value, `the result of the stage at column ${stage.pos}`);
     }
@@ -500,8 +601,8 @@ export function runListProgram(program: ListProgram, input: ListValue, limits: L
   } catch (e) {
     if (e instanceof RunFailure) return { ok: false, error: { kind: e.kind, message: e.message } };
     if (e instanceof RangeError) {
-      // Deep recursion on a pathological expression (thousands of nested parentheses).
-      return { ok: false, error: { kind: 'limit', message: `expression too deeply nested: ${e.message}` } };
+      // Backstop only: maxDepth bounds the recursion and maxListLength every allocation.
+      return { ok: false, error: { kind: 'limit', message: `resource limit exceeded: ${e.message}` } };
     }
     throw e;
   }
