@@ -165,8 +165,8 @@ test('a sweep runs what the store lacks, records failures, and a re-run skips fi
   await initBackend({ quiet: true });
   const dir = tmp('gmt-sweep-');
   const badTask = path.join(dir, 'bad.jsonl');
-  // Valid JSONL whose text the tokenizer rejects (strict): fails when the run loads it.
-  fs.writeFileSync(badTask, Array.from({ length: 5 }, (_, i) => JSON.stringify({ prompt: `p${i} \u4e00`, completion: 'c' })).join('\n'));
+  // A JSONL file with a broken last line: fails when the run loads it.
+  fs.writeFileSync(badTask, `${Array.from({ length: 5 }, (_, i) => JSON.stringify({ prompt: `p${i}`, completion: 'c' })).join('\n')}\n{"prompt": "p5"`);
   const store = path.join(dir, 'r.jsonl');
   const before = tf.memory().numTensors;
   const grid = tinyGrid({ tasks: ['math', badTask], seeds: [0] });

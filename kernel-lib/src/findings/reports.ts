@@ -15,7 +15,7 @@ import { claim1, claim2, claim3, claimsMarkdown, type ClaimsProvenance } from '.
 import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
-import { ResultStore, type RunRecord } from '../sweep/store';
+import { isFinal, ResultStore, type RunRecord } from '../sweep/store';
 import { loadGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
 import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
@@ -47,7 +47,7 @@ export async function gridResults(grid: SweepGrid | string, store: string, mode:
     return rec ? [{ ...rec, label: r.label, methodLabel: r.methodLabel }] : [];
   });
   const table = loadResults(records);
-  const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && latest.get(r.key)!.status !== 'failed';
+  const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && isFinal(latest.get(r.key)!.status);
   const missingKeys = runs.filter((r) => !finished(r)).map((r) => r.key);
   return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys };
 }

@@ -75,6 +75,20 @@ function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** JSON of a header value for an error message; one nested too deeply for `JSON.stringify` is named as such. */
+function show(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '(a value nested too deeply to print)';
+  }
+}
+
+/** `obj[key] = value` as an own property, also for a key such as `__proto__` (a valid tensor name). */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** Serialises tensors (sorted by name) and string metadata into the bytes of a safetensors file. */
 export function encodeSafetensors(tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = {}, where = '<memory>'): Uint8Array[] {
   checkLittleEndian();
@@ -103,7 +117,7 @@ export function encodeSafetensors(tensors: Record<string, SafetensorsTensor>, me
       throw new SafetensorsError(where, `tensor "${name}": shape [${t.shape}] has ${numel(t.shape)} elements, data has ${t.data.length}`);
     }
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
+    setOwn(header, name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] });
     chunks.push(bytes);
     offset += bytes.byteLength;
   }
@@ -151,8 +165,8 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<memory>'): Safeten
     if (name === '__metadata__') {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`__metadata__ value "${k}" must be a string, got ${JSON.stringify(v)}`);
-        metadata[k] = v as string;
+        if (typeof v !== 'string') fail(`__metadata__ value "${k}" must be a string, got ${show(v)}`);
+        setOwn(metadata, k, v as string);
       }
       continue;
     }
@@ -160,12 +174,12 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<memory>'): Safeten
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
     const extra = Object.keys(entry as object).filter((k) => !['dtype', 'shape', 'data_offsets'].includes(k));
     if (extra.length) fail(`tensor "${name}": unexpected field(s) ${extra.join(', ')}`);
-    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPES, dtype)) fail(`tensor "${name}": unknown dtype ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPES, dtype)) fail(`tensor "${name}": unknown dtype ${show(dtype)}`);
     if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
-      fail(`tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      fail(`tensor "${name}": shape must be an array of non-negative integers, got ${show(shape)}`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      fail(`tensor "${name}": data_offsets must be two non-negative integers, got ${JSON.stringify(offsets)}`);
+      fail(`tensor "${name}": data_offsets must be two non-negative integers, got ${show(offsets)}`);
     }
     const info = DTYPES[dtype as SafetensorsDtype];
     const [begin, end] = offsets as [number, number];
@@ -178,7 +192,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<memory>'): Safeten
     // An owned, aligned copy (Buffer#slice would return a view into a shared pool).
     const copy = new Uint8Array(end - begin);
     copy.set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors[name] = { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], data: info.make(copy.buffer) };
+    setOwn(tensors, name, { dtype: dtype as SafetensorsDtype, shape: [...(shape as number[])], data: info.make(copy.buffer) });
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;

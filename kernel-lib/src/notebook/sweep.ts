@@ -26,10 +26,11 @@ export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOp
       if (p.total === 0) return;
       bar ??= progress(p.total, { label: opts.label ?? `sweep ${p.grid}` });
       const running = p.running.map((r) => `${r.label.split(' · ')[0]} ${r.step}/${r.steps}`).join('; ');
-      bar.update(p.skipped + p.done + p.failed + p.diverged, {
+      bar.update(p.skipped + p.done + p.failed + p.diverged + p.cancelled, {
         stored: p.skipped,
         failed: p.failed,
         ...(p.diverged ? { diverged: p.diverged } : {}),
+        ...(p.cancelled ? { cancelled: p.cancelled } : {}),
         ...(running ? { running } : {}),
       });
     },

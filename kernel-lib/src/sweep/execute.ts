@@ -87,7 +87,8 @@ export interface RunProgress {
 
 /**
  * Executes a planned run and returns its record; never throws for a failing run (the record
- * then has `status: 'failed'` and the error). A loss that is not finite ends it `diverged`.
+ * then has `status: 'failed'` and the error). A loss that is not finite ends it `diverged`; an abort
+ * `signal` stops it at the next update boundary with status `cancelled` and its partial history.
  */
 export async function executeRun(
   run: PlannedRun,
@@ -119,12 +120,12 @@ export async function executeRun(
         }
       },
     });
-    if (result.train.stoppedEarly && !result.diverged) throw new Error('cancelled');
+    const cancelled = result.train.stoppedEarly && !result.diverged;
     const t = result.train.timings;
     const trainMs = result.train.history.reduce((a, u) => a + u.ms, 0);
     const record: RunRecord = {
       ...base,
-      status: result.diverged ? 'diverged' : 'done',
+      status: result.diverged ? 'diverged' : cancelled ? 'cancelled' : 'done',
       metrics: Object.fromEntries(Object.entries(result.metrics).filter(([, v]) => typeof v === 'number')) as Record<string, number>,
       history: summarizeHistory(result.train),
       timings: {
@@ -142,6 +143,7 @@ export async function executeRun(
       weightsSha256: result.train.weightsSha256,
     };
     if (result.diverged) record.diverged = result.diverged;
+    if (cancelled) record.cancelled = { step: result.train.updates, steps: run.config.steps };
     if (result.maskTrace) record.maskTrace = result.maskTrace;
     return record;
   } catch (e) {

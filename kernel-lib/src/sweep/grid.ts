@@ -117,10 +117,20 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 of the inputs a config reads from disk: the base checkpoint and a task file. */
 export function inputDigests(config: FinetuneConfig): { base: string; task?: string } {
-  const base = resolveBaseCheckpoint(config.base).sha256;
+  const base = readInput(() => resolveBaseCheckpoint(config.base).sha256, `base checkpoint ${config.base}`);
   if (config.task === 'math' || config.task === 'code') return { base };
   if (!existsSync(config.task)) throw new ConfigError(`task file ${config.task} does not exist`);
-  return { base, task: sha256File(config.task) };
+  return { base, task: readInput(() => sha256File(config.task), `task file ${config.task}`) };
+}
+
+/** Runs a read of an input file; an I/O error (a directory, no permission) becomes a `ConfigError` naming it. */
+function readInput<T>(read: () => T, what: string): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /**
@@ -161,9 +171,26 @@ function checkSeeds(seeds: unknown, where: string): void {
   } else throw new ConfigError(`${where} must be a list of integers or { "count": n, "from": s }`);
 }
 
+/** Deepest nesting a grid may have: far beyond any real grid, far below what overflows `JSON.stringify`. */
+const MAX_GRID_DEPTH = 64;
+
+/** Rejects a value nested more than {@link MAX_GRID_DEPTH} levels deep (iteratively, so the check cannot overflow). */
+function checkDepth(value: unknown, where: string): void {
+  const seen = new Set<object>();
+  const todo: [unknown, number][] = [[value, 0]];
+  while (todo.length) {
+    const [v, depth] = todo.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    if (depth >= MAX_GRID_DEPTH) throw new ConfigError(`${where}: nested more than ${MAX_GRID_DEPTH} levels deep`);
+    seen.add(v);
+    for (const child of Object.values(v)) todo.push([child, depth + 1]);
+  }
+}
+
 /** Validates a grid (unknown keys and wrong types throw, naming the field). */
 export function resolveGrid(input: unknown, where = 'grid'): SweepGrid {
   if (!isPlainObject(input)) throw new ConfigError(`${where}: expected a JSON object`);
+  checkDepth(input, where);
   const g = resolveConfig(GRID_DEFAULTS, input as Partial<SweepGrid>, where);
   if (typeof g.name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(g.name)) throw new ConfigError(`${where}.name must be letters, digits, ".", "_" or "-", got ${JSON.stringify(g.name)}`);
   if (typeof g.description !== 'string') throw new ConfigError(`${where}.description must be a string`);

@@ -13,10 +13,16 @@ import { initBackend } from '../backend';
 import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
 import { executeRun, provenance, type RunProgress } from './execute';
 import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
-import { ResultStore, type RunRecord } from './store';
+import { isFinal, ResultStore, type RunRecord } from './store';
 
 /** Parent → worker. */
-export type ParentMessage = { type: 'run'; run: PlannedRun; grid: string; jobs: number };
+export type ParentMessage = { type: 'run'; run: PlannedRun; grid: string; jobs: number } | { type: 'cancel' };
+
+/**
+ * After a cancel, how long a worker may take to stop at an update boundary and send its partial
+ * record (scoring the test set is not interruptible) before it is killed.
+ */
+export const CANCEL_GRACE_MS = 15_000;
 /** Worker → parent. */
 export type WorkerMessage =
   | { type: 'ready'; context: ExecutionContext }
@@ -42,6 +48,7 @@ export interface SweepProgress {
   done: number;
   failed: number;
   diverged: number;
+  cancelled: number;
   /** Runs in progress with their last reported update. */
   running: { key: string; label: string; step: number; steps: number; loss?: number }[];
   elapsedMs: number;
@@ -128,20 +135,18 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   const t0 = performance.now();
   const finished = opts.fresh ? new Set<string>() : store.finishedKeys();
   const todo = runs.filter((r) => !finished.has(r.key));
-  const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, running: [], elapsedMs: 0, etaMs: NaN };
+  const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const durations: number[] = [];
   const emit = (last?: RunRecord): void => {
     progress.elapsedMs = performance.now() - t0;
-    const left = todo.length - progress.done - progress.failed - progress.diverged;
+    const left = todo.length - progress.done - progress.failed - progress.diverged - progress.cancelled;
     const parallel = Math.max(1, Math.min(jobs || 1, left));
     progress.etaMs = durations.length ? (left * (durations.reduce((a, b) => a + b, 0) / durations.length)) / parallel : left === 0 ? 0 : NaN;
     opts.onProgress?.({ ...progress, running: progress.running.map((r) => ({ ...r })), last });
   };
   const record = (r: RunRecord): void => {
     store.append(r);
-    if (r.status === 'done') progress.done += 1;
-    else if (r.status === 'failed') progress.failed += 1;
-    else progress.diverged += 1;
+    progress[r.status] += 1;
     if (r.timings) durations.push(r.timings.totalMs);
     progress.running = progress.running.filter((x) => x.key !== r.key);
     emit(r);
@@ -164,13 +169,13 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     store: store.file,
     planned: runs,
     records,
-    ran: progress.done + progress.failed + progress.diverged,
+    ran: progress.done + progress.failed + progress.diverged + progress.cancelled,
     skipped: progress.skipped,
     failed: progress.failed,
     diverged: progress.diverged,
     elapsedMs: performance.now() - t0,
     cancelled,
-    missing: runs.filter((r) => !records.has(r.key) || records.get(r.key)!.status === 'failed').length,
+    missing: runs.filter((r) => !records.has(r.key) || !isFinal(records.get(r.key)!.status)).length,
   };
 }
 
@@ -189,8 +194,8 @@ async function runInProcess(
         emit();
       },
     });
-    if (signal?.aborted && r.status === 'failed') return true;
     record(r);
+    if (signal?.aborted) return true;
   }
   return false;
 }
@@ -205,27 +210,48 @@ function runInWorkers(
   const live = new Set<ChildProcess>();
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
+    let cancelling = false;
+    let graceTimer: NodeJS.Timeout | undefined;
     let active = 0;
+    const busy = new Map<ChildProcess, () => PlannedRun | undefined>();
     const finish = (cancelled: boolean, error?: Error): void => {
       if (settled) return;
       settled = true;
+      if (graceTimer) clearTimeout(graceTimer);
       for (const w of live) w.kill('SIGKILL');
       signal?.removeEventListener('abort', onAbort);
       if (error) reject(error);
       else resolve(cancelled);
     };
-    const onAbort = (): void => finish(true);
+    // Cancel: each worker stops its run at the next update boundary and sends the partial
+    // record; idle workers are let go; whoever has not stopped after the grace period is killed.
+    const onAbort = (): void => {
+      if (settled || cancelling) return;
+      cancelling = true;
+      queue.length = 0;
+      for (const w of live) {
+        if (busy.get(w)?.()) w.send({ type: 'cancel' } satisfies ParentMessage);
+        else if (w.connected) w.disconnect();
+      }
+      if (active === 0) finish(true);
+      graceTimer = setTimeout(() => {
+        for (const w of live) w.kill('SIGKILL');
+      }, CANCEL_GRACE_MS);
+      graceTimer.unref();
+    };
     signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted) onAbort();
 
     const start = (): void => {
       if (settled || queue.length === 0) {
-        if (active === 0) finish(false);
+        if (active === 0) finish(cancelling);
         return;
       }
       active += 1;
       const worker = fork(file, [], { execArgv, env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
       live.add(worker);
       let current: PlannedRun | undefined;
+      busy.set(worker, () => current);
       let stderr = '';
       worker.stderr?.on('data', (d: Buffer) => {
         stderr = (stderr + d.toString()).slice(-4000);
@@ -233,7 +259,7 @@ function runInWorkers(
       const next = (): void => {
         current = queue.shift();
         if (!current) {
-          worker.disconnect();
+          if (worker.connected) worker.disconnect();
           return;
         }
         progress.running.push({ key: current.key, label: current.label, step: 0, steps: current.config.steps });
@@ -266,17 +292,20 @@ function runInWorkers(
       });
       worker.on('exit', (code, sig) => {
         live.delete(worker);
+        busy.delete(worker);
         active -= 1;
         if (settled) return;
         if (current) {
           // The worker died mid-run: that run fails (a re-run retries it); a fresh worker goes on.
+          // During a cancel it was killed after the grace period: the run is cancelled.
           const run = current;
           current = undefined;
           const why = sig ? `signal ${sig}` : `exit status ${code}`;
           const tail = stderr.trim().split('\n').slice(-3).join(' | ');
           record({
-            kind: 'gmt-lab/run', v: 1, key: run.key, status: 'failed', label: run.label, methodLabel: run.methodLabel, grid,
-            config: run.config, inputs: { base: '' }, error: { message: `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
+            kind: 'gmt-lab/run', v: 1, key: run.key, status: cancelling ? 'cancelled' : 'failed', label: run.label, methodLabel: run.methodLabel, grid,
+            config: run.config, inputs: { base: '' },
+            error: { message: cancelling ? `cancelled; the worker did not stop within ${CANCEL_GRACE_MS / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
             provenance: provenance(context, layout.jobs),
           });
         } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
@@ -302,7 +331,7 @@ export async function runPlanned(runs: readonly PlannedRun[], opts: { jobs?: num
   const threads = opts.threads ?? layout.threads;
   const context = await sweepContext(threads);
   const got = new Map<string, RunRecord>();
-  const progress: SweepProgress = { grid: opts.grid ?? 'check', total: runs.length, skipped: 0, done: 0, failed: 0, diverged: 0, running: [], elapsedMs: 0, etaMs: NaN };
+  const progress: SweepProgress = { grid: opts.grid ?? 'check', total: runs.length, skipped: 0, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const record = (r: RunRecord): void => {
     got.set(r.key, r);
     progress.running = progress.running.filter((x) => x.key !== r.key);
@@ -313,13 +342,13 @@ export async function runPlanned(runs: readonly PlannedRun[], opts: { jobs?: num
 }
 
 /** Counts of a store by status, per grid and method label (`gmt-lab sweep --status`). */
-export function summarizeStore(store: ResultStore): { records: number; keys: number; bad: number; rows: { grid: string; method: string; task: string; done: number; failed: number; diverged: number }[] } {
+export function summarizeStore(store: ResultStore): { records: number; keys: number; bad: number; rows: { grid: string; method: string; task: string; done: number; failed: number; diverged: number; cancelled: number }[] } {
   const contents = store.read();
   const latest = store.latest(contents);
-  const rows = new Map<string, { grid: string; method: string; task: string; done: number; failed: number; diverged: number }>();
+  const rows = new Map<string, { grid: string; method: string; task: string; done: number; failed: number; diverged: number; cancelled: number }>();
   for (const r of latest.values()) {
     const id = `${r.grid}\u0000${r.methodLabel}\u0000${r.config.task}`;
-    const row = rows.get(id) ?? { grid: r.grid, method: r.methodLabel, task: r.config.task, done: 0, failed: 0, diverged: 0 };
+    const row = rows.get(id) ?? { grid: r.grid, method: r.methodLabel, task: r.config.task, done: 0, failed: 0, diverged: 0, cancelled: 0 };
     row[r.status] += 1;
     rows.set(id, row);
   }

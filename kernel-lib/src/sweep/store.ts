@@ -16,8 +16,16 @@ import { ConfigError } from '../util/config';
 import type { FinetuneConfig } from './finetune';
 import type { ExecutionContext } from './grid';
 
-/** How a run ended. `done` and `diverged` are final; a `failed` run is retried by a re-run. */
-export type RunStatus = 'done' | 'failed' | 'diverged';
+/**
+ * How a run ended. `done` and `diverged` are final; a `failed` run and a `cancelled` one
+ * (stopped by SIGINT/SIGTERM or an abort signal, with its partial history) are retried by a re-run.
+ */
+export type RunStatus = 'done' | 'failed' | 'diverged' | 'cancelled';
+
+/** True for the statuses a sweep never re-runs (`done`, `diverged`). */
+export function isFinal(status: RunStatus): boolean {
+  return status === 'done' || status === 'diverged';
+}
 
 /** Per-update history, sampled at up to ~50 updates (always including the first and last). */
 export interface HistorySummary {
@@ -59,6 +67,8 @@ export interface RunRecord {
   diverged?: { step: number; lastFiniteLoss: number | null };
   /** With status `failed`: what went wrong. */
   error?: { message: string };
+  /** With status `cancelled`: the updates made before the stop, of how many planned. */
+  cancelled?: { step: number; steps: number };
   provenance: ExecutionContext & {
     node: string;
     machine: { cpu: string; cores: number; platform: string; arch: string; host: string };
@@ -101,8 +111,14 @@ export function parseRecordLine(text: string): RunRecord | string {
   if (r.kind !== 'gmt-lab/run') return `not a gmt-lab run record (kind ${JSON.stringify(r.kind)})`;
   if (typeof r.digest !== 'string') return 'no digest';
   const { digest, ...body } = r;
-  if (digestOf(body) !== digest) return 'digest mismatch (the line was cut short or edited)';
-  if (typeof r.key !== 'string' || !['done', 'failed', 'diverged'].includes(r.status)) return 'missing key or status';
+  let actual: string;
+  try {
+    actual = digestOf(body);
+  } catch {
+    return 'not a run record (nested too deeply to check its digest)';
+  }
+  if (actual !== digest) return 'digest mismatch (the line was cut short or edited)';
+  if (typeof r.key !== 'string' || !['done', 'failed', 'diverged', 'cancelled'].includes(r.status)) return 'missing key or status';
   return r;
 }
 
@@ -140,13 +156,13 @@ export class ResultStore {
 
   /**
    * The record that counts per key: the last `done`/`diverged` one if any (final), else the
-   * last `failed` one.
+   * last `failed` or `cancelled` one.
    */
   latest(contents: StoreContents = this.read()): Map<string, RunRecord> {
     const out = new Map<string, RunRecord>();
     for (const r of contents.records) {
       const prev = out.get(r.key);
-      if (prev && prev.status !== 'failed' && r.status === 'failed') continue;
+      if (prev && isFinal(prev.status) && !isFinal(r.status)) continue;
       out.set(r.key, r);
     }
     return out;
@@ -155,7 +171,7 @@ export class ResultStore {
   /** Keys whose run is finished (`done` or `diverged`): a sweep skips these. */
   finishedKeys(contents: StoreContents = this.read()): Set<string> {
     const out = new Set<string>();
-    for (const r of contents.records) if (r.status !== 'failed') out.add(r.key);
+    for (const r of contents.records) if (isFinal(r.status)) out.add(r.key);
     return out;
   }
 

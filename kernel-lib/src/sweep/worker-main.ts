@@ -18,17 +18,28 @@ async function main(): Promise<void> {
   const report = await initBackend({ quiet: true });
   const context = currentExecutionContext(report.backend);
   let queue = Promise.resolve();
+  let running: AbortController | undefined;
   process.on('message', (m: ParentMessage) => {
-    if (m.type !== 'run') return;
+    if (m.type === 'cancel') {
+      running?.abort();
+      return;
+    }
     queue = queue.then(async () => {
+      running = new AbortController();
       const record = await executeRun(m.run as PlannedRun, context, {
         grid: m.grid,
         jobs: m.jobs,
+        signal: running.signal,
         onProgress: (p) => send({ type: 'progress', progress: p }),
       });
+      running = undefined;
       send({ type: 'record', record });
     });
   });
+  // The parent forwards SIGINT/SIGTERM as a cancel message; a terminal's Ctrl-C reaches the
+  // whole process group, so the worker ignores the signal itself and waits for that message.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => running?.abort());
   send({ type: 'ready', context });
 }
 

@@ -40,7 +40,7 @@ export function resolveConfig<T extends object>(defaults: T, overrides: Partial<
     throw new ConfigError(`${where}: expected an object of options, got ${JSON.stringify(overrides)}`);
   }
   for (const [key, value] of Object.entries(overrides)) {
-    if (!(key in defaults)) {
+    if (!Object.prototype.hasOwnProperty.call(defaults, key)) {
       const known = Object.keys(defaults).join(', ');
       throw new ConfigError(`${where}: unknown option "${key}" (known: ${known})`);
     }

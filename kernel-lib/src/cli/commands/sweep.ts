@@ -18,9 +18,9 @@ export function formatDuration(ms: number): string {
 
 /** The one progress line: `sweep NAME 12/40 done (3 skipped), 1 failed, 0 diverged · running: … · ETA 5m10s`. */
 export function sweepProgressLine(p: SweepProgress): string {
-  const finished = p.skipped + p.done + p.failed + p.diverged;
+  const finished = p.skipped + p.done + p.failed + p.diverged + p.cancelled;
   const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}`).join('; ');
-  return `sweep ${p.grid}: ${finished}/${p.total} finished (${p.skipped} from the store), ${p.failed} failed, ${p.diverged} diverged` +
+  return `sweep ${p.grid}: ${finished}/${p.total} finished (${p.skipped} from the store), ${p.failed} failed, ${p.diverged} diverged${p.cancelled ? `, ${p.cancelled} cancelled` : ''}` +
     ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${running ? ` · running: ${running}` : ''}`;
 }
 
@@ -50,7 +50,7 @@ export default defineCommand({
     if (o.status) {
       const s = summarizeStore(store);
       io.stdout(`${store.file}: ${s.records} records, ${s.keys} runs${s.bad ? `, ${s.bad} unreadable lines (skipped)` : ''}\n`);
-      for (const r of s.rows) io.stdout(`  ${r.grid}  ${r.method}  ${r.task}: ${r.done} done, ${r.failed} failed, ${r.diverged} diverged\n`);
+      for (const r of s.rows) io.stdout(`  ${r.grid}  ${r.method}  ${r.task}: ${r.done} done, ${r.failed} failed, ${r.diverged} diverged${r.cancelled ? `, ${r.cancelled} cancelled` : ''}\n`);
       return 0;
     }
     if (positionals.length === 0) throw new UsageError('a grid file is required (or --status / --example)');
@@ -74,7 +74,7 @@ export default defineCommand({
           if (p.last) {
             const r = p.last;
             const acc = r.metrics?.testAccuracy;
-            const what = r.status === 'done' ? `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}` : r.status === 'failed' ? `FAILED: ${r.error?.message}` : `diverged at update ${r.diverged?.step}`;
+            const what = r.status === 'done' ? `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}` : r.status === 'failed' ? `FAILED: ${r.error?.message}` : r.status === 'cancelled' ? `cancelled${r.cancelled ? ` at update ${r.cancelled.step}/${r.cancelled.steps} (partial record kept; a re-run starts it again)` : ''}` : `diverged at update ${r.diverged?.step}`;
             io.stderr(`  ${r.label}: ${what}\n`);
           }
           const now = Date.now();

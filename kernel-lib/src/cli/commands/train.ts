@@ -64,7 +64,16 @@ export default defineCommand({
     const backend = await initBackend({ quiet: true });
     io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}\n`);
     const onUpdate = stderrProgress('train', o.steps, io.stderr);
+    // SIGINT / SIGTERM stop training at the next update boundary; the partial result is kept.
+    const stop = new AbortController();
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (!stop.signal.aborted) io.stderr(`gmt-lab train: ${sig}: stopping after the current update\n`);
+      stop.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const result = await finetune(config, {
+      signal: stop.signal,
       log: (line) => io.stderr(`gmt-lab train: ${line}\n`),
       onUpdate,
       onEval: (e) => io.stderr(`eval @${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}\n`),
@@ -85,8 +94,12 @@ export default defineCommand({
         io.stderr(`gmt-lab train: wrote the first update's gradients to ${o.dumpFirstUpdate}\n`);
       },
       keepModel: o.out !== undefined,
+    }).finally(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     });
     const { model, ...record } = result;
+    const cancelled = record.train.stoppedEarly && !record.diverged;
     if (o.out !== undefined && model) {
       mkdirSync(o.out, { recursive: true });
       saveCheckpoint(path.join(o.out, 'model.safetensors'), model, { 'finetune.config': JSON.stringify(record.config) });
@@ -95,12 +108,13 @@ export default defineCommand({
       io.stderr(`gmt-lab train: wrote ${path.join(o.out, 'result.json')} and model.safetensors\n`);
     }
     const m = record.metrics;
+    if (cancelled) io.stderr(`gmt-lab train: cancelled after ${record.train.updates} of ${o.steps} updates (not scored)\n`);
     io.stderr(
-      `gmt-lab train: done in ${(record.train.timings.totalMs / 1000).toFixed(1)} s; val loss ${m.valLoss.toFixed(4)} (base ${m.baseValLoss.toFixed(4)})` +
+      `gmt-lab train: ${cancelled ? 'stopped' : 'done'} in ${(record.train.timings.totalMs / 1000).toFixed(1)} s; val loss ${m.valLoss.toFixed(4)} (base ${m.baseValLoss.toFixed(4)})` +
         `${m.testAccuracy !== undefined ? `; test accuracy ${(m.testAccuracy * 100).toFixed(1)}%` : ''}` +
         `${m.baseTestAccuracy !== undefined ? ` (base ${(m.baseTestAccuracy * 100).toFixed(1)}%)` : ''}\n`,
     );
     if (o.json) io.stdout(`${JSON.stringify(record)}\n`);
-    return 0;
+    return cancelled ? 130 : 0;
   },
 });
