@@ -254,3 +254,23 @@ test('a run whose loss becomes NaN or Inf stops at that update as `diverged`, wi
   const again = await runSweep(g, { store: path.join(dir, 'r.jsonl'), jobs: 0 });
   assert.equal(again.ran, 0);
 });
+
+test('a notebook training view stops training at the next update when the kernel is interrupted (SIGINT), keeping the partial result', async () => {
+  await initBackend({ quiet: true });
+  const { trainingDisplay } = await import('../src/notebook/training');
+  const view = trainingDisplay(300, { label: 'interrupt test', method: 'sft' });
+  const before = tf.memory().numTensors;
+  const r = await finetune({ base: 'nano', steps: 300, warmup: 1, accum: 1, batchSize: 2, testSize: 4, valSize: 4 }, {
+    onUpdate: (u) => {
+      view.onUpdate(u);
+      // What the interrupt button does to a tslab kernel.
+      if (u.step === 4) process.kill(process.pid, 'SIGINT');
+    },
+    signal: view.signal,
+  });
+  await view.finish();
+  assert.equal(r.train.stoppedEarly, true);
+  assert.ok(r.train.updates >= 4 && r.train.updates <= 6, `stopped within two updates of the interrupt (${r.train.updates})`);
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(process.listenerCount('SIGINT'), 0, 'the view stops listening when it is finished');
+});

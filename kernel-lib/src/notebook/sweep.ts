@@ -6,6 +6,7 @@
 import { runSweep, type SweepOptions, type SweepOutcome } from '../sweep/runner';
 import type { SweepGrid } from '../sweep/grid';
 import { progress } from './display';
+import { interruptSignal } from '../util/interrupt';
 
 /**
  * Runs `grid` into `opts.store` showing progress; resolves to the sweep's outcome.
@@ -18,8 +19,11 @@ import { progress } from './display';
 export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOptions & { label?: string }): Promise<SweepOutcome> {
   let bar: ReturnType<typeof progress> | undefined;
   let total = 0;
+  // The kernel's interrupt button (SIGINT) cancels the running runs at their next update.
+  const interrupt = interruptSignal({ parent: opts.signal });
   const outcome = await runSweep(grid, {
     ...opts,
+    signal: interrupt.signal,
     onProgress: (p) => {
       opts.onProgress?.(p);
       total = p.total;
@@ -34,7 +38,7 @@ export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOp
         ...(running ? { running } : {}),
       });
     },
-  });
+  }).finally(() => interrupt.release());
   bar?.finish({ ran: outcome.ran, stored: outcome.skipped, failed: outcome.failed, ...(outcome.missing ? { missing: outcome.missing } : {}) });
   if (total === 0) process.stdout.write('sweep: the grid plans no runs\n');
   if (outcome.missing > 0 && outcome.ran === 0 && !outcome.cancelled) {

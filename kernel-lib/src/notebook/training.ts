@@ -7,11 +7,17 @@ import type { EvalRecord, UpdateRecord } from '../train/trainer';
 import { lineFigure, type LineSeries } from '../plots/figures';
 import type { PlotlyFigure } from '../plots/theme';
 import { liveFigure, progress } from './display';
+import { interruptSignal } from '../util/interrupt';
 
 /** Hooks to pass to `train`/`finetune`, and `finish` to call when it returns. */
 export interface TrainingDisplay {
   onUpdate: (u: UpdateRecord) => void;
   onEval: (e: EvalRecord) => void;
+  /**
+   * Aborts when the kernel is interrupted (SIGINT) until `finish`: pass it to `finetune`/`train`
+   * so that the interrupt button stops training at the next update and keeps the partial result.
+   */
+  signal: AbortSignal;
   /** Draws the final curve (with PNG) and closes the bar; returns the figure for export. */
   finish: () => Promise<PlotlyFigure>;
 }
@@ -19,7 +25,7 @@ export interface TrainingDisplay {
 /**
  * ```ts
  * const view = gmt.trainingDisplay(steps, { label: 'gmt', method: 'gmt' });
- * const result = await gmt.finetune(config, { onUpdate: view.onUpdate, onEval: view.onEval });
+ * const result = await gmt.finetune(config, { onUpdate: view.onUpdate, onEval: view.onEval, signal: view.signal });
  * const fig = await view.finish();
  * ```
  */
@@ -31,12 +37,14 @@ export function trainingDisplay(steps: number, opts: { label?: string; method?: 
   const evalX: number[] = [];
   const evalY: number[] = [];
   const name = opts.label ?? opts.method ?? 'training';
+  const interrupt = interruptSignal();
   const figure = (): PlotlyFigure => {
     const series: LineSeries[] = [{ name: `${name}: training loss`, colorKey: opts.method ?? name, x, y: loss, markers: false }];
     if (evalX.length) series.push({ name: `${name}: validation loss`, colorKey: opts.method ?? name, x: evalX, y: evalY, dash: 'dash', markers: true });
     return lineFigure({ series, title: opts.title ?? `Loss while training (${name})`, xTitle: 'update', yTitle: 'loss', logY: true, legend: 'top' });
   };
   return {
+    signal: interrupt.signal,
     onUpdate(u) {
       x.push(u.step);
       loss.push(u.loss);
@@ -50,6 +58,7 @@ export function trainingDisplay(steps: number, opts: { label?: string; method?: 
       }
     },
     async finish() {
+      interrupt.release();
       bar.finish(loss.length ? { loss: loss[loss.length - 1] as number } : undefined);
       const fig = figure();
       await live.close(fig);

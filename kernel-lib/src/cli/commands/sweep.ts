@@ -4,6 +4,7 @@ import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
 import { ResultStore } from '../../sweep/store';
 import { runMode, type RunMode } from '../../util/config';
 import { UsageError } from '../args';
+import { interruptSignal } from '../../util/interrupt';
 import { defineCommand } from '../command';
 
 /** `12m05s`, `1h02m`, `?`. */
@@ -57,10 +58,7 @@ export default defineCommand({
     const grid = loadGrid(positionals[0] as string);
     const bad = store.read().bad;
     for (const b of bad) io.stderr(`gmt-lab sweep: ${store.file}:${b.line}: skipped (${b.reason})\n`);
-    const controller = new AbortController();
-    const onSignal = (): void => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab sweep: ${sig}: stopping the running runs at their next update\n`) });
     let lastLine = 0;
     try {
       const outcome = await runSweep(grid, {
@@ -69,7 +67,7 @@ export default defineCommand({
         threads: o.threads,
         mode: (o.mode as RunMode | undefined) ?? runMode(),
         fresh: o.fresh,
-        signal: controller.signal,
+        signal: stop.signal,
         onProgress: (p) => {
           if (p.last) {
             const r = p.last;
@@ -87,8 +85,7 @@ export default defineCommand({
       io.stderr(`gmt-lab sweep: ${outcome.grid}: ${outcome.ran} run, ${outcome.skipped} already in ${outcome.store}, ${outcome.failed} failed, ${outcome.diverged} diverged, ${formatDuration(outcome.elapsedMs)}${outcome.cancelled ? ' (cancelled)' : ''}\n`);
       return outcome.cancelled ? 130 : outcome.failed > 0 ? 1 : 0;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stop.release();
     }
   },
 });

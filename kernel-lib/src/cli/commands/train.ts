@@ -8,6 +8,7 @@ import { finetune, FINETUNE_DEFAULTS, type FinetuneConfig } from '../../sweep/fi
 import { listStrategies } from '../../tuning/registry';
 import { ConfigError } from '../../util/config';
 import { writeJsonAtomic } from '../../util/fsx';
+import { interruptSignal } from '../../util/interrupt';
 import { defineCommand } from '../command';
 import { stderrProgress } from './progress';
 
@@ -65,13 +66,7 @@ export default defineCommand({
     io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}\n`);
     const onUpdate = stderrProgress('train', o.steps, io.stderr);
     // SIGINT / SIGTERM stop training at the next update boundary; the partial result is kept.
-    const stop = new AbortController();
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (!stop.signal.aborted) io.stderr(`gmt-lab train: ${sig}: stopping after the current update\n`);
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab train: ${sig}: stopping after the current update\n`) });
     const result = await finetune(config, {
       signal: stop.signal,
       log: (line) => io.stderr(`gmt-lab train: ${line}\n`),
@@ -94,10 +89,7 @@ export default defineCommand({
         io.stderr(`gmt-lab train: wrote the first update's gradients to ${o.dumpFirstUpdate}\n`);
       },
       keepModel: o.out !== undefined,
-    }).finally(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    });
+    }).finally(() => stop.release());
     const { model, ...record } = result;
     const cancelled = record.train.stoppedEarly && !record.diverged;
     if (o.out !== undefined && model) {
