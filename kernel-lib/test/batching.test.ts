@@ -57,7 +57,7 @@ test('makeBatch: bad options and data are named', () => {
   assert.throws(() => makeBatch([], tok, { seqLen: 8 }), /no examples/);
   assert.throws(() => makeBatch([ex('a', 'b')], tok, { seqLen: 8, overflow: 'wrap' as never }), /overflow must be/);
   assert.throws(() => makeBatch([ex('a', 'b')], tok, { seqLen: 8, padding: 1 } as never), /unknown option "padding"/);
-  assert.throws(() => makeBatch([ex('ok', 'b'), ex('5\u20AC', 'b')], tok, { seqLen: 8 }), /example 1 prompt/);
+  assert.throws(() => makeBatch([ex('ok', 'b'), ex('5\u20AC', 'b')], new CharTokenizer({ unknown: 'error' }), { seqLen: 8 }), /example 1 prompt/);
 });
 
 test('BatchSampler: seeded epochs, each example once per epoch, exact resume', () => {

@@ -65,7 +65,7 @@ test('parseArgs rejects mistakes with a message naming the option', () => {
   const cases: [string[], RegExp][] = [
     [['--mask-ratoi', '0.2'], /unknown option --mask-ratoi/],
     [['-x'], /unknown option -x/],
-    [['--mask-ratio', '1'], /--mask-ratio must be < 1, got 1/],
+    [['--mask-ratio', '1'], /--mask-ratio must be in \[0, 1\), got 1/],
     [['--mask-ratio', 'abc'], /--mask-ratio expects a number, got "abc"/],
     [['--mask-ratio', '0x10'], /--mask-ratio expects a number/],
     [['--mask-ratio', ''], /--mask-ratio expects a number/],
@@ -74,7 +74,7 @@ test('parseArgs rejects mistakes with a message naming the option', () => {
     [['--steps', '0'], /--steps must be >= 1/],
     [['--scope', 'row'], /--scope must be one of tensor, layer, global; got "row"/],
     [['--ratios', '0.1,,0.2'], /--ratios expects a comma-separated list/],
-    [['--ratios', '0.1,2'], /--ratios must be <= 1, got 2/],
+    [['--ratios', '0.1,2'], /--ratios must be in \[0, 1\], got 2/],
     [['--methods', 'sft,lora'], /--methods must be one of sft, gmt; got "lora"/],
     [['--json=yes'], /--json is a switch/],
     [['--steps', '3', '--steps', '4'], /--steps given more than once/],

@@ -204,7 +204,7 @@ test('hostile programs end in bounded time with a limit verdict', () => {
   assert.ok(!p.ok && p.error.kind === 'limit' && p.error.position === 105, p.ok ? '' : `${p.error.position} ${p.error.message}`);
   const custom = parseListProgram('sum|len', { maxProgramLength: 5 });
   assert.ok(!custom.ok && custom.error.kind === 'limit' && custom.error.position === 6);
-  assert.throws(() => runProgram('sum', [1], { maxDepth: 0 }), /maxDepth must be >= 1/);
+  assert.throws(() => runProgram('sum', [1], { maxDepth: 0 }), /maxDepth must be in \[1, 1000\], got 0/);
   assert.throws(() => parseListProgram('sum', { maxProgramLength: -1 }), /maxProgramLength must be >= 1/);
 });
 

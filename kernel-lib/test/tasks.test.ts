@@ -141,7 +141,7 @@ test('code: splits never share a spec; reference programs pass their hidden and 
 test('code: a task space smaller than the requested sizes gives a clear error', () => {
   // One stage with constants <= 2: about two dozen distinct specs exist.
   assert.throws(() => generateCodeTask({ ...small, stages: 1, maxConst: 2 }), /code: could only find \d+ distinct prompts/);
-  assert.throws(() => generateCodeTask({ examples: 3 }), /examples must be <= 2/);
+  assert.throws(() => generateCodeTask({ examples: 3 }), /examples must be in \[1, 2\], got 3/);
 });
 
 test('general: no fine-tuning format, disjoint documents, every fact covered', () => {

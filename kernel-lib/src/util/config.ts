@@ -60,11 +60,14 @@ export function checkNumber(
   }
   if (opts.integer && !Number.isInteger(value)) throw new ConfigError(`${name} must be an integer, got ${value}`);
   const { min, max } = opts;
-  if (min !== undefined && (opts.minExclusive ? value <= min : value < min)) {
-    throw new ConfigError(`${name} must be ${opts.minExclusive ? '>' : '>='} ${min}, got ${value}`);
-  }
-  if (max !== undefined && (opts.maxExclusive ? value >= max : value > max)) {
-    throw new ConfigError(`${name} must be ${opts.maxExclusive ? '<' : '<='} ${max}, got ${value}`);
+  const below = min !== undefined && (opts.minExclusive ? value <= min : value < min);
+  const above = max !== undefined && (opts.maxExclusive ? value >= max : value > max);
+  if (below || above) {
+    // Name the whole allowed range, e.g. "in [0, 1)", so one message says what would be accepted.
+    const range = min !== undefined && max !== undefined
+      ? `in ${opts.minExclusive ? '(' : '['}${min}, ${max}${opts.maxExclusive ? ')' : ']'}`
+      : min !== undefined ? `${opts.minExclusive ? '>' : '>='} ${min}` : `${opts.maxExclusive ? '<' : '<='} ${max}`;
+    throw new ConfigError(`${name} must be ${range}, got ${value}`);
   }
   return value;
 }
