@@ -146,3 +146,20 @@ test('a file as published trains, with one summary line of what was normalised a
   assert.match(strict.stderr, /unknown character "€" \(U\+20AC\) at .*gsm8k-unicode\.jsonl:1 field "question", line 1, column \d+/);
   assert.doesNotMatch(strict.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('examples whose completion exceeds the context are left out and counted; a file where none fits is a clear error', async () => {
+  const file = path.join(tmp, 'long.jsonl');
+  const short = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `p${i} `, completion: `c${i}` }));
+  fs.writeFileSync(file, [...short, JSON.stringify({ prompt: 'long ', completion: 'x'.repeat(300) })].join('\n'));
+  const r = await run(['train', '--base', base, '--task', file, '--steps', '1', '--accum', '1', '--batch', '2', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /long\.jsonl: 1 example has a completion longer than the model's context \(\d+ positions\), left out/);
+  const record = JSON.parse(r.stdout);
+  assert.equal(record.data.tooLong, 1);
+  assert.equal(record.data.train + record.data.validation + record.data.test, 6);
+  const none = path.join(tmp, 'none.jsonl');
+  fs.writeFileSync(none, Array.from({ length: 4 }, () => JSON.stringify({ prompt: 'p', completion: 'y'.repeat(300) })).join('\n'));
+  const bad = await run(['train', '--base', base, '--task', none, '--steps', '1']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /none\.jsonl: none of its 4 examples fits the model's context/);
+});

@@ -45,6 +45,14 @@ export function encodePrompt(prompt: string, tokenizer: CharTokenizer): number[]
   return [tokenizer.eotId, ...tokenizer.encode(prompt, { source: 'prompt' })];
 }
 
+/**
+ * True when an example can be trained on at `seqLen`: its completion, the start token and the
+ * end token fit in a row (a long prompt is then cut from the left with `overflow: 'truncate-prompt'`).
+ */
+export function completionFits(example: Example, tokenizer: CharTokenizer, seqLen: number): boolean {
+  return tokenizer.encode(example.completion).length + 2 <= seqLen + 1;
+}
+
 /** Token ids and loss weights of one example before padding (length = seqLen or less + 1). */
 export function encodeExample(
   example: Example,

@@ -12,7 +12,7 @@ import { CharTokenizer, TextStats, type TextStatsSummary } from '../data/tokeniz
 import { generateCodeTask, generateMathTask } from '../data/tasks';
 import type { Example } from '../data/tasks';
 import { loadJsonl } from '../data/jsonl';
-import { BatchSampler, encodePrompt, makeBatch, packText, sliceHostBatch } from '../data/batching';
+import { BatchSampler, completionFits, encodePrompt, makeBatch, packText, sliceHostBatch } from '../data/batching';
 import { arithmeticFactExamples, generateGeneralCorpus, resolveGeneralConfig } from '../data/tasks';
 import type { HostBatch } from '../types';
 import { evaluateTask, type ScoredTask } from '../eval/scorers';
@@ -129,7 +129,11 @@ export interface FinetuneResult {
   kind: 'gmt-lab/finetune';
   config: FinetuneConfig;
   base: { path: string; sha256: string; model: GPTConfig };
-  data: { train: number; validation: number; test: number; scored: ScoredTask | null; text?: TextStatsSummary };
+  data: {
+    train: number; validation: number; test: number; scored: ScoredTask | null; text?: TextStatsSummary;
+    /** For a task file: examples left out because their completion is longer than the model's context. */
+    tooLong?: number;
+  };
   train: TrainResult;
   metrics: {
     valLoss: number;
@@ -245,10 +249,16 @@ export interface TaskData {
   scored: ScoredTask | null;
   /** For a task file: what the text policy did (see `TextStats`); its `summary` line. */
   text?: { stats: TextStatsSummary; summary: string };
+  /** For a task file with `fits`: lines left out before splitting because they do not fit. */
+  tooLong?: number;
 }
 
 /** Builds the data of a run: generated for `math`/`code`, or a user's JSONL split by `dataSeed`. */
-export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions' | 'dataSeed' | 'valSize' | 'testSize'> & { strictText?: boolean }): TaskData {
+export function loadTaskData(
+  config: Pick<FinetuneConfig, 'task' | 'taskOptions' | 'dataSeed' | 'valSize' | 'testSize'> & { strictText?: boolean },
+  /** For a task file: keep only examples for which `fits` holds (e.g. `completionFits` at the model's context), before splitting. */
+  opts: { fits?: (e: Example) => boolean } = {},
+): TaskData {
   if (config.task === 'math' || config.task === 'code') {
     const gen = config.task === 'math' ? generateMathTask : generateCodeTask;
     const splits = gen({
@@ -264,7 +274,11 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
     throw new ConfigError(`task must be "math", "code" or a path to a .jsonl file, got ${JSON.stringify(config.task)}`);
   }
   const stats = new TextStats();
-  const all = loadJsonl(config.task, { tokenizer: new CharTokenizer({ unknown: config.strictText ? 'error' : 'unk' }), stats });
+  const lines = loadJsonl(config.task, { tokenizer: new CharTokenizer({ unknown: config.strictText ? 'error' : 'unk' }), stats });
+  const all = opts.fits ? lines.filter(opts.fits) : lines;
+  if (lines.length > 0 && all.length === 0) {
+    throw new ConfigError(`${config.task}: none of its ${lines.length} examples fits the model's context (each completion is too long); use a base model with a longer context`);
+  }
   const order = new Rng(config.dataSeed).shuffle(all.map((_, i) => i));
   // Hold out 10% each for validation and test, at least one line each, so small files still report a loss.
   if (all.length < 3) throw new ConfigError(`${config.task}: ${all.length} example(s); at least 3 are needed (train, validation, test)`);
@@ -277,6 +291,7 @@ export function loadTaskData(config: Pick<FinetuneConfig, 'task' | 'taskOptions'
   return {
     validation: pick(0, nVal), test: pick(nVal, nVal + nTest), train: pick(nVal + nTest, all.length), scored,
     text: { stats: stats.toJSON(), summary: stats.summary(config.task) },
+    ...(lines.length > all.length ? { tooLong: lines.length - all.length } : {}),
   };
 }
 
@@ -350,15 +365,19 @@ export async function finetune(
   const { keepModel, log, ...trainHooks } = hooks;
   const tokenizer = new CharTokenizer();
   const base = resolveBaseCheckpoint(config.base);
-  const data = loadTaskData(config);
-  if (data.train.length === 0) throw new ConfigError(`task ${config.task}: no training examples`);
-  if (data.text) log?.(data.text.summary);
   const model = loadCheckpoint(base.path);
   try {
     if (model.config.vocabSize !== tokenizer.vocabSize) {
       throw new ConfigError(`${base.path}: vocabulary of ${model.config.vocabSize} ids, but the tokenizer has ${tokenizer.vocabSize}`);
     }
     const seqLen = model.config.contextLength;
+    const data = loadTaskData(config, { fits: (e) => completionFits(e, tokenizer, seqLen) });
+    if (data.train.length === 0) throw new ConfigError(`task ${config.task}: no training examples`);
+    if (data.text) log?.(data.text.summary);
+    const tooLong = data.tooLong;
+    if (tooLong) {
+      log?.(`${config.task}: ${tooLong.toLocaleString('en-US')} example${tooLong === 1 ? ' has a completion' : 's have completions'} longer than the model's context (${seqLen} positions), left out`);
+    }
     const score = async (): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
       if (!data.scored || data.test.length === 0) return undefined;
       const report = await evaluateTask(data.scored, data.test, (prompts) => greedyComplete(model, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 });
@@ -419,7 +438,10 @@ export async function finetune(
       kind: 'gmt-lab/finetune',
       config,
       base: { path: base.path, sha256: base.sha256, model: model.config },
-      data: { train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored, ...(data.text ? { text: data.text.stats } : {}) },
+      data: {
+        train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored,
+        ...(data.text ? { text: data.text.stats } : {}), ...(tooLong ? { tooLong } : {}),
+      },
       train: result,
       metrics: {
         valLoss: result.final.valLoss ?? (diverged ? NaN : valLoss()),
