@@ -17,3 +17,4 @@ export {
 } from './display';
 export { sweepWithProgress } from './sweep';
 export { TrainingDisplay, trainingDisplay } from './training';
+export { trainCell, compareCell, lastResult, resultSummary, CompareOptions } from './cells';

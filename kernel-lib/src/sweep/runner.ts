@@ -71,7 +71,7 @@ export interface SweepOptions {
   /** Run every planned run again, ignoring finished records (new records are appended). */
   fresh?: boolean;
   onProgress?: (p: SweepProgress) => void;
-  /** Stops handing out runs; runs in progress in workers are killed (not recorded). */
+  /** Stops handing out runs; runs in progress stop at their next update and are stored as `cancelled` (partial records). */
   signal?: AbortSignal;
   /**
    * Make nothing: return what the store has and count the rest as missing (default
