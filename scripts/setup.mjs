@@ -5,7 +5,7 @@
 //
 // Steps, one line of output each:
 //   1. npm packages   `npm ci` when node_modules is missing or older than the lockfile/manifests
-//   2. system         Debian python3-nbclient and chromium (apt-get when root, else a message)
+//   2. system         Debian python3-nbclient, chromium and jupyter-notebook (apt-get when root, else a message)
 //   3. jupyter python an interpreter that imports nbclient + jupyter_client
 //   4. kernel-lib     compile to kernel-lib/dist when a source is newer than the last build
 //   5. kernelspec     <repo>/.jupyter/kernels/tslab/kernel.json with this checkout's paths
@@ -25,6 +25,7 @@ import {
   tscBin,
   tslabBin,
 } from './lib/env.mjs';
+import { findJupyterServer } from './lib/lab.mjs';
 
 const nodeModules = path.join(repoRoot, 'node_modules');
 const npmStamp = path.join(nodeModules, '.gmt-lab-install-stamp');
@@ -107,6 +108,7 @@ function systemPackagePresent(name) {
   if (debianPackageInstalled(name)) return true;
   if (name === 'python3-nbclient') return findJupyterPython() !== null;
   if (name === 'chromium') return findChromium() !== null;
+  if (name === 'jupyter-notebook') return findJupyterServer() !== null;
   return false;
 }
 
@@ -129,7 +131,7 @@ function aptHasCandidates(names) {
 function stepSystemPackages() {
   const missing = debianPackages.filter((p) => !systemPackagePresent(p.name)).map((p) => p.name);
   if (missing.length === 0) {
-    say('system packages present (python3-nbclient, chromium)');
+    say(`system packages present (${debianPackages.map((p) => p.name).join(', ')})`);
     return;
   }
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -27,7 +27,8 @@ export const notebooksDir = path.join(repoRoot, 'notebooks');
 /** Debian packages the lab needs, and why. */
 export const debianPackages = [
   { name: 'python3-nbclient', why: 'runs notebooks headless (brings jupyter-client and nbformat)' },
-  { name: 'chromium', why: 'exports figures to PNG/SVG' },
+  { name: 'chromium', why: 'exports figures to PNG/SVG and drives the lab in the browser test' },
+  { name: 'jupyter-notebook', why: 'the lab server (npm run lab) and its browser test' },
 ];
 
 /**

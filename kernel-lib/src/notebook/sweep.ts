@@ -7,6 +7,7 @@ import { runSweep, type SweepOptions, type SweepOutcome } from '../sweep/runner'
 import type { SweepGrid } from '../sweep/grid';
 import { progress } from './display';
 import { interruptSignal } from '../util/interrupt';
+import { inNotebook } from './channel';
 
 /**
  * Runs `grid` into `opts.store` showing progress; resolves to the sweep's outcome.
@@ -20,7 +21,7 @@ export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOp
   let bar: ReturnType<typeof progress> | undefined;
   let total = 0;
   // The kernel's interrupt button (SIGINT) cancels the running runs at their next update.
-  const interrupt = interruptSignal({ parent: opts.signal });
+  const interrupt = interruptSignal({ parent: opts.signal, exclusive: inNotebook() });
   const outcome = await runSweep(grid, {
     ...opts,
     signal: interrupt.signal,

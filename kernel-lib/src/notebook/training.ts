@@ -8,6 +8,7 @@ import { lineFigure, type LineSeries } from '../plots/figures';
 import type { PlotlyFigure } from '../plots/theme';
 import { liveFigure, progress } from './display';
 import { interruptSignal } from '../util/interrupt';
+import { inNotebook } from './channel';
 
 /** Hooks to pass to `train`/`finetune`, and `finish` to call when it returns. */
 export interface TrainingDisplay {
@@ -37,7 +38,7 @@ export function trainingDisplay(steps: number, opts: { label?: string; method?: 
   const evalX: number[] = [];
   const evalY: number[] = [];
   const name = opts.label ?? opts.method ?? 'training';
-  const interrupt = interruptSignal();
+  const interrupt = interruptSignal({ exclusive: inNotebook() });
   const figure = (): PlotlyFigure => {
     const series: LineSeries[] = [{ name: `${name}: training loss`, colorKey: opts.method ?? name, x, y: loss, markers: false }];
     if (evalX.length) series.push({ name: `${name}: validation loss`, colorKey: opts.method ?? name, x: evalX, y: evalY, dash: 'dash', markers: true });
