@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const outDir = path.join(repoRoot, 'build', 'test-output', 'lab');
 const skip = !findJupyterServer() ? 'Jupyter Notebook is not installed (npm run setup installs it as root)' : !findChromium() ? 'Chromium is not installed' : false;
 
-test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn, no error; an interrupted training cell keeps its partial result', { skip, timeout: 600000 }, async () => {
+test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn, no error, API completion and docs; an interrupted training cell keeps its partial result', { skip, timeout: 600000 }, async () => {
   mkdirSync(outDir, { recursive: true });
   const lab = await startLab({ env: { GMT_MODE: 'fast' } });
   const { chromium } = require('playwright-core');
@@ -65,6 +65,18 @@ test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn
     assert.equal(report.errors, 0, 'no cell shows an error');
     assert.deepEqual(report.stderr.filter((t) => /error|exception|interrupted/i.test(t)), [], 'no cell printed an error');
     assert.deepEqual(pageErrors, [], 'no script error in the page');
+
+    // Completion and documentation of the kernel-lib API come from its compiled .d.ts.
+    const shell = (type, content) => page.evaluate(([t, c]) => new Promise((resolve) => {
+      window.Jupyter.notebook.kernel.send_shell_message(t, c, { shell: { reply: (msg) => resolve(msg.content) } });
+    }), [type, content]);
+    const completion = await shell('complete_request', { code: 'gmt.trainCe', cursor_pos: 11 });
+    assert.deepEqual(completion.matches, ['trainCell']);
+    const inspection = await shell('inspect_request', { code: 'gmt.trainCell', cursor_pos: 13, detail_level: 0 });
+    const doc = inspection.data?.['text/plain'] ?? '';
+    assert.match(doc, /function trainCell\(config: Partial<FinetuneConfig>/, 'the signature');
+    assert.match(doc, /One fine-tuning run in a cell/, 'the doc comment');
+    assert.match(doc, /const run = await gmt\.trainCell\(/, 'its example');
 
     // A long training cell, interrupted with the toolbar's interrupt (SIGINT to the kernel).
     await page.evaluate(() => {
