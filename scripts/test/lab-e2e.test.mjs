@@ -131,3 +131,29 @@ test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn
     assert.deepEqual(lab.kernelPids(), [], 'stopping the lab leaves no kernel');
   }
 });
+
+test('`npm run lab` prints a loopback URL with a token, and Ctrl-C stops Jupyter and its kernels', { skip, timeout: 120000 }, async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(repoRoot, 'scripts', 'lab.mjs')], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d.toString(); });
+  child.stderr.on('data', (d) => { out += d.toString(); });
+  const t0 = Date.now();
+  while (!/open (http:\/\/127\.0\.0\.1:\d+\/)tree\?token=([0-9a-f]{48})/.test(out) && child.exitCode === null && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 100));
+  const m = /open (http:\/\/127\.0\.0\.1:\d+\/)tree\?token=([0-9a-f]{48})/.exec(out);
+  assert.ok(m, out);
+  const [, url, token] = m;
+  assert.equal((await fetch(`${url}api/status`)).status, 403, 'no token, no access');
+  // A kernel, as opening a notebook would start one.
+  const kernel = await (await fetch(`${url}api/kernels?token=${token}`, { method: 'POST', body: '{"name":"tslab"}' })).json();
+  const kernelPid = () => spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(`kernel-${kernel.id}.json`)).map((l) => Number(l.trim().split(/\s+/)[0]));
+  const t1 = Date.now();
+  while (kernelPid().length === 0 && Date.now() - t1 < 30000) await new Promise((r) => setTimeout(r, 200));
+  assert.equal(kernelPid().length, 1, 'the kernel runs');
+  child.kill('SIGINT'); // what Ctrl-C in the terminal sends
+  await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+  assert.equal(child.exitCode, 0, out);
+  assert.match(out, /lab: stopped \(1 kernel shut down\)/);
+  assert.deepEqual(kernelPid(), [], 'no kernel is left');
+  await assert.rejects(fetch(`${url}api/status?token=${token}`), 'the server is gone');
+});
