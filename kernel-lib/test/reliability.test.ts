@@ -17,6 +17,7 @@ import { finetune } from '../src/sweep/finetune';
 import type { SweepGrid } from '../src/sweep/grid';
 import { ResultStore } from '../src/sweep/store';
 import { listStrategies } from '../src/tuning/registry';
+import { tinyGrid } from './helpers/tiny-grid';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const cliMain = path.join(repoRoot, 'kernel-lib/src/cli/main.ts');
@@ -48,17 +49,7 @@ function lcg(seed: number): () => number {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-const grid = (over: Partial<SweepGrid> = {}): SweepGrid => ({
-  name: 'reliability',
-  description: 'test grid',
-  base: { base: 'nano', steps: 3, warmup: 1, accum: 1, batchSize: 4, testSize: 4, valSize: 4, maxNewTokens: 8 },
-  methods: ['sft', { method: 'gmt', options: { ratio: 0.3 } }],
-  tasks: ['math'],
-  presets: [],
-  seeds: [0, 1],
-  vary: {},
-  ...over,
-});
+const grid = (over: Partial<SweepGrid> = {}): SweepGrid => tinyGrid({ name: 'reliability', ...over });
 
 test('kill -9 of a sweep at 20 random points: the re-run completes the grid, every run is in the store exactly once, the store stays valid', async () => {
   const dir = tmp('gmt-kill-loop-');

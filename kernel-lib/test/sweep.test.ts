@@ -10,28 +10,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { canonicalJson, expandGrid, resolveGrid, runKey, type ExecutionContext, type SweepGrid } from '../src/sweep/grid';
+import { canonicalJson, expandGrid, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { runSweep } from '../src/sweep/runner';
 import { resolveFinetuneConfig } from '../src/sweep/finetune';
 import { ConfigError } from '../src/util/config';
+import { tinyGrid } from './helpers/tiny-grid';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const ctx: ExecutionContext = { kernelLib: '0.0.0-test', backend: 'wasm', gradientPath: 'fused wasm kernels (test), 1 thread' };
 const tmp = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 
-/** A grid of tiny runs on the nano base (about a second each). */
-const tinyGrid = (over: Partial<SweepGrid> = {}): SweepGrid => ({
-  name: 'tiny',
-  description: 'test grid',
-  base: { base: 'nano', steps: 3, warmup: 1, accum: 1, batchSize: 4, testSize: 4, valSize: 4, maxNewTokens: 8 },
-  methods: ['sft', { method: 'gmt', options: { ratio: 0.3 } }],
-  tasks: ['math'],
-  presets: [],
-  seeds: [0, 1],
-  vary: {},
-  ...over,
-});
 
 test('a grid expands methods × option lists × tasks × vary × seeds, in a stable order', () => {
   const runs = expandGrid({
