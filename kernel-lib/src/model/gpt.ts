@@ -336,6 +336,17 @@ export function defaultGradientPath(env: NodeJS.ProcessEnv = process.env): strin
   return describeGradientPath(true, why, threads);
 }
 
+/**
+ * The decoder-only transformer every run fine-tunes: parameters as named tfjs variables
+ * (`params`, grouped by layer for GMT's layer scope), the completion-only loss, and its
+ * gradients through the fused wasm kernels where they run (see `defaultGradientPath`).
+ *
+ * ```ts
+ * const model = new gmt.GPT(gmt.gptPreset('nano', { vocabSize: new gmt.CharTokenizer().vocabSize, seed: 0 }));
+ * const loss = model.loss(batch); // batch from gmt.makeBatch + gmt.toTensorBatch
+ * model.dispose();
+ * ```
+ */
 export class GPT implements TrainableModel {
   readonly config: GPTConfig;
   readonly params: readonly ParamInfo[];
