@@ -266,3 +266,13 @@ test('a notebook training view stops training at the next update when the kernel
   // What stays is kernel-lib's one permanent listener (util/interrupt.ts), no view of its own.
   assert.equal(process.listenerCount('SIGINT'), 1, 'the view stops listening when it is finished');
 });
+
+test('with nothing listening, kernel-lib\'s permanent signal listener lets SIGINT and SIGTERM end a process as they would without it', async () => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', "require('./src/util/interrupt'); process.stdout.write('ready'); setTimeout(() => {}, 20000);"], { cwd: path.join(repoRoot, 'kernel-lib'), stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    child.kill(sig);
+    await exited(child);
+    assert.equal(child.signalCode, sig, `${sig} ended the process`);
+  }
+});

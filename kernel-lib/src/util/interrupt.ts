@@ -11,7 +11,7 @@
  * dying of the interrupt (exit by SIGINT). Loading kernel-lib (the notebook's first cell)
  * installs it before the cells that train. While no work listens,
  * the listener does what would have happened without it: in a command, the process ends as if
- * killed by the signal; in a kernel, nothing (tslab handles the interrupt).
+ * killed by the signal; in a kernel, nothing for SIGINT (tslab handles the interrupt).
  */
 
 /** A signal that aborts on SIGINT or SIGTERM to this process, until `release()`. */
@@ -48,7 +48,8 @@ function dispatch(sig: Signal): void {
     for (const l of setAside.get(sig) ?? []) l(sig);
     return;
   }
-  if (kernelMode || inKernel() || process.listenerCount(sig) > 1) return;
+  // In a kernel an idle interrupt is tslab's business; SIGTERM still ends the process.
+  if ((sig === 'SIGINT' && (kernelMode || inKernel())) || process.listenerCount(sig) > 1) return;
   // Nothing listens: behave as the default disposition would (end the process by the signal).
   process.removeListener(sig, dispatch);
   installed.delete(sig);
