@@ -41,3 +41,10 @@ test('compareCell runs the methods on the same seeds through the store; re-runni
   assert.deepEqual(again.summary, first.summary);
   await assert.rejects(compareCell({ methods: [], store }), /methods must be a non-empty list/);
 });
+
+test('cell results print as one line in a notebook and keep their fields and JSON', async () => {
+  const { inspect } = await import('node:util');
+  const r = lastResult()!;
+  assert.match(inspect(r), /^\[trainCell result\] gmt k=0\.3: 4\/4 updates, validation loss \d+\.\d+ → \d+\.\d+, test accuracy \d+\.\d%/);
+  assert.equal(JSON.parse(JSON.stringify(r)).train.updates, 4, 'JSON unchanged');
+});

@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const outDir = path.join(repoRoot, 'build', 'test-output', 'lab');
 const skip = !findJupyterServer() ? 'Jupyter Notebook is not installed (npm run setup installs it as root)' : !findChromium() ? 'Chromium is not installed' : false;
 
-test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn, no error, API completion and docs; an interrupted training cell keeps its partial result', { skip, timeout: 600000 }, async () => {
+test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn, no error, API completion and docs; an interrupted training cell keeps its partial result; a compare cell re-runs from its store', { skip, timeout: 600000 }, async () => {
   mkdirSync(outDir, { recursive: true });
   const lab = await startLab({ env: { GMT_MODE: 'fast' } });
   const { chromium } = require('playwright-core');
@@ -118,6 +118,37 @@ test('notebook 01 runs in the browser: progress bar at its end, plotly SVG drawn
     await page.evaluate(() => window.Jupyter.notebook.scroll_to_bottom());
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(outDir, '01-interrupted.png') });
+
+    // A compare cell: through the sweep and its store; running it again makes nothing.
+    const store = path.join(outDir, `compare-${Date.now()}.jsonl`);
+    const compareSource = `await gmt.compareCell({ methods: ['sft', { method: 'gmt', options: { ratio: 0.3 } }], base: { base: 'nano', steps: 3, warmup: 1, accum: 1, batchSize: 4, testSize: 4, valSize: 4, maxNewTokens: 8 }, seeds: [0, 1], store: ${JSON.stringify(store)}, jobs: 0 });`;
+    const runCompare = async () => {
+      await page.evaluate((src) => {
+        const nb = window.Jupyter.notebook;
+        const cell = nb.insert_cell_at_bottom('code');
+        cell.set_text(src);
+        cell.execute();
+      }, compareSource);
+      await page.waitForFunction(() => {
+        const cells = window.Jupyter.notebook.get_cells();
+        const c = cells[cells.length - 1];
+        return typeof c.input_prompt_number === 'number' && c.element[0].querySelector('.js-plotly-plot svg.main-svg') && c.element[0].querySelector('table');
+      }, null, { timeout: 180000, polling: 250 });
+      return page.evaluate(() => {
+        const cells = window.Jupyter.notebook.get_cells();
+        const el = cells[cells.length - 1].element[0];
+        return { text: el.querySelector('.output_wrapper')?.textContent ?? '', errors: el.querySelectorAll('.output_error').length };
+      });
+    };
+    const first = await runCompare();
+    assert.match(first.text, /ran=4 stored=0 failed=0/, first.text.slice(0, 500));
+    const second = await runCompare();
+    assert.match(second.text, /ran=0 stored=4 failed=0/, 'the second run is served from the store');
+    assert.match(second.text, /gmt ratio=0\.3/);
+    assert.equal(first.errors + second.errors, 0);
+    await page.evaluate(() => window.Jupyter.notebook.scroll_to_bottom());
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: path.join(outDir, 'compare-cell.png') });
   } catch (e) {
     // What the page showed when it failed, for the person reading the failure.
     await page?.screenshot({ path: path.join(outDir, 'failure.png'), fullPage: true }).catch(() => undefined);

@@ -17,6 +17,15 @@ import { trainingDisplay } from './training';
 let last: FinetuneResult | undefined;
 
 /**
+ * Gives `value` a one-line form for a notebook (tslab prints a cell's last value with
+ * `util.inspect`), without changing its fields or its JSON.
+ */
+function shownAs<T extends object>(value: T, line: () => string): T {
+  Object.defineProperty(value, Symbol.for('nodejs.util.inspect.custom'), { value: line, enumerable: false, configurable: true });
+  return value;
+}
+
+/**
  * The result of the last {@link trainCell}, also when it was interrupted (a kernel interrupt
  * ends the cell before the run returns, so its `const run = await …` is never assigned).
  */
@@ -63,7 +72,11 @@ export async function trainCell(config: Partial<FinetuneConfig>, opts: { label?:
   } finally {
     await view.finish();
   }
-  last = result;
+  last = shownAs(result, () => {
+    const m = result.metrics;
+    return `[trainCell result] ${label}: ${result.train.updates}/${resolved.steps} updates, validation loss ${m.baseValLoss.toFixed(3)} → ${m.valLoss.toFixed(3)}` +
+      `${m.testAccuracy !== undefined ? `, test accuracy ${(m.testAccuracy * 100).toFixed(1)}%` : ''} (fields: config, metrics, train.history, samples, …)`;
+  });
   const interrupted = result.train.stoppedEarly && !result.diverged;
   const line = interrupted
     ? `interrupted at update ${result.train.updates}/${resolved.steps}: the partial result is kept (gmt.lastResult())`
@@ -120,5 +133,8 @@ export async function compareCell(opts: CompareOptions): Promise<{ outcome: Swee
   const title = opts.title ?? `${scored ? 'Test accuracy' : 'Validation loss'} per method (mean and 95% CI over ${grid.seeds instanceof Array ? grid.seeds.length : ''} seeds)`;
   await showFigure(methodBarsFigure(summary, { category: 'task', title, yTitle: scored ? 'accuracy (points)' : 'validation loss' }));
   showTable(summary as Record<string, unknown>[], { caption: `${metric} by method` });
-  return { outcome, summary };
+  return shownAs({ outcome, summary }, () =>
+    `[compareCell result] ${outcome.planned.length} runs (${outcome.ran} made, ${outcome.skipped} from ${outcome.store}); ` +
+    (summary as { methodLabel: string; mean: number; lo: number; hi: number }[]).map((r) => `${r.methodLabel} ${r.mean.toFixed(1)} [${r.lo.toFixed(1)}, ${r.hi.toFixed(1)}]`).join('; ') +
+    ' (fields: outcome, summary)');
 }
