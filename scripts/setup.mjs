@@ -5,7 +5,7 @@
 //
 // Steps, one line of output each:
 //   1. npm packages   `npm ci` when node_modules is missing or older than the lockfile/manifests
-//   2. system         Debian python3-nbclient, chromium and jupyter-notebook (apt-get when root, else a message)
+//   2. system         Debian python3-nbclient, chromium, jupyter-notebook and redis-server (apt-get when root, else a message)
 //   3. jupyter python an interpreter that imports nbclient + jupyter_client
 //   4. kernel-lib     compile to kernel-lib/dist when a source is newer than the last build
 //   5. kernelspec     <repo>/.jupyter/kernels/tslab/kernel.json with this checkout's paths
@@ -18,6 +18,7 @@ import {
   aptInstallCommand,
   debianPackageInstalled,
   debianPackages,
+  findRedisServer,
   findChromium,
   findJupyterPython,
   kernelSpecFile,
@@ -109,6 +110,7 @@ function systemPackagePresent(name) {
   if (name === 'python3-nbclient') return findJupyterPython() !== null;
   if (name === 'chromium') return findChromium() !== null;
   if (name === 'jupyter-notebook') return findJupyterServer() !== null;
+  if (name === 'redis-server') return findRedisServer() !== null;
   return false;
 }
 
@@ -140,8 +142,8 @@ function stepSystemPackages() {
     throw new SetupError(
       `missing system packages:\n${lines.join('\n')}\n` +
         `Install them as root, then run this again:\n  sudo sh -c '${aptInstallCommand(missing)}'\n` +
-        '(Not on Debian? A python3 with nbclient and jupyter_client, named by GMT_PYTHON, and a Chromium ' +
-        'named by CHROMIUM_PATH do the same job.)',
+        '(Not on Debian? A python3 with nbclient and jupyter_client, named by GMT_PYTHON, a Chromium ' +
+        'named by CHROMIUM_PATH, and a redis-server named by REDIS_SERVER do the same job.)',
     );
   }
   const t0 = performance.now();

@@ -2,7 +2,7 @@
 // launcher. Node builtins only: setup imports this before node_modules exists.
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +29,14 @@ export const debianPackages = [
   { name: 'python3-nbclient', why: 'runs notebooks headless (brings jupyter-client and nbformat)' },
   { name: 'chromium', why: 'exports figures to PNG/SVG and drives the lab in the browser test' },
   { name: 'jupyter-notebook', why: 'the lab server (npm run lab) and its browser test' },
+  { name: 'redis-server', why: 'the job queue of sweeps across machines (gmt-lab worker) and its test; installed stopped, only tests start it, on loopback' },
 ];
+
+/** The redis-server binary: REDIS_SERVER, else Debian's /usr/bin/redis-server; null when absent. */
+export function findRedisServer() {
+  const candidate = process.env.REDIS_SERVER?.trim() || '/usr/bin/redis-server';
+  return existsSync(candidate) ? candidate : null;
+}
 
 /**
  * Environment for a process that talks to Jupyter: JUPYTER_PATH starts with the project's

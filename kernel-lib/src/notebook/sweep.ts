@@ -1,7 +1,8 @@
 /**
  * Sweeps from a notebook cell: the same `runSweep` as `gmt-lab sweep`, with a progress bar
  * updated in place (runs finished / planned, failures, ETA, what is running). A sweep whose runs
- * are all in the store returns at once, so re-running a cell is instant.
+ * are all in the store returns at once, so re-running a cell is instant. With `opts.queue` (a
+ * Redis URL) the runs are made by `gmt-lab worker`s and the bar also shows the queue and its workers.
  */
 import { runSweep, type SweepOptions, type SweepOutcome } from '../sweep/runner';
 import type { SweepGrid } from '../sweep/grid';
@@ -30,12 +31,14 @@ export async function sweepWithProgress(grid: SweepGrid | unknown, opts: SweepOp
       total = p.total;
       if (p.total === 0) return;
       bar ??= progress(p.total, { label: opts.label ?? `sweep ${p.grid}` });
-      const running = p.running.map((r) => `${r.label.split(' · ')[0]} ${r.step}/${r.steps}`).join('; ');
+      const running = p.running.map((r) => `${r.label.split(' · ')[0]} ${r.step}/${r.steps}${r.worker ? ` on ${r.worker}` : ''}`).join('; ');
+      const q = p.queue;
       bar.update(p.skipped + p.done + p.failed + p.diverged + p.cancelled, {
         stored: p.skipped,
         failed: p.failed,
         ...(p.diverged ? { diverged: p.diverged } : {}),
         ...(p.cancelled ? { cancelled: p.cancelled } : {}),
+        ...(q ? { queued: q.waiting, workers: q.workers.length ? q.workers.map((w) => `${w.name} (${w.finished})`).join(', ') : 'none connected', ...(q.error ? { redis: q.error } : {}) } : {}),
         ...(running ? { running } : {}),
       });
     },

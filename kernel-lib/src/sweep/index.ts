@@ -7,3 +7,4 @@ export * from './grid';
 export * from './store';
 export * from './execute';
 export * from './runner';
+export * from './queue';

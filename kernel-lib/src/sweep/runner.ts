@@ -14,6 +14,7 @@ import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config'
 import { executeRun, provenance, type RunProgress } from './execute';
 import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
 import { isFinal, ResultStore, type RunRecord } from './store';
+import type { QueueProgress } from './queue';
 
 /** Parent → worker. */
 export type ParentMessage = { type: 'run'; run: PlannedRun; grid: string; jobs: number } | { type: 'cancel' };
@@ -49,8 +50,10 @@ export interface SweepProgress {
   failed: number;
   diverged: number;
   cancelled: number;
-  /** Runs in progress with their last reported update. */
-  running: { key: string; label: string; step: number; steps: number; loss?: number }[];
+  /** Runs in progress with their last reported update (and, on a queue, the worker running it). */
+  running: { key: string; label: string; step: number; steps: number; loss?: number; worker?: string }[];
+  /** Through a queue (`SweepOptions.queue`): what the queue holds and who works on it. */
+  queue?: QueueProgress;
   elapsedMs: number;
   /** Estimated time to the end (NaN until a run has finished). */
   etaMs: number;
@@ -78,6 +81,15 @@ export interface SweepOptions {
    * `GMT_STORE_ONLY=1`). For reading a partly made sweep without starting hours of runs.
    */
   storeOnly?: boolean;
+  /**
+   * A Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS): enqueue the missing
+   * runs there for `gmt-lab worker`s on any machine and collect their records into the store,
+   * instead of running them here (see `sweep/queue.ts`). `jobs`/`threads` then do not apply;
+   * the workers' own settings do.
+   */
+  queue?: string;
+  /** With `queue`: attempts per run before it is recorded `failed` (default 3). */
+  attempts?: number;
 }
 
 /** What {@link runSweep} returns. */
@@ -140,9 +152,10 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   const emit = (last?: RunRecord): void => {
     progress.elapsedMs = performance.now() - t0;
     const left = todo.length - progress.done - progress.failed - progress.diverged - progress.cancelled;
-    const parallel = Math.max(1, Math.min(jobs || 1, left));
+    const parallel = Math.max(1, Math.min(progress.queue ? progress.running.length : jobs || 1, left));
     progress.etaMs = durations.length ? (left * (durations.reduce((a, b) => a + b, 0) / durations.length)) / parallel : left === 0 ? 0 : NaN;
-    opts.onProgress?.({ ...progress, running: progress.running.map((r) => ({ ...r })), last });
+    const queue = progress.queue && { ...progress.queue, workers: progress.queue.workers.map((w) => ({ ...w })) };
+    opts.onProgress?.({ ...progress, running: progress.running.map((r) => ({ ...r })), ...(queue ? { queue } : {}), last });
   };
   const record = (r: RunRecord): void => {
     store.append(r);
@@ -155,7 +168,10 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   let cancelled = false;
   const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
   if (todo.length > 0 && !storeOnly) {
-    if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
+    if (opts.queue !== undefined) {
+      const { collectFromQueue } = await import('./queue');
+      cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
+    } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
     else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
   }
   const latest = store.latest();
@@ -201,7 +217,7 @@ async function runInProcess(
 }
 
 function runInWorkers(
-  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number }, progress: SweepProgress,
+  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number }, progress: SweepProgress,
   record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
 ): Promise<boolean> {
   const queue = [...todo];
@@ -264,7 +280,7 @@ function runInWorkers(
         }
         progress.running.push({ key: current.key, label: current.label, step: 0, steps: current.config.steps });
         emit();
-        worker.send({ type: 'run', run: current, grid, jobs: layout.jobs } satisfies ParentMessage);
+        worker.send({ type: 'run', run: current, grid, jobs: layout.parallel ?? layout.jobs } satisfies ParentMessage);
       };
       worker.on('message', (m: WorkerMessage) => {
         if (settled) return;
@@ -306,7 +322,7 @@ function runInWorkers(
             kind: 'gmt-lab/run', v: 1, key: run.key, status: cancelling ? 'cancelled' : 'failed', label: run.label, methodLabel: run.methodLabel, grid,
             config: run.config, inputs: { base: '' },
             error: { message: cancelling ? `cancelled; the worker did not stop within ${CANCEL_GRACE_MS / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
-            provenance: provenance(context, layout.jobs),
+            provenance: provenance(context, layout.parallel ?? layout.jobs),
           });
         } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
           finish(false, new Error(`sweep: a worker failed to start: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
@@ -325,19 +341,35 @@ function runInWorkers(
  * `jobs: 0`) and resolves to their records in the order given. Used to re-make stored runs and
  * compare their weights (`npm run reproduce`'s check).
  */
-export async function runPlanned(runs: readonly PlannedRun[], opts: { jobs?: number; threads?: number; grid?: string } = {}): Promise<RunRecord[]> {
+export async function runPlanned(
+  runs: readonly PlannedRun[],
+  opts: {
+    jobs?: number;
+    threads?: number;
+    grid?: string;
+    /** Stops the runs at their next update (records then have status `cancelled`). */
+    signal?: AbortSignal;
+    /** Called as runs report their updates (about once a second per run). */
+    onProgress?: (running: SweepProgress['running']) => void;
+    /** `provenance.jobs` of the records: runs in parallel on this machine, if more than `jobs` (a queue worker's concurrency). */
+    parallel?: number;
+    /** The execution context, when the caller has it already. */
+    context?: ExecutionContext;
+  } = {},
+): Promise<RunRecord[]> {
   const layout = defaultSweepLayout();
   const jobs = opts.jobs ?? Math.min(layout.jobs, runs.length);
   const threads = opts.threads ?? layout.threads;
-  const context = await sweepContext(threads);
+  const context = opts.context ?? (await sweepContext(threads));
   const got = new Map<string, RunRecord>();
   const progress: SweepProgress = { grid: opts.grid ?? 'check', total: runs.length, skipped: 0, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const record = (r: RunRecord): void => {
     got.set(r.key, r);
     progress.running = progress.running.filter((x) => x.key !== r.key);
   };
-  if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, () => undefined);
-  else await runInWorkers([...runs], context, progress.grid, { jobs, threads }, progress, record, () => undefined);
+  const emit = (): void => opts.onProgress?.(progress.running.map((r) => ({ ...r })));
+  if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, emit, opts.signal);
+  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel }, progress, record, emit, opts.signal);
   return runs.map((r) => got.get(r.key)!);
 }
 

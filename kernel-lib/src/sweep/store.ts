@@ -69,6 +69,8 @@ export interface RunRecord {
   error?: { message: string };
   /** With status `cancelled`: the updates made before the stop, of how many planned. */
   cancelled?: { step: number; steps: number };
+  /** Made through a queue: the worker that made or returned it, which attempt, and whether from its cache. */
+  queue?: { worker: string; attempt: number; fromCache?: boolean };
   provenance: ExecutionContext & {
     node: string;
     machine: { cpu: string; cores: number; platform: string; arch: string; host: string };

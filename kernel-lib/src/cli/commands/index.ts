@@ -10,6 +10,7 @@ import pretrain from './pretrain';
 import claims from './claims';
 import sweep from './sweep';
 import train from './train';
+import worker from './worker';
 
 export const COMMANDS: readonly Command[] = [
   doctor,
@@ -17,6 +18,7 @@ export const COMMANDS: readonly Command[] = [
   pretrain,
   bench,
   sweep,
+  worker,
   claims,
   makeHelpCommand(() => COMMANDS),
 ];

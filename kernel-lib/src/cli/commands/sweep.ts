@@ -6,6 +6,7 @@ import { runMode, type RunMode } from '../../util/config';
 import { UsageError } from '../args';
 import { interruptSignal } from '../../util/interrupt';
 import { defineCommand } from '../command';
+import { DEFAULT_ATTEMPTS } from '../../sweep/queue';
 
 /** `12m05s`, `1h02m`, `?`. */
 export function formatDuration(ms: number): string {
@@ -20,9 +21,14 @@ export function formatDuration(ms: number): string {
 /** The one progress line: `sweep NAME 12/40 done (3 skipped), 1 failed, 0 diverged · running: … · ETA 5m10s`. */
 export function sweepProgressLine(p: SweepProgress): string {
   const finished = p.skipped + p.done + p.failed + p.diverged + p.cancelled;
-  const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}`).join('; ');
+  const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}${r.worker ? ` on ${r.worker}` : ''}`).join('; ');
+  const q = p.queue;
+  const queue = q
+    ? ` · queue: ${q.waiting} waiting, ${q.active} active, workers: ${q.workers.length ? q.workers.map((w) => `${w.name} (${w.finished} finished)`).join(', ') : 'none connected'}` +
+      `${q.readded ? `, ${q.readded} lost runs re-added` : ''}${q.error ? ` · ${q.error}` : ''}`
+    : '';
   return `sweep ${p.grid}: ${finished}/${p.total} finished (${p.skipped} from the store), ${p.failed} failed, ${p.diverged} diverged${p.cancelled ? `, ${p.cancelled} cancelled` : ''}` +
-    ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${running ? ` · running: ${running}` : ''}`;
+    ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${queue}${running ? ` · running: ${running}` : ''}`;
 }
 
 export default defineCommand({
@@ -40,6 +46,8 @@ export default defineCommand({
     fresh: { type: 'boolean', summary: 'run everything again, ignoring finished records' },
     status: { type: 'boolean', summary: 'summarise the store instead of running' },
     example: { type: 'boolean', summary: 'print an example grid file and exit' },
+    queue: { type: 'string', summary: 'enqueue the missing runs on this Redis (redis://[:password@]host:port, rediss:// for TLS) for gmt-lab workers and collect their records', metavar: 'URL' },
+    attempts: { type: 'number', summary: `with --queue: attempts per run before it is recorded failed (default ${DEFAULT_ATTEMPTS})`, min: 1, max: 100, integer: true },
   },
   async run({ options: o, positionals }, io) {
     if (o.example) {
@@ -56,9 +64,13 @@ export default defineCommand({
     }
     if (positionals.length === 0) throw new UsageError('a grid file is required (or --status / --example)');
     const grid = loadGrid(positionals[0] as string);
+    if (o.queue !== undefined) {
+      if (o.fresh) throw new UsageError('--fresh cannot be used with --queue (workers return the runs they already made)');
+      if (o.jobs !== undefined) throw new UsageError('--jobs does not apply with --queue: each worker sets its own (gmt-lab worker --jobs N)');
+    } else if (o.attempts !== undefined) throw new UsageError('--attempts applies only with --queue');
     const bad = store.read().bad;
     for (const b of bad) io.stderr(`gmt-lab sweep: ${store.file}:${b.line}: skipped (${b.reason})\n`);
-    const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab sweep: ${sig}: stopping the running runs at their next update\n`) });
+    const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab sweep: ${sig}: ${o.queue !== undefined ? 'stopping the coordinator (queued and running runs stay with the workers)' : 'stopping the running runs at their next update'}\n`) });
     let lastLine = 0;
     try {
       const outcome = await runSweep(grid, {
@@ -67,6 +79,8 @@ export default defineCommand({
         threads: o.threads,
         mode: (o.mode as RunMode | undefined) ?? runMode(),
         fresh: o.fresh,
+        queue: o.queue,
+        attempts: o.attempts,
         signal: stop.signal,
         onProgress: (p) => {
           if (p.last) {
@@ -83,6 +97,7 @@ export default defineCommand({
         },
       });
       io.stderr(`gmt-lab sweep: ${outcome.grid}: ${outcome.ran} run, ${outcome.skipped} already in ${outcome.store}, ${outcome.failed} failed, ${outcome.diverged} diverged, ${formatDuration(outcome.elapsedMs)}${outcome.cancelled ? ' (cancelled)' : ''}\n`);
+      if (o.queue !== undefined && outcome.cancelled) io.stderr(`gmt-lab sweep: ${outcome.missing} runs stay queued and the workers go on with them; the same command again collects their records\n`);
       return outcome.cancelled ? 130 : outcome.failed > 0 ? 1 : 0;
     } finally {
       stop.release();
