@@ -218,3 +218,18 @@ test('exportFigures saves a batch with one browser: valid SVG, PNG, HTML and CSV
   }
   await assert.rejects(exportFigures([{ name: 'bad name', fig: curves() }], dir), /must be letters/);
 });
+
+test('yBounds clip bands and reference intervals to the possible range; the CSV keeps the real CI', () => {
+  const fig = lineFigure({
+    series: [{ name: 'gmt', x: [0.1, 0.2], y: [5, 95], band: [30, 12] }],
+    references: [{ name: 'sft', y: 50, interval: [-10, 120] }],
+    yBounds: [0, 100],
+  });
+  const bands = fig.data.filter((d) => (d.meta as { role?: string } | undefined)?.role === 'band');
+  assert.equal(bands.length, 2);
+  for (const b of bands) for (const v of b.y as number[]) assert.ok(v >= 0 && v <= 100, `band point ${v} inside [0, 100]`);
+  assert.deepEqual(bands[0]!.y, [35, 100, 83, 0]);
+  assert.match(figureCsv(fig), /gmt,0\.1,5,30\ngmt,0\.2,95,12/);
+  const unclipped = lineFigure({ series: [{ name: 'gmt', x: [0.1], y: [5], band: [30] }] });
+  assert.deepEqual(unclipped.data[0]!.y, [35, -25]);
+});

@@ -69,7 +69,10 @@ export function pairedDiffFigure(pairedIn: readonly object[], opts: { category?:
  * A metric against the mask ratio k: one line per series key (e.g. `gmt tensor`, `random-mask`)
  * with its 95% CI band, and a reference level (SFT) with its interval.
  */
-export function ratioCurveFigure(summaryIn: readonly object[], opts: { series: string; title: string; yTitle: string; reference?: { name: string; mean: number; lo: number; hi: number } }): PlotlyFigure {
+export function ratioCurveFigure(
+  summaryIn: readonly object[],
+  opts: { series: string; title: string; yTitle: string; reference?: { name: string; mean: number; lo: number; hi: number }; /** Possible range of the metric; bands are clipped to it (`lineFigure`'s `yBounds`). */ bounds?: readonly [number, number] },
+): PlotlyFigure {
   const summary = summaryIn as readonly Row[];
   if (summary.length === 0) return placeholderFigure(opts.title, NO_RUNS);
   const keys = [...new Set(summary.map((r) => String(r[opts.series])))];
@@ -81,7 +84,7 @@ export function ratioCurveFigure(summaryIn: readonly object[], opts: { series: s
   const references = opts.reference && Number.isFinite(opts.reference.mean)
     ? [{ name: opts.reference.name, y: opts.reference.mean, interval: Number.isFinite(opts.reference.lo) ? [opts.reference.lo, opts.reference.hi] as [number, number] : undefined, colorKey: 'sft' }]
     : [];
-  return lineFigure({ series, references, title: opts.title, xTitle: 'mask ratio k (fraction of Γ zeroed)', yTitle: opts.yTitle, legend: 'top' });
+  return lineFigure({ series, references, title: opts.title, xTitle: 'mask ratio k (fraction of Γ zeroed)', yTitle: opts.yTitle, legend: 'top', yBounds: opts.bounds });
 }
 
 /**

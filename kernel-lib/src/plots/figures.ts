@@ -44,6 +44,11 @@ export interface LineFigureOptions {
   logX?: boolean;
   logY?: boolean;
   legend?: 'right' | 'top';
+  /**
+   * The range the plotted quantity can take (e.g. [0, 100] for an accuracy in %): bands and
+   * reference intervals are drawn clipped to it. The CSV keeps the unclipped half-widths.
+   */
+  yBounds?: readonly [number, number];
 }
 
 function checkSeriesLengths(where: string, name: string, lengths: Record<string, number>): void {
@@ -66,6 +71,8 @@ function hexToRgba(hex: string, alpha: number): string {
 export function lineFigure(opts: LineFigureOptions): PlotlyFigure {
   if (!opts.series || opts.series.length === 0) throw new ConfigError('lineFigure: series must hold at least one series');
   const data: PlotlyTrace[] = [];
+  const [yMin, yMax] = opts.yBounds ?? [-Infinity, Infinity];
+  const clip = (v: number): number => Math.min(yMax, Math.max(yMin, v));
   for (const s of opts.series) {
     const lengths: Record<string, number> = { x: s.x.length, y: s.y.length };
     if (s.band) lengths.band = s.band.length;
@@ -74,8 +81,8 @@ export function lineFigure(opts: LineFigureOptions): PlotlyFigure {
     const markers = s.markers ?? s.x.length <= 30;
     if (s.band) {
       // A closed polygon (upper edge forward, lower edge back) filled in the series colour.
-      const upper = s.y.map((v, i) => v + s.band![i]);
-      const lower = s.y.map((v, i) => v - s.band![i]);
+      const upper = s.y.map((v, i) => clip(v + s.band![i]));
+      const lower = s.y.map((v, i) => clip(v - s.band![i]));
       data.push({
         type: 'scatter',
         mode: 'lines',
@@ -112,7 +119,7 @@ export function lineFigure(opts: LineFigureOptions): PlotlyFigure {
       if (r.interval) {
         data.push({
           type: 'scatter', mode: 'lines', name: `${r.name} band`, x: [ends[0], ends[1], ends[1], ends[0]],
-          y: [r.interval[1], r.interval[1], r.interval[0], r.interval[0]], fill: 'toself', fillcolor: hexToRgba(color, 0.12),
+          y: [clip(r.interval[1]), clip(r.interval[1]), clip(r.interval[0]), clip(r.interval[0])], fill: 'toself', fillcolor: hexToRgba(color, 0.12),
           line: { width: 0, color }, hoverinfo: 'skip', showlegend: false, legendgroup: r.name, meta: { role: 'band', of: r.name },
         });
       }
