@@ -100,7 +100,7 @@ function assertSameAsLocal(file: string): Map<string, RunRecord[]> {
   return lines;
 }
 
-test('two workers, one killed with SIGKILL mid-run: its run is taken over after the stall timeout; every run once, same weights as a local sweep', async (t) => {
+test('two workers, one killed with SIGKILL mid-run: its run is taken over after the stall timeout; every run once, same weights as a local sweep', { timeout: 240_000 }, async (t) => {
   const dir = tmp('gmt-queue-kill-');
   const redis = await startRedis(path.join(dir, 'redis'), { password: 'pa ss:word' });
   t.after(() => redis.stop());
@@ -135,7 +135,7 @@ test('two workers, one killed with SIGKILL mid-run: its run is taken over after 
   assert.match(b.log(), /stopped; \d+ runs made/);
 });
 
-test('coordinator killed after enqueuing: the runs go on; enqueuing again adds nothing; a restarted coordinator collects every finished run once', async (t) => {
+test('coordinator killed after enqueuing: the runs go on; enqueuing again adds nothing; a restarted coordinator collects every finished run once', { timeout: 240_000 }, async (t) => {
   const dir = tmp('gmt-queue-coord-');
   const redis = await startRedis(path.join(dir, 'redis'));
   t.after(() => redis.stop());
@@ -180,7 +180,7 @@ test('coordinator killed after enqueuing: the runs go on; enqueuing again adds n
   assertSameAsLocal(store);
 });
 
-test('Redis killed mid-sweep and restarted empty: no finished run is lost, lost runs are re-added, every run once with the same weights', async (t) => {
+test('Redis killed mid-sweep and restarted empty: no finished run is lost, lost runs are re-added, every run once with the same weights', { timeout: 240_000 }, async (t) => {
   const dir = tmp('gmt-queue-redis-');
   let redis = await startRedis(path.join(dir, 'redis'), { password: 'secret' });
   t.after(() => redis.stop());
@@ -218,7 +218,7 @@ test('Redis killed mid-sweep and restarted empty: no finished run is lost, lost 
   assert.ok(seen.some((p) => p.queue?.error !== undefined), 'progress said Redis was unreachable');
 });
 
-test('a run that keeps failing ends failed after the set number of attempts, with its error; the others are done', async (t) => {
+test('a run that keeps failing ends failed after the set number of attempts, with its error; the others are done', { timeout: 240_000 }, async (t) => {
   const dir = tmp('gmt-queue-fail-');
   const redis = await startRedis(path.join(dir, 'redis'));
   t.after(() => redis.stop());
@@ -242,7 +242,7 @@ test('a run that keeps failing ends failed after the set number of attempts, wit
   assert.equal((w.log().match(/FAILED/g) ?? []).length, 2, 'the worker tried it twice');
 });
 
-test('queue URLs: schemes, hosts, databases and passwords are checked, and a password never appears in messages', async (t) => {
+test('queue URLs: schemes, hosts, databases and passwords are checked, and a password never appears in messages', { timeout: 240_000 }, async (t) => {
   assert.throws(() => parseQueueUrl('http://127.0.0.1:6379'), /must start with redis:\/\/ or rediss:\/\//);
   assert.throws(() => parseQueueUrl('redis://127.0.0.1:6379/abc'), /database number/);
   assert.throws(() => parseQueueUrl(''), /Redis URL is required/);
@@ -279,7 +279,7 @@ test('queue URLs: schemes, hosts, databases and passwords are checked, and a pas
   assert.ok(!r.stderr.includes(':wrong@'));
 });
 
-test('TLS (rediss://): refused with advice when the CA is unknown; with NODE_EXTRA_CA_CERTS a sweep runs end to end', async (t) => {
+test('TLS (rediss://): refused with advice when the CA is unknown; with NODE_EXTRA_CA_CERTS a sweep runs end to end', { timeout: 240_000 }, async (t) => {
   const dir = tmp('gmt-queue-tls-');
   const tls = makeTlsFiles(path.join(dir, 'pki'));
   const redis = await startRedis(path.join(dir, 'redis'), { password: 'tls-secret', tls });
@@ -304,4 +304,44 @@ test('TLS (rediss://): refused with advice when the CA is unknown; with NODE_EXT
   assert.equal(lines.size, 2);
   assert.ok([...lines.values()].every((r) => r.length === 1 && r[0]!.status === 'done' && r[0]!.queue?.worker === 'T'));
   assert.ok(!ok.stderr.includes('tls-secret'), 'the password is not printed');
+});
+
+test('a worker whose inputs differ from the coordinator\'s (another task file) hands the run back and stops; a matching worker then makes it', { timeout: 240_000 }, async (t) => {
+  const dir = tmp('gmt-queue-inputs-');
+  const redis = await startRedis(path.join(dir, 'redis'));
+  t.after(() => redis.stop());
+  const task = path.join(dir, 'task.jsonl');
+  const original = fs.readFileSync(path.join(repoRoot, 'data/samples/gsm8k.jsonl'), 'utf8');
+  fs.writeFileSync(task, original);
+  const small = tinyGrid({ name: 'queue-inputs', methods: ['sft'], tasks: [task], seeds: [0], base: { base: 'nano', steps: 3, warmup: 1, accum: 1, batchSize: 2, testSize: 2, valSize: 2, maxNewTokens: 8 } });
+  const store = path.join(dir, 'queued.jsonl');
+  let enqueued!: () => void;
+  const ready = new Promise<void>((r) => (enqueued = r));
+  const sweep = runSweep(small, { store, queue: redis.url, onProgress: (p) => p.queue && enqueued() });
+  await ready;
+  fs.writeFileSync(task, `${original.trimEnd()}\n${original.split('\n')[0]}\n`);
+  const bad = spawnWorker(redis.url, 'B', dir);
+  assert.equal(await bad.exit(), 1, bad.log());
+  assert.match(bad.log(), /would be [0-9a-f]{32}: its inputs differ .*goes back to the queue and this worker stops/);
+  const { context } = await planSweep(small);
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue<RunJobData, RunRecord>(queueName(context), { connection });
+  t.after(async () => {
+    await queue.close();
+    connection.disconnect();
+  });
+  const [job] = await queue.getJobs(['waiting', 'delayed'], 0, -1);
+  assert.ok(job, 'the run is back in the queue');
+  assert.equal(job.attemptsMade, 0, 'handing back used no attempt');
+  fs.writeFileSync(task, original);
+  const good = spawnWorker(redis.url, 'G', dir);
+  t.after(() => {
+    if (good.child.exitCode === null) good.child.kill('SIGKILL');
+  });
+  const out = await sweep;
+  assert.equal(out.failed, 0);
+  const recs = [...out.records.values()];
+  assert.equal(recs.length, 1);
+  assert.equal(recs[0]!.status, 'done');
+  assert.equal(recs[0]!.queue?.worker, 'G');
 });
