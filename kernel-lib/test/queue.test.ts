@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { checkQueue, enqueueRuns, parseQueueUrl, queueName, type RunJobData } from '../src/sweep/queue';
+import { checkQueue, enqueueRuns, parseQueueUrl, queueName, queueStatus, type RunJobData } from '../src/sweep/queue';
 import { planSweep, runSweep, type SweepProgress } from '../src/sweep/runner';
 import { ResultStore, type RunRecord } from '../src/sweep/store';
 import type { SweepGrid } from '../src/sweep/grid';
@@ -162,11 +162,18 @@ test('coordinator killed after enqueuing: the runs go on; enqueuing again adds n
   });
   assert.deepEqual(await enqueueRuns(queue, runs, grid.name), { added: 0, present: 6 }, 'the run key is the job id: enqueuing twice adds nothing');
   assert.equal(await queue.count(), 6);
+  const [status] = await queueStatus(redis.url);
+  assert.equal(status?.name, queueName(context));
+  assert.deepEqual(status?.counts, { waiting: 6, delayed: 0, active: 0, completed: 0, failed: 0 });
+  assert.equal(status?.grid, 'queue');
   const w = spawnWorker(redis.url, 'W', dir);
   t.after(() => {
     if (w.child.exitCode === null) w.child.kill('SIGKILL');
   });
   while ((await queue.getJobCounts('completed')).completed < 6) await sleep(200);
+  const [after] = await queueStatus(redis.url);
+  assert.equal(after?.counts.completed, 6, 'finished jobs wait in Redis for a coordinator');
+  assert.deepEqual(after?.workers, ['W']);
   assert.ok(!fs.existsSync(store) || fs.readFileSync(store, 'utf8') === '', 'nothing was stored while no coordinator ran');
   const t0 = performance.now();
   const out = await runSweep(grid, { store, queue: redis.url });

@@ -143,6 +143,11 @@ async function openConnection(url: string, name: string): Promise<Redis> {
   return client;
 }
 
+/** Worker names from `Queue.getWorkers()`: BullMQ names a worker's connection `<prefix>:<queue, base64>:w:<name>`. */
+function workerNames(clients: readonly Record<string, unknown>[]): string[] {
+  return clients.map((w) => /:w:(.+)$/.exec(String(w.rawname ?? ''))?.[1]).filter((n): n is string => n !== undefined);
+}
+
 function jobOptions(run: PlannedRun, attempts: number) {
   return { jobId: run.key, attempts, backoff: { type: 'exponential' as const, delay: 2000 }, removeOnComplete: false, removeOnFail: false };
 }
@@ -241,6 +246,7 @@ export async function collectFromQueue(
     await connection.hset(REGISTRY_KEY, name, JSON.stringify({ context, grid, updated: new Date().toISOString() }));
     await enqueueRuns(queue, todo, grid, attempts);
     let lastWorkers = -Infinity;
+    let connected = new Set<string>();
     while (pending.size > 0 && !signal?.aborted) {
       try {
         const [completed, failed, active, counts] = await Promise.all([
@@ -270,11 +276,9 @@ export async function collectFromQueue(
         if (performance.now() - lastWorkers > 5000) {
           lastWorkers = performance.now();
           const workers = await queue.getWorkers();
-          // BullMQ names a worker's connection `<prefix>:<queue, base64>:w:<worker name>`.
-          const names = new Set<string>(workers.map((w) => /:w:(.+)$/.exec(String(w.rawname ?? ''))?.[1] ?? '?'));
-          for (const n of finishedBy.keys()) names.add(n);
-          q.workers = [...names].filter((n) => n !== '?').sort().map((n) => ({ name: n, finished: finishedBy.get(n) ?? 0 }));
+          connected = new Set(workerNames(workers));
         }
+        q.workers = [...new Set([...connected, ...finishedBy.keys()])].filter((n) => n !== '?').sort().map((n) => ({ name: n, finished: finishedBy.get(n) ?? 0 }));
         // After a Redis restart that lost its data, pending runs may be unknown to it: add them again.
         if (performance.now() - lastMissingCheck > MISSING_CHECK_MS) {
           lastMissingCheck = performance.now();
@@ -453,4 +457,47 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
   }
   if (fatal) throw fatal;
   return { finished, fromCache };
+}
+
+/** One queue in {@link queueStatus}. */
+export interface QueueStatus {
+  name: string;
+  /** The execution context its runs are keyed for, and the grid that last used it. */
+  context?: ExecutionContext;
+  grid?: string;
+  counts: { waiting: number; delayed: number; active: number; completed: number; failed: number };
+  /** Names of the workers connected to it now. */
+  workers: string[];
+}
+
+/**
+ * What the lab's queues on this Redis hold (`gmt-lab sweep --status --queue URL`): per queue a
+ * sweep has used, the job counts and the connected workers. Finished jobs are counted until a
+ * coordinator collects them.
+ */
+export async function queueStatus(url: string): Promise<QueueStatus[]> {
+  await checkQueue(url);
+  const { Queue } = await import('bullmq');
+  const connection = await openConnection(url, 'gmt-lab status');
+  try {
+    const registry = await connection.hgetall(REGISTRY_KEY);
+    const out: QueueStatus[] = [];
+    for (const [name, info] of Object.entries(registry).sort()) {
+      const queue = new Queue(name, { connection });
+      try {
+        const c = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+        const workers = workerNames(await queue.getWorkers()).sort();
+        const meta = JSON.parse(info) as { context?: ExecutionContext; grid?: string };
+        out.push({
+          name, context: meta.context, grid: meta.grid, workers,
+          counts: { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), delayed: c.delayed ?? 0, active: c.active ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0 },
+        });
+      } finally {
+        await queue.close();
+      }
+    }
+    return out;
+  } finally {
+    connection.disconnect();
+  }
 }

@@ -6,7 +6,7 @@ import { runMode, type RunMode } from '../../util/config';
 import { UsageError } from '../args';
 import { interruptSignal } from '../../util/interrupt';
 import { defineCommand } from '../command';
-import { DEFAULT_ATTEMPTS } from '../../sweep/queue';
+import { DEFAULT_ATTEMPTS, parseQueueUrl, queueStatus } from '../../sweep/queue';
 
 /** `12m05s`, `1h02m`, `?`. */
 export function formatDuration(ms: number): string {
@@ -44,7 +44,7 @@ export default defineCommand({
     threads: { type: 'number', summary: 'data-parallel threads per run (default 1)', min: 1, max: 8, integer: true },
     mode: { type: 'string', summary: 'grid mode: full, or fast (the grid\'s "fast" block); default GMT_MODE or full', choices: ['fast', 'full'] },
     fresh: { type: 'boolean', summary: 'run everything again, ignoring finished records' },
-    status: { type: 'boolean', summary: 'summarise the store instead of running' },
+    status: { type: 'boolean', summary: 'summarise the store instead of running (with --queue and no --store: the queues on that Redis)' },
     example: { type: 'boolean', summary: 'print an example grid file and exit' },
     queue: { type: 'string', summary: 'enqueue the missing runs on this Redis (redis://[:password@]host:port, rediss:// for TLS) for gmt-lab workers and collect their records', metavar: 'URL' },
     attempts: { type: 'number', summary: `with --queue: attempts per run before it is recorded failed (default ${DEFAULT_ATTEMPTS})`, min: 1, max: 100, integer: true },
@@ -52,6 +52,17 @@ export default defineCommand({
   async run({ options: o, positionals }, io) {
     if (o.example) {
       io.stdout(`${JSON.stringify(EXAMPLE_GRID, null, 2)}\n`);
+      return 0;
+    }
+    if (o.status && o.queue !== undefined && o.store === undefined) {
+      const queues = await queueStatus(o.queue);
+      if (queues.length === 0) io.stdout(`${parseQueueUrl(o.queue).shown}: no sweep has used this Redis yet\n`);
+      for (const q of queues) {
+        const c = q.counts;
+        io.stdout(`${q.name}${q.grid ? ` (last grid: ${q.grid})` : ''}${q.context ? `, runs keyed for ${Object.values(q.context).join(', ')}` : ''}\n` +
+          `  ${c.waiting} waiting, ${c.delayed} delayed, ${c.active} active, ${c.completed} finished not yet collected, ${c.failed} failed not yet collected; ` +
+          `workers: ${q.workers.length ? q.workers.join(', ') : 'none connected'}\n`);
+      }
       return 0;
     }
     if (o.store === undefined) throw new UsageError('--store FILE is required');
