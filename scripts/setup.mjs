@@ -6,6 +6,7 @@
 // Steps, one line of output each:
 //   1. npm packages   `npm ci` when node_modules is missing or older than the lockfile/manifests
 //   2. system         Debian python3-nbclient, chromium, jupyter-notebook and redis-server (apt-get when root, else a message)
+//   2b. webgpu        Mesa 25 lavapipe + libvulkan1, a WebGPU adapter on the CPU (bookworm-backports on Debian 12)
 //   3. jupyter python an interpreter that imports nbclient + jupyter_client
 //   4. kernel-lib     compile to kernel-lib/dist when a source is newer than the last build
 //   5. kernelspec     <repo>/.jupyter/kernels/tslab/kernel.json with this checkout's paths
@@ -164,6 +165,79 @@ function stepSystemPackages() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. A WebGPU adapter on every machine: Mesa's lavapipe (Vulkan on the CPU) from Mesa 25, which
+// Dawn accepts (Debian 12's own Mesa 22.3 offers no adapter: it lacks the dynamic indexing Dawn
+// requires). On Debian 12 it comes from bookworm-backports through a private apt configuration
+// under build/, so the system's apt sources stay as they are. A real GPU's Vulkan driver is used
+// instead wherever one is installed.
+
+function installedVersion(name) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status} ${Version}', name], { encoding: 'utf8' });
+  const m = /install ok installed (\S+)/.exec(r.stdout ?? '');
+  return r.status === 0 && m ? m[1] : null;
+}
+
+function debianCodename() {
+  try {
+    return /^VERSION_CODENAME=(\S+)/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The Debian mirror the system already uses (deb822 or one-line sources), else deb.debian.org. */
+function debianMirror() {
+  for (const file of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
+    if (!existsSync(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    const m = /^URIs:\s*(\S+debian)\/?\s*$/m.exec(text) ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+debian)\/?\s+bookworm\s/m.exec(text);
+    if (m) return m[1];
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+function stepWebgpuAdapter() {
+  const mesa = installedVersion('mesa-vulkan-drivers');
+  if (mesa && Number(/^(?:\d+:)?(\d+)/.exec(mesa)?.[1]) >= 25 && installedVersion('libvulkan1')) {
+    say(`WebGPU software adapter present (Mesa lavapipe ${mesa})`);
+    return;
+  }
+  const codename = debianCodename();
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const t0 = performance.now();
+  if (codename === 'bookworm') {
+    const dir = path.join(repoRoot, 'build', 'apt-backports');
+    const o = (k, v) => ['-o', `${k}=${v}`];
+    const opts = [
+      ...o('Dir::Etc::SourceList', path.join(dir, 'sources.list')), ...o('Dir::Etc::SourceParts', '/dev/null'),
+      ...o('Dir::State::Lists', path.join(dir, 'lists')), ...o('Dir::Cache', path.join(dir, 'cache')),
+    ];
+    const install = [...opts, 'install', '-y', '--no-install-recommends', 'mesa-vulkan-drivers/bookworm-backports', 'libvulkan1'];
+    if (!isRoot) {
+      throw new SetupError(
+        `the WebGPU tests need Mesa 25's lavapipe (a Vulkan driver on the CPU; found ${mesa ?? 'no mesa-vulkan-drivers'}). As root, run this once, then setup again:\n` +
+          `  sudo node scripts/setup.mjs --only webgpu`,
+      );
+    }
+    say(`installing the WebGPU software adapter: mesa-vulkan-drivers from bookworm-backports (was ${mesa ?? 'not installed'}), libvulkan1`);
+    mkdirSync(path.join(dir, 'lists', 'partial'), { recursive: true });
+    mkdirSync(path.join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+    const mirror = debianMirror();
+    writeFileSync(path.join(dir, 'sources.list'), `deb ${mirror} bookworm main\ndeb ${mirror} bookworm-backports main\n`);
+    if (aptGet([...opts, 'update']) !== 0) throw new SetupError(`apt-get update of ${mirror} bookworm-backports failed`);
+    if (aptGet(install) !== 0) throw new SetupError('apt-get install mesa-vulkan-drivers/bookworm-backports libvulkan1 failed');
+  } else {
+    // Debian 13 and later carry Mesa ≥ 25 in the main archive.
+    if (!isRoot) throw new SetupError(`the WebGPU tests need Mesa ≥ 25's lavapipe: run as root  ${aptInstallCommand(['mesa-vulkan-drivers', 'libvulkan1'])}`);
+    say('installing the WebGPU software adapter: mesa-vulkan-drivers libvulkan1');
+    if (aptGet(['install', '-y', '--no-install-recommends', 'mesa-vulkan-drivers', 'libvulkan1']) !== 0) throw new SetupError('apt-get install mesa-vulkan-drivers libvulkan1 failed');
+    const got = installedVersion('mesa-vulkan-drivers');
+    if (!got || Number(/^(?:\d+:)?(\d+)/.exec(got)?.[1]) < 25) throw new SetupError(`mesa-vulkan-drivers ${got} is older than 25; Dawn gets no adapter from it`);
+  }
+  say(`WebGPU software adapter installed (Mesa lavapipe ${installedVersion('mesa-vulkan-drivers')}, ${elapsed(t0)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Jupyter-capable python
 
 function stepPython() {
@@ -279,7 +353,7 @@ function stepKernelSpec() {
 
 // ---------------------------------------------------------------------------------------------
 
-const steps = { npm: stepNpm, system: stepSystemPackages, python: stepPython, build: stepBuild, kernelspec: stepKernelSpec };
+const steps = { npm: stepNpm, system: stepSystemPackages, webgpu: stepWebgpuAdapter, python: stepPython, build: stepBuild, kernelspec: stepKernelSpec };
 const args = process.argv.slice(2);
 // `--only <step>` runs one step (to retry it, or to test it in isolation).
 let selected = Object.keys(steps);

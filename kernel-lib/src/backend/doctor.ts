@@ -7,7 +7,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { kernelVariant, type KernelVariant } from './wasm-kernels';
-import { BACKEND_ORDER, BackendName, BackendReport, currentBackend, initBackend, probeBackend, resolveOptional } from './select';
+import { BACKEND_ORDER, BackendName, BackendReport, currentBackend, initBackend, probeBackend, resolveOptional, WEBGPU_OPT_IN_REASON } from './select';
+import { describeAdapter, probeWebgpu, type WebgpuAdapter } from './webgpu';
 
 /** One row of the backend table in a {@link DoctorReport}. */
 export interface DoctorBackendRow {
@@ -39,6 +40,8 @@ export interface DoctorReport {
   platform: string;
   /** One row per known backend, fastest first. */
   backends: DoctorBackendRow[];
+  /** The WebGPU adapter Dawn offers (vendor, architecture, description, software or not, limits), or why there is none. */
+  webgpu: { adapter: WebgpuAdapter } | { adapter?: WebgpuAdapter; reason: string };
 }
 
 /** Version from a package's package.json, or undefined if the package is not resolvable. */
@@ -64,12 +67,14 @@ function kernelLibVersion(): string {
  */
 export async function doctor(): Promise<DoctorReport> {
   const chosen = currentBackend() ?? (await initBackend({ quiet: true }));
+  const gpu = await probeWebgpu();
   const chosenIndex = BACKEND_ORDER.indexOf(chosen.backend);
   const backends: DoctorBackendRow[] = BACKEND_ORDER.map((name, i) => {
     if (name === chosen.backend) return { name, status: 'in use' };
     const probe = probeBackend(name);
     const skippedReason = chosen.skipped.find((s) => s.name === name)?.reason;
     if (!probe.available) return { name, status: 'not available', reason: probe.reason };
+    if (name === 'webgpu' && gpu.available) return { name, status: 'available', reason: `${describeAdapter(gpu.adapter)}; ${WEBGPU_OPT_IN_REASON}` };
     if (skippedReason !== undefined) return { name, status: 'not available', reason: skippedReason };
     const reason =
       i < chosenIndex
@@ -122,6 +127,7 @@ export async function doctor(): Promise<DoctorReport> {
     cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
     platform: `${process.platform}-${process.arch}`,
     backends,
+    webgpu: gpu.available ? { adapter: gpu.adapter } : { ...(gpu.adapter ? { adapter: gpu.adapter } : {}), reason: gpu.reason },
   };
 }
 
@@ -149,6 +155,9 @@ export function formatDoctor(report: DoctorReport): string {
   if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, ${report.wasm.poolThreads} thread${report.wasm.poolThreads === 1 ? '' : 's'} (${report.wasm.threadsNote})`);
   if (report.fusedKernels) kv('fused kernels', `${report.fusedKernels.variant ?? 'none'} (${report.fusedKernels.reason})`);
   kv('cpus', `${report.cpus} (${report.platform})`);
+  const a = report.webgpu.adapter;
+  kv('webgpu adapter', a ? `${describeAdapter(a)}; max buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, workgroup ≤ ${a.limits.maxComputeInvocationsPerWorkgroup}` : 'none');
+  if ('reason' in report.webgpu) kv('', report.webgpu.reason);
   for (const [name, version] of Object.entries(report.versions)) kv(name, version ?? '-');
   out.push('');
   const nameWidth = Math.max(...report.backends.map((b) => b.name.length)) + 2;

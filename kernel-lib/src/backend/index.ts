@@ -10,6 +10,8 @@ export {
   probeBackend,
   parseBackendName,
   backendFromEnv,
+  WEBGPU_OPT_IN_REASON,
 } from './select';
+export { probeWebgpu, releaseWebgpu, describeAdapter, WebgpuAdapter, WebgpuProbe } from './webgpu';
 export { doctor, formatDoctor, DoctorReport, DoctorBackendRow } from './doctor';
 export { enableWasmThreads, WasmThreadsOptions, WasmThreadsResult } from './wasm-threads';

@@ -2,13 +2,15 @@
  * Picks the fastest tfjs backend this machine can run, and remembers why each faster one
  * was passed over (the `doctor` report reads those reasons).
  *
- * Order: tfjs-node-gpu → tfjs-node → webgpu → wasm → cpu. The native and GPU backends are
+ * Order: tfjs-node-gpu → tfjs-node → webgpu → wasm → cpu; webgpu only when asked for, for now
+ * ({@link WEBGPU_OPT_IN_REASON}). The native and GPU backends are
  * optional packages that are never dependencies of kernel-lib (their install step downloads
  * libtensorflow from outside the npm registry); a missing one is a reason, not an error.
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkNumber, ConfigError } from '../util/config';
 import { enableWasmThreads } from './wasm-threads';
+import { probeWebgpu, webgpuProbeResult } from './webgpu';
 
 /** Threads of the wasm pool once `enableWasmThreads` succeeded in this process. */
 let activeWasmThreads = 1;
@@ -113,19 +115,20 @@ function probeNative(name: 'tfjs-node-gpu' | 'tfjs-node'): BackendProbe {
   return { ...base, available: true };
 }
 
-function probeWebgpu(): BackendProbe {
-  // Stub until the GPU milestone: Dawn for Node (`webgpu`) plus tfjs-backend-webgpu and a
-  // navigator.gpu shim are needed, and an adapter needs a Vulkan driver (design notes §4).
+function probeWebgpuSync(): BackendProbe {
+  // Finding an adapter is asynchronous: initBackend and doctor run probeWebgpu() first.
   const base = { name: 'webgpu' as const, tfjsName: 'webgpu' };
-  if (resolveOptional('webgpu') === undefined) {
-    return { ...base, available: false, reason: 'not available: `webgpu` package not installed (GPU support is a later milestone)' };
-  }
-  return {
-    ...base,
-    available: false,
-    reason: 'not available: `webgpu` is installed but kernel-lib does not wire it up yet (GPU support is a later milestone)',
-  };
+  const p = webgpuProbeResult();
+  if (!p) return { ...base, available: false, reason: 'not probed yet (initBackend and doctor ask Dawn for an adapter first)' };
+  return p.available ? { ...base, available: true } : { ...base, available: false, reason: p.reason };
 }
+
+/**
+ * Why the default order passes over an available WebGPU: the update path is verified on it
+ * (losses and gradients of every strategy match wasm), but scoring and some reads still use
+ * synchronous downloads that Node's WebGPU does not allow. `GMT_BACKEND=webgpu` selects it.
+ */
+export const WEBGPU_OPT_IN_REASON = 'used only when asked (GMT_BACKEND=webgpu): the GPU path is not complete yet (GPU-side masking, scoring)';
 
 function probeWasm(): BackendProbe {
   const base = { name: 'wasm' as const, tfjsName: 'wasm' };
@@ -150,7 +153,8 @@ export function probeBackend(name: BackendName): BackendProbe {
       probe = probeNative(name);
       break;
     case 'webgpu':
-      probe = probeWebgpu();
+      probe = probeWebgpuSync();
+      if (!webgpuProbeResult()) return probe; // not final: do not cache
       break;
     case 'wasm':
       probe = probeWasm();
@@ -206,7 +210,13 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     : checkNumber('initBackend: wasmThreads', opts.wasmThreads ?? 1, { min: 1, max: 8, integer: true });
   let threadsReason: string | undefined;
   const skipped: BackendReport['skipped'] = [];
+  // Starting Dawn costs time and memory in every process, so only a request for webgpu does it.
+  if (candidates.includes('webgpu') && source !== 'default') await probeWebgpu();
   for (const name of candidates) {
+    if (name === 'webgpu' && source === 'default') {
+      skipped.push({ name, reason: WEBGPU_OPT_IN_REASON });
+      continue;
+    }
     const probe = probeBackend(name);
     if (!probe.available) {
       skipped.push({ name, reason: probe.reason ?? 'not available' });

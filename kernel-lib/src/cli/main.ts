@@ -8,6 +8,7 @@ import * as path from 'path';
 import { COMMANDS } from './commands';
 import { formatHelp } from './commands/help';
 import { CommandIo, processIo } from './command';
+import { releaseWebgpu, webgpuStarted } from '../backend/webgpu';
 
 function version(): string {
   return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
@@ -34,7 +35,12 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     io.stderr('Run "gmt-lab help" for usage.\n');
     return 2;
   }
-  return command.run(rest, io);
+  try {
+    return await command.run(rest, io);
+  } finally {
+    // A command that trained on webgpu (GMT_BACKEND=webgpu) would otherwise keep Node alive.
+    if (webgpuStarted()) await releaseWebgpu();
+  }
 }
 
 if (require.main === module) {

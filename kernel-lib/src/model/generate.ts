@@ -56,6 +56,10 @@ function pick(logits: Float32Array, offset: number, V: number, temperature: numb
  * Deterministic: the same model, prompts and options give the same tokens.
  */
 export function generate(model: GPT, promptIds: ArrayLike<number>[], options: GenerateOptions): number[][] {
+  if (tf.getBackend() === 'webgpu') {
+    // Generation reads logits back token by token with dataSync, which Node's WebGPU forbids.
+    throw new ConfigError('generation (and so test-set scoring) does not run on the webgpu backend yet: score on wasm, or train with testSize 0 (--test-size 0)');
+  }
   const { vocabSize: V, contextLength: L } = model.config;
   const maxNew = checkNumber('generate maxNewTokens', options.maxNewTokens, { min: 0, integer: true });
   const temperature = checkNumber('generate temperature', options.temperature ?? 0, { min: 0 });

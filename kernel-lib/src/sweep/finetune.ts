@@ -295,8 +295,8 @@ export function loadTaskData(
   };
 }
 
-/** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept). */
-export function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64, padTo: 'longest' | 'seqLen' = 'seqLen'): number {
+/** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept; asynchronous reads, so it runs on every backend). */
+export async function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64, padTo: 'longest' | 'seqLen' = 'seqLen'): Promise<number> {
   let weighted = 0;
   let tokens = 0;
   for (let i = 0; i < examples.length; i += chunk) {
@@ -306,7 +306,7 @@ export function validationLoss(model: GPT, examples: readonly Example[], tokeniz
     const batch = toTensorBatch(host);
     try {
       const loss = tf.tidy(() => model.loss(batch));
-      weighted += (loss.dataSync()[0] as number) * n;
+      weighted += ((await loss.data())[0] as number) * n;
       loss.dispose();
     } finally {
       tf.dispose([batch.inputs, batch.targets, batch.weights]);
@@ -317,11 +317,11 @@ export function validationLoss(model: GPT, examples: readonly Example[], tokeniz
 }
 
 /** Mean loss of `model` on packed text windows (every position a target; no tensors kept). */
-export function packedTextLoss(model: GPT, batch: HostBatch): number {
+export async function packedTextLoss(model: GPT, batch: HostBatch): Promise<number> {
   const tb = toTensorBatch(batch);
   try {
     const loss = tf.tidy(() => model.loss(tb));
-    const value = loss.dataSync()[0] as number;
+    const value = (await loss.data())[0] as number;
     loss.dispose();
     return value;
   } finally {
@@ -341,7 +341,7 @@ export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): () => Pro
   const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
   return async () => {
     const arith = await evaluateTask('arith', facts, (prompts) => greedyComplete(model, tokenizer, prompts, 4), { batchSize: 512 });
-    return { factsAccuracy: arith.accuracy, generalValLoss: packedTextLoss(model, valBatch) };
+    return { factsAccuracy: arith.accuracy, generalValLoss: await packedTextLoss(model, valBatch) };
   };
 }
 
@@ -362,6 +362,10 @@ export async function finetune(
   hooks: Omit<TrainHooks, 'nextBatch' | 'evaluate' | 'initBatches'> & { keepModel?: boolean; log?: (line: string) => void } = {},
 ): Promise<FinetuneResult & { model?: GPT }> {
   const config = resolveFinetuneConfig(overrides);
+  if (tf.getBackend() === 'webgpu' && (config.testSize > 0 || config.forgetting || config.scoreBase)) {
+    // Checked before training, not after it: scoring generates, which webgpu cannot do yet.
+    throw new ConfigError('on the webgpu backend only training and validation loss run yet: set testSize 0 (--test-size 0), without forgetting or scoreBase; score on wasm');
+  }
   const { keepModel, log, ...trainHooks } = hooks;
   const tokenizer = new CharTokenizer();
   const base = resolveBaseCheckpoint(config.base);
@@ -384,8 +388,8 @@ export async function finetune(
       return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
     };
 
-    const valLoss = (): number => validationLoss(model, data.validation, tokenizer, 64, config.padTo);
-    const baseValLoss = valLoss();
+    const valLoss = (): Promise<number> => validationLoss(model, data.validation, tokenizer, 64, config.padTo);
+    const baseValLoss = await valLoss();
     const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
     const baseForgetting = await probe?.();
     let baseTestAccuracy: number | undefined;
@@ -429,7 +433,7 @@ export async function finetune(
       seed: config.seed,
       evalEvery: config.evalEvery,
       nextBatch: () => makeBatch(sampler.next(), tokenizer, { seqLen, overflow: 'truncate-prompt', padTo: config.padTo }),
-      evaluate: () => ({ valLoss: valLoss() }),
+      evaluate: async () => ({ valLoss: await valLoss() }),
     });
     outer?.removeEventListener('abort', onOuterAbort);
     const scoredRun = result.stoppedEarly ? undefined : await score();
@@ -444,7 +448,7 @@ export async function finetune(
       },
       train: result,
       metrics: {
-        valLoss: result.final.valLoss ?? (diverged ? NaN : valLoss()),
+        valLoss: result.final.valLoss ?? (diverged ? NaN : await valLoss()),
         baseValLoss,
         ...(scoredRun ? { testAccuracy: scoredRun.accuracy } : {}),
         ...(baseTestAccuracy !== undefined ? { baseTestAccuracy } : {}),

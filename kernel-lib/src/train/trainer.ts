@@ -18,7 +18,7 @@ import type { StrategyInitContext, TuningStrategy } from '../tuning/strategy';
 import { AdamW, decayAll, decayMatrices } from './adamw';
 import { wasmKernels } from '../backend/wasm-kernels';
 import { checkSchedule, learningRateAt, type LrSchedule } from './schedule';
-import { weightsSha256 } from '../model/hash';
+import { weightsSha256Async } from '../model/hash';
 import { median } from '../util/stats';
 
 /** A method by name with its options, as saved in results. */
@@ -514,7 +514,7 @@ export class Trainer {
   }
 
   /** The run's record so far (complete once the last update and evaluation are done). */
-  result(stoppedEarly = false): TrainResult {
+  async result(stoppedEarly = false): Promise<TrainResult> {
     const { history, evals, config } = this;
     const lastEval = evals[evals.length - 1];
     const final: Record<string, number> = {};
@@ -537,7 +537,7 @@ export class Trainer {
         initMs: this.initMs,
         evalMs: this.evalMs,
       },
-      weightsSha256: weightsSha256(this.model.params),
+      weightsSha256: await weightsSha256Async(this.model.params),
       backend: tf.getBackend(),
       ...(this.model.gradientPath ? { gradientPath: this.model.gradientPath() } : {}),
       updates: history.length,
@@ -581,7 +581,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
       await yieldToEventLoop();
     }
     if (!stoppedEarly) await trainer.evaluate();
-    result = trainer.result(stoppedEarly);
+    result = await trainer.result(stoppedEarly);
   } finally {
     trainer.dispose();
   }

@@ -1,0 +1,92 @@
+/**
+ * WebGPU through Dawn on whatever adapter this machine has: a GPU's Vulkan driver, or Mesa's
+ * lavapipe on the CPU, which `npm run setup` installs — so these tests run everywhere, CI
+ * included. Every strategy's update path must give wasm's results within float tolerance.
+ */
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { doctor, formatDoctor, initBackend, probeWebgpu, releaseWebgpu, type WebgpuProbe } from '../src/backend';
+import { finetune } from '../src/sweep/finetune';
+import { listStrategies } from '../src/tuning/registry';
+
+let probe: WebgpuProbe;
+
+before(async () => {
+  await initBackend({ quiet: true });
+  probe = await probeWebgpu();
+});
+
+// Dawn keeps the process alive while it is referenced.
+after(() => releaseWebgpu());
+
+test('Dawn offers a WebGPU adapter here (npm run setup installs a software one), and doctor reports it', async () => {
+  assert.ok(probe.available, `no WebGPU adapter: ${'reason' in probe ? probe.reason : ''}`);
+  const a = probe.adapter;
+  assert.ok(a.vendor.length > 0 || a.description.length > 0, 'the adapter names itself');
+  assert.ok(a.limits.maxBufferSize! > 0 && a.limits.maxComputeInvocationsPerWorkgroup! >= 64);
+  const report = await doctor();
+  assert.deepEqual(report.webgpu, { adapter: a });
+  const row = report.backends.find((b) => b.name === 'webgpu');
+  assert.equal(row?.status, 'available');
+  assert.match(row?.reason ?? '', /GMT_BACKEND=webgpu/);
+  assert.match(formatDoctor(report), /^webgpu adapter\s+\S/m);
+  // The default order still trains on wasm (so run keys do not change); asking for webgpu gets it.
+  assert.notEqual(report.backend, 'webgpu');
+  const asked = await initBackend({ prefer: 'webgpu', quiet: true });
+  assert.equal(asked.backend, 'webgpu');
+  assert.equal(tf.getBackend(), 'webgpu');
+});
+
+/** Three updates of `method` on the nano base on `backend`: losses, the first Γ, the final weights. */
+async function threeUpdates(backend: string, method: string) {
+  await tf.setBackend(backend);
+  await tf.ready();
+  const gamma = new Map<string, Float32Array>();
+  const before = tf.memory().numTensors;
+  const r = await finetune({ base: 'nano', method, steps: 3, warmup: 1, accum: 2, batchSize: 4, seed: 0, testSize: 0, valSize: 4 }, {
+    keepModel: true,
+    onGradients: async ({ step, accumulated }) => {
+      if (step === 1) for (const [name, g] of accumulated) gamma.set(name, (await g.data()).slice() as Float32Array);
+    },
+  });
+  const weights = new Map<string, Float32Array>();
+  for (const p of r.model!.params) weights.set(p.name, (await p.variable.data()).slice() as Float32Array);
+  r.model!.dispose();
+  return { losses: r.train.history.map((h) => h.loss), valLoss: r.metrics.valLoss as number, gamma, weights, path: r.train.gradientPath ?? '', leaked: tf.memory().numTensors - before };
+}
+
+/** max |a − b| over max |a| (0 for two zero tensors). */
+function relMaxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i]!));
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  }
+  return m === 0 ? d : d / m;
+}
+
+test('every strategy trains on WebGPU as on wasm: losses, the first update\'s Γ and the weights after 3 updates agree within float tolerance; no tensors left', { timeout: 600_000 }, async () => {
+  assert.ok(probe.available, 'needs the adapter of the test above');
+  for (const method of listStrategies()) {
+    const wasm = await threeUpdates('wasm', method);
+    const gpu = await threeUpdates('webgpu', method);
+    assert.match(wasm.path, /fused wasm kernels/);
+    assert.match(gpu.path, /tfjs ops/);
+    assert.equal(gpu.leaked, 0, `${method}: tensors left on webgpu`);
+    assert.equal(gpu.losses.length, 3);
+    gpu.losses.forEach((l, i) => assert.ok(Math.abs(l - wasm.losses[i]!) <= 1e-5 * Math.abs(wasm.losses[i]!), `${method} update ${i + 1}: loss ${l} on webgpu vs ${wasm.losses[i]} on wasm`));
+    assert.ok(Math.abs(gpu.valLoss - wasm.valLoss) <= 1e-5 * wasm.valLoss, `${method}: validation loss ${gpu.valLoss} vs ${wasm.valLoss}`);
+    assert.equal(gpu.gamma.size, wasm.gamma.size);
+    for (const [name, g] of wasm.gamma) assert.ok(relMaxDiff(g, gpu.gamma.get(name)!) <= 1e-4, `${method}: Γ of ${name} differs by ${relMaxDiff(g, gpu.gamma.get(name)!)}`);
+    for (const [name, w] of wasm.weights) {
+      const other = gpu.weights.get(name)!;
+      let worst = 0;
+      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i]! - other[i]!));
+      assert.ok(worst <= 5e-4, `${method}: weights of ${name} differ by up to ${worst}`);
+    }
+  }
+  await tf.setBackend('wasm');
+});
