@@ -215,8 +215,8 @@ for (const [backend, scope] of ['cpu', 'wasm'].flatMap((b) => (['tensor', 'layer
             for (const n of segment) assert.equal(result.thresholds.get(n), expected, `${where} ${n}`);
           }
           const reference = await maskStatistics(result.masks, previous);
-          assert.deepEqual(withoutExtras(result.stats), withoutExtras(reference), where);
-          assert.equal(result.stats.jaccard === undefined, update === 0, `${where}: Jaccard from the second update on`);
+          assert.deepEqual(withoutExtras(result.stats!), withoutExtras(reference), where);
+          assert.equal(result.stats!.jaccard === undefined, update === 0, `${where}: Jaccard from the second update on`);
           for (const t of [...grads.values(), ...result.grads.values()]) t.dispose();
           for (const t of previous?.values() ?? []) t.dispose();
           previous = result.masks;
@@ -237,13 +237,13 @@ test('GradientMasker.reset forgets the previous mask; an unchanged mask has Jacc
     for (const t of [...r.grads.values(), ...r.masks.values()]) t.dispose();
   };
   const first = await masker.apply(grads);
-  assert.equal(first.stats.jaccard, undefined);
+  assert.equal(first.stats!.jaccard, undefined);
   const second = await masker.apply(grads);
-  assert.equal(second.stats.jaccard, 1);
+  assert.equal(second.stats!.jaccard, 1);
   masker.reset();
   const third = await masker.apply(grads);
-  assert.equal(third.stats.jaccard, undefined);
-  assert.deepEqual(third.stats.keptByTensor, first.stats.keptByTensor);
+  assert.equal(third.stats!.jaccard, undefined);
+  assert.deepEqual(third.stats!.keptByTensor, first.stats!.keptByTensor);
   for (const r of [first, second, third]) dispose(r);
   for (const t of grads.values()) t.dispose();
 });
@@ -342,7 +342,7 @@ for (const scope of ['tensor', 'layer', 'global'] as MaskScope[]) {
           const grads = new Map(SAMPLED.map(({ param, shape }, i) => [param.name, tf.tensor(call === 0 ? host[i]! : host[i]!.map((x, j) => (j % 7 === 0 ? -x * 3 : x)), shape)]));
           if (last) for (const t of [...last.grads.values(), ...last.masks.values()]) t.dispose();
           last = await masker.apply(grads);
-          stats.push(last.stats);
+          stats.push(last.stats!);
           for (const t of grads.values()) t.dispose();
         }
         const out = {

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { doctor, formatDoctor, initBackend, probeWebgpu, releaseWebgpu, type WebgpuProbe } from '../src/backend';
 import { finetune } from '../src/sweep/finetune';
 import { listStrategies } from '../src/tuning/registry';
+import { GradientMasker, thresholdForRatio } from '../src/tuning/mask';
 
 let probe: WebgpuProbe;
 
@@ -86,6 +87,45 @@ test('every strategy trains on WebGPU as on wasm: losses, the first update\'s Γ
       let worst = 0;
       for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i]! - other[i]!));
       assert.ok(worst <= 5e-4, `${method}: weights of ${name} differ by up to ${worst}`);
+    }
+  }
+  await tf.setBackend('wasm');
+});
+
+test('GMT\'s threshold on WebGPU is selected on the device and is exact: the same T_k and masks as the host selection, at every scope, with ties', { timeout: 300_000 }, async () => {
+  assert.ok(probe.available, 'needs the adapter of the first test');
+  const params = [
+    { name: 'a', group: 'layer0', shape: [37, 11] },
+    { name: 'b', group: 'layer0', shape: [300] },
+    { name: 'c', group: 'layer1', shape: [64, 64] },
+  ];
+  // Values on a coarse grid, so that many entries tie with the threshold.
+  let s = 12345;
+  const draw = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % 41) / 8 - 2.5;
+  const host = new Map(params.map((p) => [p.name, Float32Array.from({ length: p.shape.reduce((x, y) => x * y, 1) }, draw)]));
+  for (const scope of ['tensor', 'layer', 'global'] as const) {
+    for (const ratio of [0, 0.1, 0.3, 0.5, 0.9]) {
+      await tf.setBackend('webgpu');
+      const before = tf.memory().numTensors;
+      const masker = new GradientMasker(params, { ratio, scope });
+      const grads = new Map(params.map((p) => [p.name, tf.tensor(host.get(p.name)!, p.shape)]));
+      const result = await masker.apply(grads);
+      assert.equal(result.stats, undefined, 'the device path leaves the counts on the device');
+      const segments = scope === 'tensor' ? params.map((p) => [p.name]) : scope === 'layer' ? [['a', 'b'], ['c']] : [['a', 'b', 'c']];
+      for (const segment of segments) {
+        const values = Float32Array.from(segment.flatMap((n) => Array.from(host.get(n)!)));
+        const expected = thresholdForRatio(values, ratio);
+        for (const n of segment) {
+          assert.equal(result.thresholds.get(n), expected, `${scope} ${ratio} ${n}`);
+          const mask = await result.masks.get(n)!.data();
+          const want = Array.from(host.get(n)!, (v) => (Math.abs(v) >= expected ? 1 : 0));
+          assert.deepEqual(Array.from(mask), want, `${scope} ${ratio} ${n}: mask`);
+          const masked = await result.grads.get(n)!.data();
+          assert.deepEqual(Array.from(masked), Array.from(host.get(n)!, (v, i) => v * want[i]!), `${scope} ${ratio} ${n}: Γ ⊙ M`);
+        }
+      }
+      tf.dispose([...grads.values(), ...result.grads.values(), ...result.masks.values()]);
+      assert.equal(tf.memory().numTensors, before, 'no tensors left');
     }
   }
   await tf.setBackend('wasm');

@@ -216,9 +216,10 @@ export interface MaskResult {
    * Kept fractions of `masks` and their Jaccard overlap with the mask of this masker's previous
    * `apply` (none after construction or `reset()`), counted on the host from the same readback
    * the thresholds came from: equal to `maskStatistics(masks, previousMasks)` without its tensor
-   * work and second readback.
+   * work and second readback. Absent on the device path (webgpu), where the counts stay on the
+   * device until someone asks (`maskStatistics`, which the trainer calls with its other scalars).
    */
-  stats: MaskUpdateStats;
+  stats?: MaskUpdateStats;
 }
 
 /** Number of set bits of a 32-bit word. */
@@ -620,6 +621,55 @@ export class GradientMasker {
   }
 
   /**
+   * `apply` without reading Γ back (webgpu): per segment, T_k is the (m+1)-th smallest |score|,
+   * taken from tfjs' top-k (a sort in compute shaders) of whichever side is shorter; M = [|s| ≥ T_k]
+   * and Γ ⊙ M are built on the device. Only the thresholds come back, one scalar per segment.
+   */
+  private async applyOnDevice(grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): Promise<MaskResult> {
+    const byName = new Map(this.order.map((name, i) => [name, tensors[i]!]));
+    const segmentThresholds = this.segments.map((segment) => {
+      const n = segment.reduce((a, name) => a + byName.get(name)!.size, 0);
+      const m = dropCount(this.ratio, n);
+      if (m === 0) return null;
+      return tf.tidy(() => {
+        const abs = tf.concat(segment.map((name) => tf.reshape(tf.abs(byName.get(name)!), [-1])));
+        if (m + 1 <= n - m) return tf.neg(tf.reshape(tf.slice(tf.topk(tf.neg(abs), m + 1, true).values, [m], [1]), []));
+        return tf.reshape(tf.slice(tf.topk(abs, n - m, true).values, [n - m - 1], [1]), []);
+      });
+    });
+    const maskedGrads = new Map<string, tf.Tensor>();
+    const masks = new Map<string, tf.Tensor>();
+    const thresholdOf = new Map<string, tf.Tensor | null>();
+    this.segments.forEach((segment, k) => segment.forEach((name) => thresholdOf.set(name, segmentThresholds[k] ?? null)));
+    for (const name of this.order) {
+      const grad = grads.get(name)!;
+      const t = thresholdOf.get(name)!;
+      if (t === null) {
+        masks.set(name, tf.onesLike(grad));
+        maskedGrads.set(name, tf.clone(grad));
+        continue;
+      }
+      const mask = tf.tidy(() => tf.cast(tf.greaterEqual(tf.abs(byName.get(name)!), t), 'float32'));
+      masks.set(name, mask);
+      maskedGrads.set(name, tf.mul(grad, mask));
+    }
+    const live = segmentThresholds.filter((t): t is tf.Tensor => t !== null);
+    let values: Float32Array | Int32Array | Uint8Array = new Float32Array(0);
+    if (live.length) {
+      const packed = tf.stack(live);
+      values = await packed.data();
+      tf.dispose([packed, ...live]);
+    }
+    const thresholds = new Map<string, number>();
+    let j = 0;
+    this.segments.forEach((segment, k) => {
+      const v = segmentThresholds[k] === null ? -Infinity : (values[j++] as number);
+      for (const name of segment) thresholds.set(name, v);
+    });
+    return { grads: maskedGrads, masks, thresholds };
+  }
+
+  /**
    * Masks `grads` by the thresholds of `scores` (by default the gradients themselves, as GMT does):
    * M = [|score| ≥ T_k], Γ' = Γ ⊙ M. Inputs are not disposed. Γ is assumed finite: a NaN entry
    * makes Γ' NaN whatever its mask entry says (`stats` count it as dropped where T_k > 0).
@@ -636,6 +686,7 @@ export class GradientMasker {
     });
     const wk = wasmKernels();
     if (wk) return this.applyWasm(wk, grads, tensors);
+    if (tf.getBackend() === 'webgpu') return this.applyOnDevice(grads, tensors);
     const thresholds = this.selectAndMark(await this.readScores(tensors));
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();

@@ -35,12 +35,12 @@ export class SiftStrategy implements TuningStrategy<SiftOptions> {
       this.fixed = first.masks;
       this.fixedStats = first.stats;
       const masks = cloneAll(this.fixed);
-      return { grads: first.grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), stats: fixedMaskStats(first.stats, false) };
+      return { grads: first.grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), ...(first.stats ? { stats: fixedMaskStats(first.stats, false) } : {}) };
     }
     const grads = new Map<string, tf.Tensor>();
     for (const [name, mask] of this.fixed) grads.set(name, tf.mul(accumulatedGrads.get(name)!, mask));
     const masks = cloneAll(this.fixed);
-    return { grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), stats: fixedMaskStats(this.fixedStats!, true) };
+    return { grads, masks, ...(this.options.maskUpdate ? { updateMasks: masks } : {}), ...(this.fixedStats ? { stats: fixedMaskStats(this.fixedStats, true) } : {}) };
   }
 
   dispose(): void {
