@@ -44,6 +44,11 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
 }
 
 if (require.main === module) {
+  // `gmt-lab sweep --status | head`: a reader that stops reading is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   main(process.argv.slice(2)).then(
     (code) => {
       // exitCode (not exit()) lets stdout drain when it is a pipe.
