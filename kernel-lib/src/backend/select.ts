@@ -124,11 +124,12 @@ function probeWebgpuSync(): BackendProbe {
 }
 
 /**
- * Why the default order passes over an available WebGPU: the update path is verified on it
- * (losses and gradients of every strategy match wasm), but scoring and some reads still use
- * synchronous downloads that Node's WebGPU does not allow. `GMT_BACKEND=webgpu` selects it.
+ * Why the default order passes over an available WebGPU: training is verified on it (every
+ * strategy matches wasm, GMT's mask is selected on the device), but scoring still reads back
+ * synchronously, which Node's WebGPU does not allow, and GMT's cost there is not measured on a
+ * GPU. `GMT_BACKEND=webgpu` selects it.
  */
-export const WEBGPU_OPT_IN_REASON = 'used only when asked (GMT_BACKEND=webgpu): the GPU path is not complete yet (GPU-side masking, scoring)';
+export const WEBGPU_OPT_IN_REASON = 'used only when asked (GMT_BACKEND=webgpu): the GPU path is not complete yet (no scoring; GMT\'s cost on a GPU not measured)';
 
 function probeWasm(): BackendProbe {
   const base = { name: 'wasm' as const, tfjsName: 'wasm' };

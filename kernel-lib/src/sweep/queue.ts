@@ -171,12 +171,17 @@ export async function enqueueRuns(queue: Queue<RunJobData, RunRecord>, runs: rea
   return { added: add.length, present };
 }
 
+/** A record without its store digest (the store writes a fresh one when it appends). */
+function withoutDigest(r: RunRecord): RunRecord {
+  const { digest: _d, ...body } = r;
+  return body as RunRecord;
+}
+
 /** The record a finished job hands back, checked; a failed record when it is not one. */
 function returnedRecord(job: Job<RunJobData, RunRecord>, context: ExecutionContext, grid: string): RunRecord {
   const r = job.returnvalue as RunRecord | undefined;
   if (r && r.kind === 'gmt-lab/run' && r.key === job.id && isFinal(r.status)) {
-    const { digest: _d, ...body } = r;
-    return body as RunRecord;
+    return withoutDigest(r);
   }
   return failedRecord(job, context, grid, 'the worker handed back no valid record');
 }
@@ -185,8 +190,7 @@ function failedRecord(job: Job<RunJobData, RunRecord>, context: ExecutionContext
   const attempts = `after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`;
   const last = job.data.lastRecord;
   if (last && !why) {
-    const { digest: _d, ...body } = last;
-    return { ...body, status: 'failed', error: { message: `${last.error?.message ?? job.failedReason} (${attempts})` } } as RunRecord;
+    return { ...withoutDigest(last), status: 'failed', error: { message: `${last.error?.message ?? job.failedReason} (${attempts})` } } as RunRecord;
   }
   const { run } = job.data;
   return {
@@ -396,8 +400,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
       const cached = cache?.latest().get(run.key);
       if (cached && isFinal(cached.status)) {
         fromCache += 1;
-        const { digest: _d, ...body } = cached;
-        const rec = { ...body, queue: { worker: workerName, attempt, fromCache: true } } as RunRecord;
+        const rec = { ...withoutDigest(cached), queue: { worker: workerName, attempt, fromCache: true } } as RunRecord;
         emit({ type: 'end', record: rec, fromCache: true });
         return rec;
       }

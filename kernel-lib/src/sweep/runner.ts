@@ -143,6 +143,7 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   if (jobs === 0 && threads !== Number(process.env.GMT_WORKERS || 1)) {
     throw new ConfigError(`sweep: jobs 0 runs in this process, whose thread count is GMT_WORKERS (${process.env.GMT_WORKERS || 1}); threads ${threads} needs jobs ≥ 1`);
   }
+  if (opts.queue !== undefined && opts.fresh) throw new ConfigError('sweep: fresh cannot be used with queue (workers return the runs they already made)');
   const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
   const t0 = performance.now();
   const finished = opts.fresh ? new Set<string>() : store.finishedKeys();

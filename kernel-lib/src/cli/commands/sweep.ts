@@ -1,7 +1,7 @@
 /** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
 import { defaultSweepLayout, runSweep, summarizeStore, type SweepProgress } from '../../sweep/runner';
 import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
-import { ResultStore } from '../../sweep/store';
+import { ResultStore, type RunRecord } from '../../sweep/store';
 import { runMode, type RunMode } from '../../util/config';
 import { UsageError } from '../args';
 import { interruptSignal } from '../../util/interrupt';
@@ -16,6 +16,15 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** How a run ended, for a line of its own: `done, accuracy 87.0%, 2m05s`, `FAILED: …`, `cancelled at update …`, `diverged at update …`. */
+export function describeRecord(r: RunRecord): string {
+  const acc = r.metrics?.testAccuracy;
+  if (r.status === 'done') return `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}`;
+  if (r.status === 'failed') return `FAILED: ${r.error?.message}`;
+  if (r.status === 'cancelled') return `cancelled${r.cancelled ? ` at update ${r.cancelled.step}/${r.cancelled.steps} (partial record kept; a re-run starts it again)` : ''}`;
+  return `diverged at update ${r.diverged?.step}`;
 }
 
 /** The one progress line: `sweep NAME 12/40 done (3 skipped), 1 failed, 0 diverged · running: … · ETA 5m10s`. */
@@ -95,10 +104,7 @@ export default defineCommand({
         signal: stop.signal,
         onProgress: (p) => {
           if (p.last) {
-            const r = p.last;
-            const acc = r.metrics?.testAccuracy;
-            const what = r.status === 'done' ? `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}` : r.status === 'failed' ? `FAILED: ${r.error?.message}` : r.status === 'cancelled' ? `cancelled${r.cancelled ? ` at update ${r.cancelled.step}/${r.cancelled.steps} (partial record kept; a re-run starts it again)` : ''}` : `diverged at update ${r.diverged?.step}`;
-            io.stderr(`  ${r.label}: ${what}\n`);
+            io.stderr(`  ${p.last.label}: ${describeRecord(p.last)}\n`);
           }
           const now = Date.now();
           if (p.last || now - lastLine > 10000 || p.running.length === 0) {

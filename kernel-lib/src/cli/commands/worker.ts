@@ -4,7 +4,7 @@ import { DEFAULT_STALL_MS, runQueueWorker } from '../../sweep/queue';
 import { interruptSignal } from '../../util/interrupt';
 import { UsageError } from '../args';
 import { defineCommand } from '../command';
-import { formatDuration } from './sweep';
+import { describeRecord } from './sweep';
 
 export default defineCommand({
   name: 'worker',
@@ -39,10 +39,7 @@ export default defineCommand({
           } else if (e.type === 'start') {
             io.stderr(`  ${e.label}: started${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}\n`);
           } else if (e.type === 'end') {
-            const r = e.record;
-            const acc = r.metrics?.testAccuracy;
-            const what = e.fromCache ? 'returned from the cache' : r.status === 'done' ? `done${acc !== undefined ? `, accuracy ${(acc * 100).toFixed(1)}%` : ''}, ${formatDuration(r.timings?.totalMs ?? NaN)}` : r.status === 'failed' ? `FAILED: ${r.error?.message}` : `diverged at update ${r.diverged?.step}`;
-            io.stderr(`  ${r.label}: ${what}\n`);
+            io.stderr(`  ${e.record.label}: ${e.fromCache ? 'returned from the cache' : describeRecord(e.record)}\n`);
           } else if (e.type === 'handback') {
             io.stderr(`  ${e.label}: stopped, back in the queue\n`);
           } else io.stderr(`gmt-lab worker: ${e.message}\n`);
