@@ -7,7 +7,9 @@ import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { doctor, formatDoctor, initBackend, probeWebgpu, releaseWebgpu, type WebgpuProbe } from '../src/backend';
-import { finetune } from '../src/sweep/finetune';
+import { finetune, greedyComplete } from '../src/sweep/finetune';
+import { GPT } from '../src/model/gpt';
+import { CharTokenizer } from '../src/data/tokenizer';
 import { listStrategies } from '../src/tuning/registry';
 import { GradientMasker, thresholdForRatio } from '../src/tuning/mask';
 
@@ -98,20 +100,30 @@ test('GMT\'s threshold on WebGPU is selected on the device and is exact: the sam
     { name: 'a', group: 'layer0', shape: [37, 11] },
     { name: 'b', group: 'layer0', shape: [300] },
     { name: 'c', group: 'layer1', shape: [64, 64] },
+    // Several histogram chunks (4,096 entries each), not a multiple of one, over 30 binades.
+    { name: 'd', group: 'layer1', shape: [97, 211] },
   ];
-  // Values on a coarse grid, so that many entries tie with the threshold.
+  // a–c on a coarse grid, so that many entries tie with the threshold; d spread over magnitudes
+  // (with ±0 and subnormals), so every byte of the bit pattern decides somewhere.
   let s = 12345;
-  const draw = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % 41) / 8 - 2.5;
-  const host = new Map(params.map((p) => [p.name, Float32Array.from({ length: p.shape.reduce((x, y) => x * y, 1) }, draw)]));
+  const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const draw = (): number => (next() % 41) / 8 - 2.5;
+  const wide = (): number => {
+    const r = next();
+    if (r % 97 === 0) return r % 2 ? 0 : -0;
+    if (r % 89 === 0) return (r % 2 ? 1 : -1) * 1e-40;
+    return (r % 2 ? 1 : -1) * (1 + (next() % 1000) / 1000) * 2 ** ((next() % 30) - 15);
+  };
+  const host = new Map(params.map((p) => [p.name, Float32Array.from({ length: p.shape.reduce((x, y) => x * y, 1) }, p.name === 'd' ? wide : draw)]));
   for (const scope of ['tensor', 'layer', 'global'] as const) {
-    for (const ratio of [0, 0.1, 0.3, 0.5, 0.9]) {
+    for (const ratio of [0, 0.001, 0.1, 0.3, 0.5, 0.9, 0.9999]) {
       await tf.setBackend('webgpu');
       const before = tf.memory().numTensors;
       const masker = new GradientMasker(params, { ratio, scope });
       const grads = new Map(params.map((p) => [p.name, tf.tensor(host.get(p.name)!, p.shape)]));
       const result = await masker.apply(grads);
       assert.equal(result.stats, undefined, 'the device path leaves the counts on the device');
-      const segments = scope === 'tensor' ? params.map((p) => [p.name]) : scope === 'layer' ? [['a', 'b'], ['c']] : [['a', 'b', 'c']];
+      const segments = scope === 'tensor' ? params.map((p) => [p.name]) : scope === 'layer' ? [['a', 'b'], ['c', 'd']] : [['a', 'b', 'c', 'd']];
       for (const segment of segments) {
         const values = Float32Array.from(segment.flatMap((n) => Array.from(host.get(n)!)));
         const expected = thresholdForRatio(values, ratio);
@@ -128,5 +140,35 @@ test('GMT\'s threshold on WebGPU is selected on the device and is exact: the sam
       assert.equal(tf.memory().numTensors, before, 'no tensors left');
     }
   }
+  await tf.setBackend('wasm');
+});
+
+test('a run on WebGPU is scored on a host copy of its weights: test accuracy, forgetting and samples as the host generates them from those weights; webgpu active again, no tensors left', { timeout: 300_000 }, async () => {
+  assert.ok(probe.available, 'needs the adapter of the first test');
+  await tf.setBackend('webgpu');
+  const before = tf.memory().numTensors;
+  const r = await finetune({ base: 'nano', method: 'gmt', steps: 2, warmup: 1, batchSize: 4, seed: 3, testSize: 6, valSize: 4, forgetting: true }, { keepModel: true });
+  assert.equal(tf.getBackend(), 'webgpu');
+  assert.equal(r.scoredOn, 'wasm');
+  assert.equal(typeof r.metrics.testAccuracy, 'number');
+  assert.equal(typeof r.metrics.factsAccuracy, 'number');
+  assert.ok(Number.isFinite(r.metrics.generalValLoss));
+  assert.ok(r.samples.length > 0);
+  // The same prompts, generated on wasm from weights read off the device by hand.
+  const values = await Promise.all(r.model!.params.map(async (p) => [p.name, (await p.variable.data()).slice() as Float32Array, p.variable.shape] as const));
+  const config = r.model!.config;
+  r.model!.dispose();
+  await tf.setBackend('wasm');
+  const weights = Object.fromEntries(values.map(([name, v, shape]) => [name, tf.tensor(v, shape)]));
+  const host = new GPT(config, {}, weights);
+  tf.dispose(Object.values(weights));
+  const generated = greedyComplete(host, new CharTokenizer(), r.samples.map((s) => s.prompt), r.config.maxNewTokens);
+  host.dispose();
+  assert.deepEqual(generated, r.samples.map((s) => s.generated));
+  // And on wasm a model is scored as it is: no copy, no `scoredOn`.
+  const w = await finetune({ base: 'nano', method: 'sft', steps: 1, warmup: 0, batchSize: 4, seed: 3, testSize: 2, valSize: 4 });
+  assert.equal(w.scoredOn, undefined);
+  await tf.setBackend('webgpu');
+  assert.equal(tf.memory().numTensors, before, 'no tensors left');
   await tf.setBackend('wasm');
 });

@@ -129,7 +129,7 @@ function probeWebgpuSync(): BackendProbe {
  * synchronously, which Node's WebGPU does not allow, and GMT's cost there is not measured on a
  * GPU. `GMT_BACKEND=webgpu` selects it.
  */
-export const WEBGPU_OPT_IN_REASON = 'used only when asked (GMT_BACKEND=webgpu): the GPU path is not complete yet (no scoring; GMT\'s cost on a GPU not measured)';
+export const WEBGPU_OPT_IN_REASON = 'used only when asked (GMT_BACKEND=webgpu): GMT\'s cost on a GPU is not measured yet, and scoring runs on a host copy of the weights';
 
 function probeWasm(): BackendProbe {
   const base = { name: 'wasm' as const, tfjsName: 'wasm' };

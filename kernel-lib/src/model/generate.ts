@@ -58,7 +58,7 @@ function pick(logits: Float32Array, offset: number, V: number, temperature: numb
 export function generate(model: GPT, promptIds: ArrayLike<number>[], options: GenerateOptions): number[][] {
   if (tf.getBackend() === 'webgpu') {
     // Generation reads logits back token by token with dataSync, which Node's WebGPU forbids.
-    throw new ConfigError('generation (and so test-set scoring) does not run on the webgpu backend yet: score on wasm, or train with testSize 0 (--test-size 0)');
+    throw new ConfigError('generate reads back synchronously, which the webgpu backend forbids in Node: call it through withGenerationModel, which generates on a host copy of the weights');
   }
   const { vocabSize: V, contextLength: L } = model.config;
   const maxNew = checkNumber('generate maxNewTokens', options.maxNewTokens, { min: 0, integer: true });

@@ -2,6 +2,7 @@
 export { GPT, DEFAULT_GPT_CONFIG, resolveGPTConfig, paramSpecs, defaultGradientPath, type GPTConfig, type GPTOptions } from './gpt';
 export { GPT_PRESETS, gptPreset, type GPTPresetName } from './presets';
 export { generate, type GenerateOptions } from './generate';
+export { withGenerationModel, hostBackendName } from './host-copy';
 export { weightsSha256 } from './hash';
 export { setCustomKernelsEnabled } from './kernels';
 export {

@@ -18,6 +18,7 @@ import type { HostBatch } from '../types';
 import { evaluateTask, type ScoredTask } from '../eval/scorers';
 import { generate } from '../model/generate';
 import { GPT, type GPTConfig } from '../model/gpt';
+import { hostBackendName, withGenerationModel } from '../model/host-copy';
 import { loadCheckpoint } from '../model/safetensors';
 import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../train/trainer';
 import { getStrategy } from '../tuning/registry';
@@ -148,6 +149,11 @@ export interface FinetuneResult {
   };
   /** With `maskTrace`: the sampled mask statistics. */
   maskTrace?: MaskTrace;
+  /**
+   * The backend that generated for scoring and the forgetting probe, where it is not the one that
+   * trained: a model on webgpu is scored on a host copy of its weights (`withGenerationModel`).
+   */
+  scoredOn?: string;
   /** Set when the training loss became NaN or ±Inf: training stopped after that update. */
   diverged?: { step: number; lastFiniteLoss: number | null };
   /** A few scored test problems, to look at what the model writes. */
@@ -340,7 +346,7 @@ export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): () => Pro
   const valBatch = sliceHostBatch(packed, 0, Math.min(packed.batchSize, 64));
   const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
   return async () => {
-    const arith = await evaluateTask('arith', facts, (prompts) => greedyComplete(model, tokenizer, prompts, 4), { batchSize: 512 });
+    const arith = await withGenerationModel(model, (m) => evaluateTask('arith', facts, (prompts) => greedyComplete(m, tokenizer, prompts, 4), { batchSize: 512 }));
     return { factsAccuracy: arith.accuracy, generalValLoss: await packedTextLoss(model, valBatch) };
   };
 }
@@ -362,10 +368,6 @@ export async function finetune(
   hooks: Omit<TrainHooks, 'nextBatch' | 'evaluate' | 'initBatches'> & { keepModel?: boolean; log?: (line: string) => void } = {},
 ): Promise<FinetuneResult & { model?: GPT }> {
   const config = resolveFinetuneConfig(overrides);
-  if (tf.getBackend() === 'webgpu' && (config.testSize > 0 || config.forgetting || config.scoreBase)) {
-    // Checked before training, not after it: scoring generates, which webgpu cannot do yet.
-    throw new ConfigError('on the webgpu backend only training and validation loss run yet: set testSize 0 (--test-size 0), without forgetting or scoreBase; score on wasm');
-  }
   const { keepModel, log, ...trainHooks } = hooks;
   const tokenizer = new CharTokenizer();
   const base = resolveBaseCheckpoint(config.base);
@@ -384,7 +386,7 @@ export async function finetune(
     }
     const score = async (): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
       if (!data.scored || data.test.length === 0) return undefined;
-      const report = await evaluateTask(data.scored, data.test, (prompts) => greedyComplete(model, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 });
+      const report = await withGenerationModel(model, (m) => evaluateTask(data.scored!, data.test, (prompts) => greedyComplete(m, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 }));
       return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
     };
 
@@ -438,6 +440,8 @@ export async function finetune(
     outer?.removeEventListener('abort', onOuterAbort);
     const scoredRun = result.stoppedEarly ? undefined : await score();
     const afterForgetting = result.stoppedEarly ? undefined : await probe?.();
+    const generated = scoredRun || afterForgetting || baseForgetting || baseTestAccuracy !== undefined;
+    const scoredOn = generated && tf.getBackend() === 'webgpu' ? hostBackendName() : undefined;
     const out: FinetuneResult & { model?: GPT } = {
       kind: 'gmt-lab/finetune',
       config,
@@ -458,6 +462,7 @@ export async function finetune(
       samples: scoredRun?.samples ?? [],
       ...(diverged ? { diverged } : {}),
       ...(tracer ? { maskTrace: tracer.trace } : {}),
+      ...(scoredOn ? { scoredOn } : {}),
     };
     if (keepModel) out.model = model;
     else model.dispose();

@@ -26,6 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { wasmKernels } from '../backend/wasm-kernels';
+import { keepMaskOnDevice, selectThresholdsOnDevice } from '../backend/webgpu-select';
 import { ConfigError, checkNumber } from '../util/config';
 
 /** Where the quantile is taken: each tensor, each group (`embed`, `block.<i>`, `head`), or all. */
@@ -621,51 +622,44 @@ export class GradientMasker {
   }
 
   /**
-   * `apply` without reading Γ back (webgpu): per segment, T_k is the (m+1)-th smallest |score|,
-   * taken from tfjs' top-k (a sort in compute shaders) of whichever side is shorter; M = [|s| ≥ T_k]
-   * and Γ ⊙ M are built on the device. Only the thresholds come back, one scalar per segment.
+   * `apply` without reading Γ back (webgpu): T_k of every segment comes from one radix select in
+   * compute shaders (`selectThresholdsOnDevice`, exact like the host's), then M = [|s| ≥ T_k] and
+   * Γ ⊙ M are built on the device. Only the thresholds come back, one float per segment.
    */
   private async applyOnDevice(grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): Promise<MaskResult> {
     const byName = new Map(this.order.map((name, i) => [name, tensors[i]!]));
-    const segmentThresholds = this.segments.map((segment) => {
+    // Segments that drop nothing keep everything and need no threshold.
+    const live: { names: string[]; drop: number }[] = [];
+    const liveIndex = new Map<string, number>();
+    for (const segment of this.segments) {
       const n = segment.reduce((a, name) => a + byName.get(name)!.size, 0);
       const m = dropCount(this.ratio, n);
-      if (m === 0) return null;
-      return tf.tidy(() => {
-        const abs = tf.concat(segment.map((name) => tf.reshape(tf.abs(byName.get(name)!), [-1])));
-        if (m + 1 <= n - m) return tf.neg(tf.reshape(tf.slice(tf.topk(tf.neg(abs), m + 1, true).values, [m], [1]), []));
-        return tf.reshape(tf.slice(tf.topk(abs, n - m, true).values, [n - m - 1], [1]), []);
-      });
-    });
+      if (m === 0) continue;
+      for (const name of segment) liveIndex.set(name, live.length);
+      live.push({ names: segment, drop: m });
+    }
+    const selected = live.length ? selectThresholdsOnDevice(live.map((s) => s.names.map((n) => byName.get(n)!)), live.map((s) => s.drop)) : null;
     const maskedGrads = new Map<string, tf.Tensor>();
     const masks = new Map<string, tf.Tensor>();
-    const thresholdOf = new Map<string, tf.Tensor | null>();
-    this.segments.forEach((segment, k) => segment.forEach((name) => thresholdOf.set(name, segmentThresholds[k] ?? null)));
     for (const name of this.order) {
       const grad = grads.get(name)!;
-      const t = thresholdOf.get(name)!;
-      if (t === null) {
+      const k = liveIndex.get(name);
+      if (k === undefined || selected === null) {
         masks.set(name, tf.onesLike(grad));
         maskedGrads.set(name, tf.clone(grad));
         continue;
       }
-      const mask = tf.tidy(() => tf.cast(tf.greaterEqual(tf.abs(byName.get(name)!), t), 'float32'));
+      const mask = keepMaskOnDevice(byName.get(name)!, selected, k);
       masks.set(name, mask);
       maskedGrads.set(name, tf.mul(grad, mask));
     }
-    const live = segmentThresholds.filter((t): t is tf.Tensor => t !== null);
-    let values: Float32Array | Int32Array | Uint8Array = new Float32Array(0);
-    if (live.length) {
-      const packed = tf.stack(live);
-      values = await packed.data();
-      tf.dispose([packed, ...live]);
-    }
+    const values = selected ? await selected.data() : new Float32Array(0);
+    selected?.dispose();
     const thresholds = new Map<string, number>();
-    let j = 0;
-    this.segments.forEach((segment, k) => {
-      const v = segmentThresholds[k] === null ? -Infinity : (values[j++] as number);
-      for (const name of segment) thresholds.set(name, v);
-    });
+    for (const name of this.order) {
+      const k = liveIndex.get(name);
+      thresholds.set(name, k === undefined ? -Infinity : (values[k] as number));
+    }
     return { grads: maskedGrads, masks, thresholds };
   }
 
