@@ -2,7 +2,7 @@
 // `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]`: remake the evidence
 // behind every finding. `npm run setup` has already run (prereproduce).
 //
-//   1. sweeps      every findings grid (notebooks/grids/0*.json) into the mode's result store,
+//   1. sweeps      every findings grid (notebooks/grids/02, 03, 05) into the mode's result store,
 //                  running only the runs the store lacks (--fresh: start a new store; the old one
 //                  is kept beside it as <store>.bak-<time>)
 //   2. notebooks   every notebooks/*.ipynb in that mode; they read the store (all runs present,
@@ -16,7 +16,7 @@
 //
 // Full mode: data/results/ and figures/ (committed); fast mode: build/fast/.
 
-import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './lib/env.mjs';
 import { runNotebooks } from './notebooks.mjs';
@@ -70,7 +70,9 @@ if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
 const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
 const paths = gmt.findingsPaths(options.mode);
-const gridFiles = readdirSync(paths.gridsDir).filter((f) => /^0\d_.*\.json$/.test(f)).sort().map((f) => path.join(paths.gridsDir, f));
+// The CPU findings' grids (02, 03, 05). Notebook 06's GPU ablations pick their device and mode
+// themselves (gpuAblationPlan), so they are not swept here.
+const gridFiles = Object.values(gmt.FINDINGS_GRIDS).sort().map((f) => path.join(paths.gridsDir, f));
 const rel = (p) => path.relative(process.cwd(), p) || '.';
 const seconds = (ms) => `${(ms / 1000).toFixed(0)} s`;
 

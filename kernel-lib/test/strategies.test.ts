@@ -242,6 +242,7 @@ test('unknown methods and options are clear errors', () => {
   assert.throws(() => getStrategy('childtuning-f', { p: 0 }), /childtuning-f.p must be in \(0, 1\], got 0/);
   assert.throws(() => getStrategy('childtuning-d', { p: 0.5, ratio: 0.5 }), /not both/);
   assert.throws(() => getStrategy('hft', { stages: 0 }), /hft.stages/);
+  assert.throws(() => getStrategy('gmt', { signal: 'fisher' }), /gmt.signal must be one of grad, grad-weight, grad-squared, got "fisher"/);
   assert.throws(() => getStrategy('sft', { ratio: 0.3 }), /sft options: unknown option "ratio"/);
 });
 
@@ -251,6 +252,43 @@ test('resolved options are complete and JSON-serialisable', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(s.options)), s.options);
     s.dispose();
   }
-  assert.deepEqual(getStrategy('gmt', { ratio: 0.5 }).options, { ratio: 0.5, scope: 'tensor', maskUpdate: false });
+  assert.deepEqual(getStrategy('gmt', { ratio: 0.5 }).options, { ratio: 0.5, scope: 'tensor', maskUpdate: false, signal: 'grad' });
   assert.deepEqual(getStrategy('childtuning-d', { p: 0.2 }).options, { p: 0.2, ratio: null, batches: 8 });
+});
+
+test('the selection signal: grad-weight ranks |Γ ⊙ θ|, grad-squared keeps the |Γ| mask, for gmt and for sift\'s first mask', async () => {
+  const { Rng } = await import('../src/util/rng');
+  const rng = new Rng(7);
+  const shapes: [string, number[]][] = [['w1', [33, 17]], ['w2', [200]]];
+  const params = shapes.map(([name, shape]) => ({ name, group: 'g', kind: 'mlp' as const, variable: tf.variable(tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 4 - 2), shape)) }));
+  const grads = new Map(shapes.map(([name, shape]) => [name, tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rng.next() - 0.5) * 1e-3), shape)]));
+  const host = async (t: tf.Tensor) => Array.from(await t.data());
+  const expectedMask = (score: number[]): number[] => {
+    const a = score.map(Math.abs);
+    const t = [...a].sort((x, y) => x - y)[dropCount(0.3, a.length)]!;
+    return a.map((v) => (v >= t ? 1 : 0));
+  };
+  const before = tf.memory().numTensors;
+  for (const method of ['gmt', 'sift']) {
+    const masks: Record<string, Map<string, number[]>> = {};
+    for (const signal of ['grad', 'grad-weight', 'grad-squared']) {
+      const s = getStrategy(method, { ratio: 0.3, scope: 'tensor', signal });
+      await s.init?.({ params, seed: 0, steps: 1, computeGradients: () => { throw new Error('unused'); }, initBatches: () => [] });
+      const u = await s.transform(grads, 1);
+      masks[signal] = new Map();
+      for (const p of params) {
+        const m = await host(u.masks!.get(p.name)!);
+        masks[signal]!.set(p.name, m);
+        const g = await host(grads.get(p.name)!);
+        const w = await host(p.variable);
+        const want = expectedMask(signal === 'grad-weight' ? g.map((x, i) => x * w[i]!) : g);
+        assert.deepEqual(m, want, `${method} ${signal} ${p.name}`);
+      }
+      tf.dispose([...u.grads.values(), ...u.masks!.values(), ...(u.updateMasks ? [] : [])]);
+      s.dispose();
+    }
+    for (const p of params) assert.notDeepEqual(masks['grad-weight']!.get(p.name), masks.grad!.get(p.name), `${method}: |Γ ⊙ θ| selects other entries than |Γ| (${p.name})`);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensors left');
+  tf.dispose([...grads.values(), ...params.map((p) => p.variable)]);
 });

@@ -211,7 +211,7 @@ test('the result record is complete and survives JSON round trips; evaluation ca
   assert.deepEqual(evalSteps, [2, 4, 5]);
   assert.equal(ended, result);
   assert.deepEqual(JSON.parse(JSON.stringify(result)), result);
-  assert.deepEqual(result.config.strategy, { name: 'gmt', options: { ratio: 0.2, scope: 'global', maskUpdate: false } });
+  assert.deepEqual(result.config.strategy, { name: 'gmt', options: { ratio: 0.2, scope: 'global', maskUpdate: false, signal: 'grad' } });
   assert.equal(result.config.clipOrder, 'after-mask');
   assert.equal(result.seed, 4);
   assert.equal(result.backend, 'cpu');

@@ -3,3 +3,4 @@ export * from './paths';
 export * from './figures';
 export * from './reports';
 export * from './bench';
+export * from './gpu';

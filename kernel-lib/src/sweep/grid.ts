@@ -21,6 +21,7 @@
  * into `base`) when the grid is expanded in fast mode, so one file serves `npm test` and the
  * full-size run.
  */
+import { describeAdapter, webgpuProbeResult } from '../backend/webgpu';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { defaultGradientPath } from '../model/gpt';
@@ -92,6 +93,11 @@ export interface ExecutionContext {
   backend: string;
   /** `GPT.gradientPath()` of the runs (code path, kernel build, threads). */
   gradientPath: string;
+  /**
+   * On webgpu only: the adapter (`describeAdapter`), so that runs on a software adapter and on a
+   * GPU are different runs and every record says which device made it.
+   */
+  adapter?: string;
 }
 
 /** The kernel-lib package version (read once from its package.json). */
@@ -102,7 +108,10 @@ export function kernelLibVersion(): string {
 
 /** The execution context of runs made by this process (after `initBackend`). */
 export function currentExecutionContext(backend: string, env: NodeJS.ProcessEnv = process.env): ExecutionContext {
-  return { kernelLib: kernelLibVersion(), backend, gradientPath: defaultGradientPath(env) };
+  const context: ExecutionContext = { kernelLib: kernelLibVersion(), backend, gradientPath: defaultGradientPath(env) };
+  const probe = backend === 'webgpu' ? webgpuProbeResult() : undefined;
+  if (probe?.adapter) context.adapter = describeAdapter(probe.adapter);
+  return context;
 }
 
 /** JSON with object keys sorted at every level: the same value always gives the same text. */

@@ -1,11 +1,12 @@
 /**
  * `sift`: Sparse Increment Fine-Tuning (Song et al., 2023) as the GMT paper uses it as a
- * baseline: the entries with the largest |Γ| at the first update are selected (same ratio and
+ * baseline: the entries with the largest |Γ| (or the `signal` chosen) at the first update are selected (same ratio and
  * scope rule as GMT), and that mask is kept fixed for the whole run.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GradientMasker, type MaskUpdateStats } from './mask';
-import { GMT_DEFAULTS, resolveGmtOptions, type GmtOptions } from './gmt';
+import { GMT_DEFAULTS, applyWithSignal, resolveGmtOptions, type GmtOptions } from './gmt';
+import type { ParamInfo } from '../types';
 import { requireInit, type MaskedUpdate, type StrategyInitContext, type TuningStrategy } from './strategy';
 
 /** Options of `sift`: those of `gmt`; `maskUpdate: true` freezes the unselected entries entirely. */
@@ -19,19 +20,21 @@ export class SiftStrategy implements TuningStrategy<SiftOptions> {
   private masker?: GradientMasker;
   private fixed?: Map<string, tf.Tensor>;
   private fixedStats?: MaskUpdateStats;
+  private params: readonly ParamInfo[] = [];
 
   constructor(options?: Partial<SiftOptions>) {
     this.options = resolveGmtOptions(options, 'sift');
   }
 
   init(ctx: StrategyInitContext): void {
-    this.masker = new GradientMasker(ctx.params, this.options);
+    this.masker = new GradientMasker(ctx.params, { ratio: this.options.ratio, scope: this.options.scope });
+    this.params = ctx.params;
   }
 
   async transform(accumulatedGrads: ReadonlyMap<string, tf.Tensor>): Promise<MaskedUpdate> {
     if (this.options.ratio === 0) return { grads: new Map(accumulatedGrads) };
     if (!this.fixed) {
-      const first = await requireInit(this.masker, 'sift').apply(accumulatedGrads);
+      const first = await applyWithSignal(requireInit(this.masker, 'sift'), this.options.signal, accumulatedGrads, this.params);
       this.fixed = first.masks;
       this.fixedStats = first.stats;
       const masks = cloneAll(this.fixed);

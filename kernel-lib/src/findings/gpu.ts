@@ -1,0 +1,44 @@
+/**
+ * Where notebook 06's GPU ablations run: WebGPU on a GPU when this machine has one, else the
+ * host backend in fast mode, and a sentence that says which and why.
+ */
+import { describeAdapter, probeWebgpu, releaseWebgpu, type WebgpuAdapter } from '../backend/webgpu';
+import { hostBackendName } from '../model/host-copy';
+import { runMode, type RunMode } from '../util/config';
+import { findingsPaths, type FindingsPaths } from './paths';
+
+/** What {@link gpuAblationPlan} decided. */
+export interface GpuAblationPlan {
+  /** The grid mode the ablations run in (fast wherever there is no GPU). */
+  mode: RunMode;
+  /** The backend the runs train on. */
+  backend: 'webgpu' | 'wasm' | 'cpu';
+  /** The GPU's adapter when `backend` is webgpu. */
+  adapter?: WebgpuAdapter;
+  /** One sentence for the notebook and the figures: the device, or why there is none. */
+  note: string;
+  /** Store and figure folders of `mode`. */
+  paths: FindingsPaths;
+}
+
+/**
+ * Probes WebGPU. On a GPU's adapter, sets `GMT_BACKEND=webgpu` in this process's environment,
+ * so that the sweep (its key context and its worker processes) trains there, in `mode`.
+ * Otherwise (no adapter, or only a software one, which is far slower than wasm) the ablations run
+ * on the host backend in fast mode, even when full mode was asked for: full mode is sized for a
+ * GPU. Dawn is released in that case, so the process can exit.
+ */
+export async function gpuAblationPlan(mode: RunMode = runMode()): Promise<GpuAblationPlan> {
+  const probe = await probeWebgpu();
+  if (probe.available && !probe.adapter.software) {
+    process.env.GMT_BACKEND = 'webgpu';
+    return { mode, backend: 'webgpu', adapter: probe.adapter, note: `WebGPU on ${describeAdapter(probe.adapter)}, ${mode} mode`, paths: findingsPaths(mode) };
+  }
+  const why = probe.available
+    ? `the only WebGPU adapter here is a software one (${describeAdapter(probe.adapter)}), far slower than the CPU path`
+    : `no WebGPU adapter here (${probe.reason})`;
+  await releaseWebgpu();
+  const host = hostBackendName();
+  const asked = mode === 'full' ? ' (full mode was asked for; it is sized for a GPU)' : '';
+  return { mode: 'fast', backend: host, note: `No GPU: ${why}, so the ablations ran on ${host} in fast mode${asked}`, paths: findingsPaths('fast') };
+}
