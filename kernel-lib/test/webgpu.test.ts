@@ -136,7 +136,11 @@ test('GMT\'s threshold on WebGPU is selected on the device and is exact: the sam
           assert.deepEqual(Array.from(masked), Array.from(host.get(n)!, (v, i) => v * want[i]!), `${scope} ${ratio} ${n}: Γ ⊙ M`);
         }
       }
-      tf.dispose([...grads.values(), ...result.grads.values(), ...result.masks.values()]);
+      // Without the thresholds' readback: the same masks, no thresholds.
+      const silent = await new GradientMasker(params, { ratio, scope, readThresholds: false }).apply(grads);
+      assert.equal(silent.thresholds.size, 0);
+      for (const p of params) assert.deepEqual(await silent.masks.get(p.name)!.data(), await result.masks.get(p.name)!.data(), `${scope} ${ratio} ${p.name}: mask without readback`);
+      tf.dispose([...grads.values(), ...result.grads.values(), ...result.masks.values(), ...silent.grads.values(), ...silent.masks.values()]);
       assert.equal(tf.memory().numTensors, before, 'no tensors left');
     }
   }

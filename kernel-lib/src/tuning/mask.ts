@@ -211,7 +211,10 @@ export interface MaskResult {
   grads: Map<string, tf.Tensor>;
   /** M per parameter name, float32 with 1 = kept. */
   masks: Map<string, tf.Tensor>;
-  /** T_k per parameter name (the threshold of its segment; −∞ = all kept). */
+  /**
+   * T_k per parameter name (the threshold of its segment; −∞ = all kept). Empty on the device
+   * path when the masker was made with `readThresholds: false`.
+   */
   thresholds: Map<string, number>;
   /**
    * Kept fractions of `masks` and their Jaccard overlap with the mask of this masker's previous
@@ -363,9 +366,19 @@ export class GradientMasker {
    */
   readonly selectCounts: SelectCounts = { small: 0, radix: 0, sampled: 0, missed: 0 };
 
-  constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope }) {
+  /** See the constructor's `readThresholds`. */
+  readonly readThresholds: boolean;
+
+  /**
+   * @param options.readThresholds `false`: on the device path (webgpu) the thresholds are left on
+   *   the device and `MaskResult.thresholds` is empty, so `apply` reads nothing back and an update
+   *   keeps a single sync point (the trainer's read of its scalars). Default `true`. The host
+   *   and wasm paths know the thresholds anyway and always report them.
+   */
+  constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope; readThresholds?: boolean }) {
     this.ratio = checkMaskRatio('ratio', options.ratio);
     this.scope = checkScope('scope', options.scope);
+    this.readThresholds = options.readThresholds ?? true;
     const names = new Set<string>();
     for (const p of params) {
       if (names.has(p.name)) throw new ConfigError(`GradientMasker: duplicate parameter name "${p.name}"`);
@@ -624,7 +637,8 @@ export class GradientMasker {
   /**
    * `apply` without reading Γ back (webgpu): T_k of every segment comes from one radix select in
    * compute shaders (`selectThresholdsOnDevice`, exact like the host's), then M = [|s| ≥ T_k] and
-   * Γ ⊙ M are built on the device. Only the thresholds come back, one float per segment.
+   * Γ ⊙ M are built on the device. Only the thresholds come back, one float per segment, and not
+   * even those with `readThresholds: false`.
    */
   private async applyOnDevice(grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): Promise<MaskResult> {
     const byName = new Map(this.order.map((name, i) => [name, tensors[i]!]));
@@ -653,9 +667,14 @@ export class GradientMasker {
       masks.set(name, mask);
       maskedGrads.set(name, tf.mul(grad, mask));
     }
+    const thresholds = new Map<string, number>();
+    if (!this.readThresholds) {
+      // tfjs' webgpu backend frees the buffer once the queued mask passes that read it are done.
+      selected?.dispose();
+      return { grads: maskedGrads, masks, thresholds };
+    }
     const values = selected ? await selected.data() : new Float32Array(0);
     selected?.dispose();
-    const thresholds = new Map<string, number>();
     for (const name of this.order) {
       const k = liveIndex.get(name);
       thresholds.set(name, k === undefined ? -Infinity : (values[k] as number));

@@ -27,7 +27,8 @@ export class SiftStrategy implements TuningStrategy<SiftOptions> {
   }
 
   init(ctx: StrategyInitContext): void {
-    this.masker = new GradientMasker(ctx.params, { ratio: this.options.ratio, scope: this.options.scope });
+    // The strategy never reads T_k, so on webgpu an update keeps one sync point.
+    this.masker = new GradientMasker(ctx.params, { ratio: this.options.ratio, scope: this.options.scope, readThresholds: false });
     this.params = ctx.params;
   }
 
