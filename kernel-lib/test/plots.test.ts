@@ -233,3 +233,21 @@ test('yBounds clip bands and reference intervals to the possible range; the CSV 
   const unclipped = lineFigure({ series: [{ name: 'gmt', x: [0.1], y: [5], band: [30] }] });
   assert.deepEqual(unclipped.data[0]!.y, [35, -25]);
 });
+
+test('variant bars: one bar per ablation variant with short labels, coloured by method, intervals as whiskers', async () => {
+  const { shortVariantLabels, variantBarsFigure } = await import('../src/findings/figures');
+  const labels = ['sft', 'gmt ratio=0.3 scope=tensor signal=grad', 'gmt ratio=0.3 scope=global signal=grad-weight', 'gmt ratio=0.3 scope=tensor maskUpdate=true', 'random-mask ratio=0.3'];
+  const short = shortVariantLabels(labels);
+  assert.deepEqual([...short.values()], ['sft', 'gmt tensor |Γ|', 'gmt global |Γ ⊙ θ|', 'gmt tensor masked update', 'random-mask']);
+  const rows = labels.map((l, i) => ({ methodLabel: l, mean: 10 + i, lo: 8 + i, hi: 13 + i }));
+  const fig = variantBarsFigure(rows, { title: 't', yTitle: 'y' });
+  assert.deepEqual(fig.data.map((d) => d.name), ['sft', 'gmt', 'random-mask']);
+  const gmtTrace = fig.data[1] as { x: string[]; y: number[]; error_y: { array: number[]; arrayminus: number[] } };
+  assert.deepEqual(gmtTrace.x, [...short.values()]);
+  assert.deepEqual(gmtTrace.y.map((v) => (Number.isNaN(v) ? null : v)), [null, 11, 12, 13, null]);
+  assert.deepEqual(gmtTrace.error_y.array.slice(1, 4), [3, 3, 3]);
+  assert.deepEqual(gmtTrace.error_y.arrayminus.slice(1, 4), [2, 2, 2]);
+  const paired = variantBarsFigure([{ method: 'gmt ratio=0.3', diff: -1, lo: -3, hi: 2 }], { title: 't', yTitle: 'y', value: 'diff' });
+  assert.deepEqual((paired.data[0] as { y: number[] }).y, [-1]);
+  assert.equal(variantBarsFigure([], { title: 't', yTitle: 'y' }).data.length, 0, 'no rows: the placeholder');
+});

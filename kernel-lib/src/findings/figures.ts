@@ -47,6 +47,74 @@ export function methodBarsFigure(summaryIn: readonly object[], opts: { category:
   return barFigure({ categories, series, title: opts.title, yTitle: opts.yTitle, legend: 'top' });
 }
 
+const SIGNAL_NAMES: Record<string, string> = { grad: '|Γ|', 'grad-weight': '|Γ ⊙ θ|', 'grad-squared': 'Γ²' };
+
+/**
+ * Short names for method labels such as `gmt ratio=0.3 scope=tensor signal=grad`: an option that
+ * every label of the method gives with the same value is left out, signals are written as
+ * formulas, and `maskUpdate=true` becomes `masked update`.
+ */
+export function shortVariantLabels(labels: readonly string[]): Map<string, string> {
+  const parse = (l: string) => {
+    const [method, ...tokens] = l.split(' ');
+    return { method: method!, tokens: tokens.map((t) => t.split('=') as [string, string | undefined]) };
+  };
+  // Per method, the options that all its labels give with one value.
+  const constant = new Map<string, Set<string>>();
+  for (const method of new Set(labels.map((l) => parse(l).method))) {
+    const mine = labels.map(parse).filter((p) => p.method === method);
+    const seen = new Map<string, string[]>();
+    for (const p of mine) for (const [k, v] of p.tokens) if (v !== undefined) seen.set(k, [...(seen.get(k) ?? []), v]);
+    constant.set(method, new Set([...seen].filter(([, vs]) => vs.length === mine.length && new Set(vs).size === 1).map(([k]) => k)));
+  }
+  return new Map(labels.map((l) => {
+    const { method, tokens } = parse(l);
+    const kept = tokens.flatMap(([k, v]) => {
+      if (v === undefined) return [k];
+      if (constant.get(method)!.has(k)) return [];
+      if (k === 'signal') return [SIGNAL_NAMES[v] ?? v];
+      if (k === 'scope') return [v];
+      if (k === 'maskUpdate') return v === 'true' ? ['masked update'] : [];
+      return [`${k}=${v}`];
+    });
+    return [l, [method, ...kept].join(' ')];
+  }));
+}
+
+/**
+ * One bar per variant (a method label) with its interval, coloured by method, for ablations with
+ * more variants than a legend holds: rows of `summarize` (`mean`, `lo`, `hi`) or of
+ * `pairedVsBaseline` (`diff`, `lo`, `hi`, the label in `method`).
+ */
+export function variantBarsFigure(rowsIn: readonly object[], opts: { title: string; yTitle: string; value?: 'mean' | 'diff'; label?: string }): PlotlyFigure {
+  const rows = rowsIn as readonly Row[];
+  if (rows.length === 0) return placeholderFigure(opts.title, NO_RUNS);
+  const value = opts.value ?? 'mean';
+  const labelField = opts.label ?? (value === 'diff' ? 'method' : 'methodLabel');
+  const labels = rows.map((r) => String(r[labelField]));
+  const short = shortVariantLabels(labels);
+  const categories = labels.map((l) => short.get(l)!);
+  const families = [...new Set(labels.map((l) => l.split(' ')[0]!))];
+  const series = families.map((family) => {
+    const mine = labels.map((l) => l.split(' ')[0] === family);
+    const v = rows.map((r, i) => (mine[i] ? numOr(r[value]) : NaN));
+    return {
+      name: family, colorKey: family, values: v,
+      errors: rows.map((r, i) => (mine[i] ? Math.max(0, numOr(r.hi) - (v[i] as number)) || 0 : 0)),
+      errorsBelow: rows.map((r, i) => (mine[i] ? Math.max(0, (v[i] as number) - numOr(r.lo)) || 0 : 0)),
+    };
+  });
+  const fig = barFigure({ categories, series, title: opts.title, yTitle: opts.yTitle, barmode: 'stack', legend: 'top' });
+  (fig.layout.xaxis as Record<string, unknown>).tickangle = -35;
+  // Stacked bars list their legend bottom-up by default; keep the methods' order.
+  fig.layout.legend = { ...(fig.layout.legend as Record<string, unknown>), traceorder: 'normal' };
+  if (value === 'diff') {
+    (fig.layout.yaxis as Record<string, unknown>).zeroline = true;
+    (fig.layout.yaxis as Record<string, unknown>).zerolinecolor = '#444';
+  }
+  return fig;
+}
+
 /** Paired differences against a baseline (rows of `pairedVsBaseline`) as bars with 95% CI whiskers. */
 export function pairedDiffFigure(pairedIn: readonly object[], opts: { category?: string; title: string; yTitle: string }): PlotlyFigure {
   const paired = pairedIn as readonly Row[];
