@@ -6,7 +6,9 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { doctor, formatDoctor, initBackend, probeWebgpu, releaseWebgpu, type WebgpuProbe } from '../src/backend';
+import { describeAdapter, doctor, formatDoctor, initBackend, probeWebgpu, releaseWebgpu, type WebgpuProbe } from '../src/backend';
+import { currentExecutionContext } from '../src/sweep/grid';
+import { gpuAblationPlan } from '../src/findings/gpu';
 import { finetune, greedyComplete } from '../src/sweep/finetune';
 import { GPT } from '../src/model/gpt';
 import { CharTokenizer } from '../src/data/tokenizer';
@@ -175,4 +177,31 @@ test('a run on WebGPU is scored on a host copy of its weights: test accuracy, fo
   await tf.setBackend('webgpu');
   assert.equal(tf.memory().numTensors, before, 'no tensors left');
   await tf.setBackend('wasm');
+});
+
+test('runs on webgpu name their adapter in the execution context (so in their key); other backends\' contexts are unchanged', () => {
+  assert.ok(probe.available, 'needs the adapter of the first test');
+  const gpu = currentExecutionContext('webgpu');
+  assert.equal(gpu.adapter, describeAdapter(probe.adapter));
+  assert.match(gpu.adapter!, /software adapter|\S/);
+  assert.equal('adapter' in currentExecutionContext('wasm'), false);
+});
+
+// Last: it releases WebGPU in this process when the adapter is not a GPU's.
+test('notebook 06\'s plan: a GPU\'s adapter trains on webgpu in the asked mode; a software adapter falls back to fast mode on the host, saying why', async () => {
+  const before = process.env.GMT_BACKEND;
+  const plan = await gpuAblationPlan('full');
+  if (probe.available && !probe.adapter.software) {
+    assert.equal(plan.backend, 'webgpu');
+    assert.equal(plan.mode, 'full');
+    assert.equal(process.env.GMT_BACKEND, 'webgpu');
+    if (before === undefined) delete process.env.GMT_BACKEND;
+    else process.env.GMT_BACKEND = before;
+  } else {
+    assert.equal(plan.mode, 'fast');
+    assert.equal(plan.backend, 'wasm');
+    assert.equal(plan.paths.mode, 'fast');
+    assert.match(plan.note, /^No GPU: .*(software|no WebGPU adapter).*ran on wasm in fast mode \(full mode was asked for/);
+    assert.equal(process.env.GMT_BACKEND, before, 'the environment is left alone');
+  }
 });
