@@ -71,7 +71,7 @@ function row(over: Partial<ResultRow>): ResultRow {
   return {
     key: Math.random().toString(36), grid: 'g', status: 'done', method: 'sft', methodLabel: 'sft', task: 'math', preset: 'micro', seed: 0,
     ratio: null, scope: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, baseValLoss: 4, facts: 80, baseFacts: 80,
-    generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
+    generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, peakTensorMiB: null, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
     ...over,
   };
 }

@@ -222,6 +222,9 @@ test('the result record is complete and survives JSON round trips; evaluation ca
   assert.ok(result.history[0]!.keptByTensor && Object.keys(result.history[0]!.keptByTensor).length === 16);
   assert.match(result.weightsSha256, /^[0-9a-f]{64}$/);
   assert.ok(result.timings.msPerUpdate > 0 && result.timings.totalMs >= result.timings.msPerUpdate);
+  // Weights, AdamW's two moments and Γ are alive after a step: at least four copies of the parameters.
+  const paramBytes = new TinyModel({ seed: 1 }).params.reduce((n, p) => { const b = p.variable.size * 4; p.variable.dispose(); return n + b; }, 0);
+  assert.ok(result.peakTensorBytes >= 4 * paramBytes, `peak ${result.peakTensorBytes} B for ${paramBytes} B of parameters`);
 });
 
 test('gradient clipping bounds the norm the optimizer sees (before-mask)', async () => {

@@ -37,6 +37,8 @@ export interface ResultRow {
   generalValLoss: number | null;
   baseGeneralValLoss: number | null;
   msPerUpdate: number | null;
+  /** Tensor memory of an update in MiB (`RunRecord.memory`); null in older records. */
+  peakTensorMiB: number | null;
   trainSeconds: number | null;
   totalSeconds: number | null;
   weightsSha256: string | null;
@@ -72,6 +74,7 @@ export function resultRow(r: RunRecord): ResultRow {
     generalValLoss: num(m.generalValLoss),
     baseGeneralValLoss: num(m.baseGeneralValLoss),
     msPerUpdate: num(r.timings?.msPerUpdate),
+    peakTensorMiB: r.memory ? r.memory.peakTensorBytes / 2 ** 20 : null,
     trainSeconds: r.timings ? r.timings.trainMs / 1000 : null,
     totalSeconds: r.timings ? r.timings.totalMs / 1000 : null,
     weightsSha256: r.weightsSha256 ?? null,

@@ -141,6 +141,7 @@ export async function executeRun(
         updates: result.train.updates,
       },
       weightsSha256: result.train.weightsSha256,
+      memory: { peakTensorBytes: result.train.peakTensorBytes },
     };
     if (result.diverged) record.diverged = result.diverged;
     if (cancelled) record.cancelled = { step: result.train.updates, steps: run.config.steps };

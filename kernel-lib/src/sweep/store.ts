@@ -61,6 +61,8 @@ export interface RunRecord {
   history?: HistorySummary;
   timings?: { totalMs: number; trainMs: number; msPerUpdate: number; meanMsPerUpdate: number; gradientsMsPerUpdate: number; transformMsPerUpdate: number; initMs: number; evalMs: number; scoreMs: number; updates: number };
   weightsSha256?: string;
+  /** Tensor memory of an update (`TrainResult.peakTensorBytes`); absent in records made before it was kept. */
+  memory?: { peakTensorBytes: number };
   /** With `config.maskTrace`: the sampled mask statistics (`MaskTrace`). */
   maskTrace?: import('./finetune').MaskTrace;
   /** With status `diverged`: the update whose loss was not finite, and the last finite loss. */

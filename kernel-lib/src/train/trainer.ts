@@ -117,6 +117,12 @@ export interface TrainResult {
   gradientPath?: string;
   /** Updates actually applied. */
   updates: number;
+  /**
+   * Largest `tf.memory().numBytes` seen right after an optimizer step, when Γ, the masks, the
+   * masked gradients and the optimizer's moments are all alive: the tensor memory of an update
+   * (on the device, on webgpu).
+   */
+  peakTensorBytes: number;
   /** True when the run was cancelled through `signal`. */
   stoppedEarly: boolean;
 }
@@ -332,6 +338,7 @@ export class Trainer {
   private previousMasks: Map<string, tf.Tensor> | undefined;
   private evalMs = 0;
   private initMs = 0;
+  private peakTensorBytes = 0;
   private readonly t0 = now();
   private disposed = false;
 
@@ -478,6 +485,7 @@ export class Trainer {
     await hooks.onGradients?.({ step: t + 1, accumulated: gamma, methodInput: strategyInput, masked: stepGrads });
     const lr = learningRateAt(this.schedule, t);
     optimizer.apply(stepGrads, lr, update.updateMasks);
+    this.peakTensorBytes = Math.max(this.peakTensorBytes, tf.memory().numBytes);
 
     // Loss and ‖Γ‖ come back in one small readback; mask statistics too, unless the strategy
     // already counted them (GMT does so on the host copy it selects from).
@@ -541,6 +549,7 @@ export class Trainer {
       backend: tf.getBackend(),
       ...(this.model.gradientPath ? { gradientPath: this.model.gradientPath() } : {}),
       updates: history.length,
+      peakTensorBytes: this.peakTensorBytes,
       stoppedEarly,
     };
   }
