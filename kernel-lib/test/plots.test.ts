@@ -251,3 +251,14 @@ test('variant bars: one bar per ablation variant with short labels, coloured by 
   assert.deepEqual((paired.data[0] as { y: number[] }).y, [-1]);
   assert.equal(variantBarsFigure([], { title: 't', yTitle: 'y' }).data.length, 0, 'no rows: the placeholder');
 });
+
+test('a top legend that needs several rows gets the top margin for them, above the plot and below the title', () => {
+  const one = lineFigure({ series: [{ name: 'sft', x: [1, 2], y: [1, 2] }], title: 't', legend: 'top' });
+  const many = lineFigure({ series: Array.from({ length: 9 }, (_, i) => ({ name: `gmt global · seed ${i} and a long tail`, x: [1, 2], y: [1, 2] })), title: 't', legend: 'top' });
+  const right = lineFigure({ series: Array.from({ length: 9 }, (_, i) => ({ name: `series ${i}`, x: [1, 2], y: [1, 2] })), title: 't' });
+  const top = (f: { layout: Record<string, unknown> }) => (f.layout.margin as { t: number }).t;
+  assert.equal(top(one), 60 + 50, 'one row: the theme\'s margin');
+  assert.ok(top(many) >= 56 + 40 * 3, `9 long names need ≥ 3 rows: margin ${top(many)}`);
+  assert.equal((many.layout.title as { yanchor: string }).yanchor, 'top');
+  assert.equal(top(right), 60, 'a legend on the right leaves the margin alone');
+});

@@ -4,7 +4,7 @@
  * show it in a notebook with `showFigure`.
  */
 import { ConfigError } from '../util/config';
-import { PlotlyFigure, PlotlyTrace, baseLayout, methodColor } from './theme';
+import { PlotlyFigure, PlotlyTrace, baseLayout, fitTopLegend, methodColor } from './theme';
 
 /** One line of a {@link lineFigure}. */
 export interface LineSeries {
@@ -130,7 +130,7 @@ export function lineFigure(opts: LineFigureOptions): PlotlyFigure {
       });
     }
   }
-  return { data, layout: baseLayout(opts) };
+  return fitTopLegend({ data, layout: baseLayout(opts) });
 }
 
 /** Options of {@link heatmapFigure}. */
@@ -297,5 +297,5 @@ export function barFigure(opts: BarFigureOptions): PlotlyFigure {
   (layout.xaxis as Record<string, unknown>).type = 'category';
   layout.barmode = opts.barmode ?? 'group';
   layout.bargap = 0.2;
-  return { data, layout };
+  return fitTopLegend({ data, layout });
 }

@@ -110,5 +110,33 @@ export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: str
   };
 }
 
+/**
+ * A top legend wraps into rows and grows upwards, over the title, when its entries do not fit
+ * one row: this widens the top margin for the rows the entries need (estimated for a plot about
+ * 1,000 px wide at the theme's font size). Other legends are left alone.
+ */
+export function fitTopLegend(fig: PlotlyFigure, plotWidth = 1000): PlotlyFigure {
+  const legend = fig.layout.legend as Record<string, unknown> | undefined;
+  if (!legend || legend.orientation !== 'h' || legend.yanchor !== 'bottom') return fig;
+  const names = fig.data.filter((d) => d.showlegend !== false && typeof d.name === 'string' && d.name !== '').map((d) => d.name as string);
+  let rows = names.length ? 1 : 0;
+  let used = 0;
+  for (const n of names) {
+    const w = 50 + 8.5 * n.length;
+    if (used > 0 && used + w > plotWidth) {
+      rows++;
+      used = 0;
+    }
+    used += w;
+  }
+  if (rows <= 1) return fig;
+  const margin = fig.layout.margin as Record<string, number>;
+  const title = fig.layout.title as Record<string, unknown> | undefined;
+  // The title then sits at the very top, and the legend's rows (about 40 px each) below it.
+  if (title) fig.layout.title = { ...title, yref: 'container', y: 1, yanchor: 'top', pad: { t: 14 } };
+  fig.layout.margin = { ...margin, t: (title ? 56 : 20) + 40 * rows };
+  return fig;
+}
+
 /** Plotly display config used in notebooks and HTML files: no logo, no cloud link. */
 export const DISPLAY_CONFIG: Readonly<Record<string, unknown>> = { displaylogo: false, responsive: true };
