@@ -22,8 +22,8 @@ export interface ShowFigureOptions {
    * `once` (default; `GMT_PLOTLYJS` overrides): before the first figure of each kernel session,
    * one extra invisible output loads plotly.js (≈4.8 MB, guarded on `window.Plotly`); later
    * figures reuse it. `always`: that loader before every figure. `never`: interactive only
-   * where the frontend has a plotly renderer, the PNG elsewhere — for notebooks committed
-   * with their outputs.
+   * where the frontend has a plotly renderer, the PNG (at scale 1, to keep files small)
+   * elsewhere — for notebooks committed with their outputs.
    */
   plotlyJs?: PlotlyJsMode;
   /** Include the PNG fallback (needs Chromium); default true. */
@@ -70,7 +70,7 @@ export async function closeNotebookExporter(): Promise<void> {
   if (pending) await (await pending.catch(() => undefined))?.close();
 }
 
-async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions): Promise<DisplayContent> {
+async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions, mode: PlotlyJsMode): Promise<DisplayContent> {
   let exporter: FigureExporter | undefined;
   if (opts.png !== false) {
     try {
@@ -82,7 +82,9 @@ async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions): P
       }
     }
   }
-  return figureBundle(fig, { width: opts.width, height: opts.height, exporter });
+  // Committed notebooks (`never`) carry the PNG twice (as image/png and as the HTML's fallback):
+  // scale 1 instead of 1.5 keeps a figure's outputs at about half the bytes.
+  return figureBundle(fig, { width: opts.width, height: opts.height, exporter, ...(mode === 'never' ? { pngScale: 1 } : {}) });
 }
 
 /**
@@ -97,7 +99,7 @@ export async function showFigure(fig: PlotlyFigure, opts: ShowFigureOptions = {}
     displayBundle((await figureBundle(fig, { width: opts.width, height: opts.height })).data);
     return;
   }
-  const content = await buildFigureContent(fig, opts);
+  const content = await buildFigureContent(fig, opts, mode);
   ensurePlotlyJs(mode);
   displayBundle(content.data, { metadata: content.metadata });
 }
@@ -144,7 +146,7 @@ export function liveFigure(opts: ShowFigureOptions & { minIntervalMs?: number } 
         displayBundle((await figureBundle(final)).data);
         return;
       }
-      send(await buildFigureContent(final, opts));
+      send(await buildFigureContent(final, opts, mode));
     },
   };
 }
