@@ -64,11 +64,12 @@ test('kill -9 of a sweep at 20 random points: the re-run completes the grid, eve
   const earlyExits: number[] = [];
   // Kills land 0.3–4.8 s after a start. On a loaded machine a start can take longer than that to
   // finish its first run; while the store holds none, later rounds wait up to 1.6× longer each
-  // (at most 40 s), so that the kills still interrupt the sweep part-way.
+  // (at most 40 s), and once one is done back to 4.8 s, so that the kills still interrupt the
+  // sweep part-way (neither before its first run nor after its last).
   let span = 4500;
   const doneSoFar = (): number => (fs.existsSync(storeFile) ? new ResultStore(storeFile).read().records.filter((r) => r.status === 'done').length : 0);
   for (let round = 0; round < 20; round++) {
-    if (round >= 3 && doneSoFar() === 0) span = Math.min(span * 1.6, 40000);
+    span = round >= 3 && doneSoFar() === 0 ? Math.min(span * 1.6, 40000) : 4500;
     const child = spawn(process.execPath, cli, { cwd: repoRoot, detached: true, stdio: 'ignore' });
     await sleep(300 + rand() * span);
     if (child.exitCode === null) hitLive += 1;
