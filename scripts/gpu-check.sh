@@ -2,7 +2,10 @@
 # One call on a machine with a GPU (issue: WebGPU on a real NVIDIA GPU). Answers, into OUT:
 #   1. does Dawn get a Vulkan adapter for the GPU here (system.txt, doctor.txt)?
 #   2. tokens/s of the `mini` preset on webgpu against the wasm path on the same machine;
-#   3. GMT's overhead over SFT on webgpu at tensor, layer and global scope.
+#   3. GMT's overhead over SFT on webgpu at tensor, layer and global scope;
+#   4. with PRETRAIN_STEPS=N (default 0: skipped), N timed updates of pre-training
+#      PRETRAIN_PRESET (default `mini`, the base the full ablations of notebook 06 want) on
+#      webgpu, into OUT/<preset>.safetensors.
 # summary.md holds the figures (scripts/gpu-summary.mjs); the raw bench JSON sits beside it.
 #
 #   bash scripts/gpu-check.sh [OUT]        # OUT defaults to $OUT, else build/gpu-check
@@ -18,6 +21,8 @@ STEPS=${STEPS:-10}
 BATCH=${BATCH:-8}
 PRESET=${PRESET:-mini}
 LIMIT=${LIMIT:-240}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-0}
+PRETRAIN_PRESET=${PRETRAIN_PRESET:-mini}
 mkdir -p "$OUT"
 CLI=("$NODE" kernel-lib/dist/cli/main.js)
 threads=$(nproc); [ "$threads" -gt 8 ] && threads=8
@@ -40,6 +45,12 @@ bench() { # name, env, args...
 }
 bench webgpu GMT_BACKEND=webgpu --warmup 2 --path fast --methods sft,gmt:tensor,gmt:layer,gmt:global,sft:repeat
 bench wasm GMT_BACKEND=wasm --warmup 1 --threads "$threads" --methods sft,gmt:tensor
+if [ "$PRETRAIN_STEPS" -gt 0 ]; then
+  start=$(date +%s)
+  GMT_BACKEND=webgpu timeout "$LIMIT" "${CLI[@]}" pretrain --preset "$PRETRAIN_PRESET" --steps "$PRETRAIN_STEPS" --eval-every 0 \
+    --out "$OUT/$PRETRAIN_PRESET.safetensors" --json > "$OUT/pretrain.json" 2> "$OUT/pretrain.err"
+  echo "pretrain: exit $? after $(( $(date +%s) - start )) s" >> "$OUT/steps.txt"
+fi
 
 "$NODE" scripts/gpu-summary.mjs "$OUT" > "$OUT/summary.md" 2>> "$OUT/steps.txt"
 cat "$OUT/summary.md"

@@ -42,4 +42,11 @@ if (gpu) {
     lines.push(`| ${row.label} | ${row.medianMs.toFixed(1)} | ${pct(row.pairedOverVsSft)} | ${pct(lo)} to ${pct(hi)} | ${row.label.startsWith('gmt') ? (hi <= 1.05 ? 'met (≤ 5%)' : 'not met') : 'noise floor'} |`);
   }
 }
+const pre = read('pretrain.json');
+const preStep = /^pretrain: exit (\d+) after (\d+) s$/m.exec(text('steps.txt'));
+if (pre) {
+  const ms = pre.train.history.map((u) => u.ms).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const median = ms.length ? ms[Math.floor(ms.length / 2)] : NaN;
+  lines.push('', `- pretrain ${pre.config.preset} on webgpu: ${pre.train.history.length} updates of ${pre.config.batchSize} windows in ${preStep?.[2] ?? '?'} s (median ${median.toFixed(1)} ms per update); val loss ${pre.metrics.valLoss.toFixed(4)}, arithmetic facts ${(pre.metrics.arithAccuracy * 100).toFixed(1)}%; sha256 ${pre.sha256}`);
+} else if (preStep) lines.push('', `- pretrain: exit ${preStep[1]} after ${preStep[2]} s, no record (${text('pretrain.err').trim().split('\n').slice(-3).join(' / ') || 'see pretrain.err'})`);
 console.log(lines.join('\n'));

@@ -11,6 +11,11 @@ import { currentExecutionContext } from '../src/sweep/grid';
 import { gpuAblationPlan } from '../src/findings/gpu';
 import { finetune, greedyComplete } from '../src/sweep/finetune';
 import { GPT } from '../src/model/gpt';
+import { loadCheckpoint } from '../src/model/safetensors';
+import { pretrain } from '../src/sweep/pretrain';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { CharTokenizer } from '../src/data/tokenizer';
 import { listStrategies } from '../src/tuning/registry';
 import { GradientMasker, thresholdForRatio } from '../src/tuning/mask';
@@ -149,12 +154,28 @@ test('GMT\'s threshold on WebGPU is selected on the device and is exact: the sam
   await tf.setBackend('wasm');
 });
 
-test('a run on WebGPU is scored on a host copy of its weights: test accuracy, forgetting and samples as the host generates them from those weights; webgpu active again, no tensors left', { timeout: 300_000 }, async () => {
+test('a run on WebGPU is scored on a host copy of its weights, one copy before and one after training: test accuracy, forgetting and samples as the host generates them from those weights; webgpu active again, no tensors left', { timeout: 300_000 }, async () => {
   assert.ok(probe.available, 'needs the adapter of the first test');
   await tf.setBackend('webgpu');
   const before = tf.memory().numTensors;
-  const r = await finetune({ base: 'nano', method: 'gmt', steps: 2, warmup: 1, batchSize: 4, seed: 3, testSize: 6, valSize: 4, forgetting: true }, { keepModel: true });
+  // Counts the switches to the host backend, one per host copy of the weights.
+  const engine = tf.engine();
+  const setBackend = engine.setBackend.bind(engine);
+  let hostSwitches = 0;
+  engine.setBackend = (name: string) => {
+    if (name === 'wasm') hostSwitches += 1;
+    return setBackend(name);
+  };
+  let r: Awaited<ReturnType<typeof finetune>>;
+  try {
+    r = await finetune({ base: 'nano', method: 'gmt', steps: 2, warmup: 1, batchSize: 4, seed: 3, testSize: 6, valSize: 4, forgetting: true, scoreBase: true }, { keepModel: true });
+  } finally {
+    engine.setBackend = setBackend;
+  }
+  assert.equal(hostSwitches, 2, 'base scoring and the base probe share one copy; the run\'s scoring and probe another');
   assert.equal(tf.getBackend(), 'webgpu');
+  assert.equal(typeof r.metrics.baseTestAccuracy, 'number');
+  assert.equal(typeof r.metrics.baseFactsAccuracy, 'number');
   assert.equal(r.scoredOn, 'wasm');
   assert.equal(typeof r.metrics.testAccuracy, 'number');
   assert.equal(typeof r.metrics.factsAccuracy, 'number');
@@ -177,6 +198,34 @@ test('a run on WebGPU is scored on a host copy of its weights: test accuracy, fo
   await tf.setBackend('webgpu');
   assert.equal(tf.memory().numTensors, before, 'no tensors left');
   await tf.setBackend('wasm');
+});
+
+test('pretraining runs on WebGPU: the same losses and evaluation as on wasm within float tolerance, and its checkpoint holds the device\'s weights', { timeout: 300_000 }, async () => {
+  assert.ok(probe.available, 'needs the adapter of the first test');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-webgpu-pretrain-'));
+  const config = { preset: 'nano' as const, steps: 3, batchSize: 2, warmup: 1, evalEvery: 0 };
+  const runOn = async (backend: string) => {
+    await tf.setBackend(backend);
+    const before = tf.memory().numTensors;
+    const out = path.join(dir, `${backend}.safetensors`);
+    const r = await pretrain(config, { out });
+    assert.equal(tf.getBackend(), backend);
+    const weights = new Map<string, Float32Array>();
+    for (const p of r.gpt.params) weights.set(p.name, ((await p.variable.data()) as Float32Array).slice());
+    r.gpt.dispose();
+    assert.equal(tf.memory().numTensors, before, `${backend}: no tensors left`);
+    return { r, out, weights };
+  };
+  const wasm = await runOn('wasm');
+  const gpu = await runOn('webgpu');
+  gpu.r.train.history.forEach((u, i) => assert.ok(Math.abs(u.loss - wasm.r.train.history[i]!.loss) <= 1e-5 * wasm.r.train.history[i]!.loss, `update ${i + 1}: loss ${u.loss} vs ${wasm.r.train.history[i]!.loss}`));
+  assert.ok(Math.abs(gpu.r.metrics.valLoss - wasm.r.metrics.valLoss) <= 1e-5 * wasm.r.metrics.valLoss);
+  assert.equal(gpu.r.metrics.arithAccuracy, wasm.r.metrics.arithAccuracy);
+  await tf.setBackend('wasm');
+  const saved = loadCheckpoint(gpu.out);
+  for (const p of saved.params) assert.deepEqual(p.variable.dataSync(), gpu.weights.get(p.name), `${p.name}: the file holds what the device trained`);
+  saved.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('runs on webgpu name their adapter in the execution context (so in their key); other backends\' contexts are unchanged', () => {

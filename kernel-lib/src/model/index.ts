@@ -6,7 +6,7 @@ export { withGenerationModel, hostBackendName } from './host-copy';
 export { weightsSha256 } from './hash';
 export { setCustomKernelsEnabled } from './kernels';
 export {
-  saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors, saveCheckpoint, loadCheckpoint,
+  saveSafetensors, loadSafetensors, encodeSafetensors, decodeSafetensors, saveCheckpoint, saveCheckpointAsync, loadCheckpoint,
   readCheckpointConfig, SafetensorsError, MAX_HEADER_BYTES, CHECKPOINT_CONFIG_KEY, CHECKPOINT_FORMAT_KEY,
   type SafetensorsDtype, type SafetensorsData, type SafetensorsTensor, type SafetensorsFile,
 } from './safetensors';

@@ -226,17 +226,29 @@ const CHECKPOINT_FORMAT = 'gmt-lab-gpt/1';
 
 /**
  * Saves every parameter of `model` (F32, named as in `model.params`) with its config in the
- * metadata. `extraMeta` values must be strings; its keys may not start with `gmt.`.
+ * metadata. `extraMeta` values must be strings; its keys may not start with `gmt.`. Reads the
+ * weights synchronously: on webgpu use {@link saveCheckpointAsync}.
  */
 export function saveCheckpoint(file: string, model: GPT, extraMeta: Record<string, string> = {}): void {
+  writeCheckpoint(file, model, model.params.map((p) => p.variable.dataSync() as Float32Array), extraMeta);
+}
+
+/** {@link saveCheckpoint} through asynchronous reads (any backend, webgpu included); the same file. */
+export async function saveCheckpointAsync(file: string, model: GPT, extraMeta: Record<string, string> = {}): Promise<void> {
+  const values: Float32Array[] = [];
+  for (const p of model.params) values.push((await p.variable.data()) as Float32Array);
+  writeCheckpoint(file, model, values, extraMeta);
+}
+
+function writeCheckpoint(file: string, model: GPT, values: readonly Float32Array[], extraMeta: Record<string, string>): void {
   checkLittleEndian();
   for (const k of Object.keys(extraMeta)) {
     if (k.startsWith('gmt.')) throw new SafetensorsError(file, `metadata key "${k}" is reserved`);
   }
   const tensors: Record<string, SafetensorsTensor> = {};
-  for (const p of model.params) {
-    tensors[p.name] = { dtype: 'F32', shape: [...p.variable.shape], data: p.variable.dataSync() as Float32Array };
-  }
+  model.params.forEach((p, i) => {
+    tensors[p.name] = { dtype: 'F32', shape: [...p.variable.shape], data: values[i]! };
+  });
   saveSafetensors(file, tensors, {
     ...extraMeta,
     [CHECKPOINT_FORMAT_KEY]: CHECKPOINT_FORMAT,

@@ -338,16 +338,18 @@ export async function packedTextLoss(model: GPT, batch: HostBatch): Promise<numb
 /**
  * The forgetting probes of {@link FinetuneConfig.forgetting}: the base models' pre-training
  * checks (`gmt-lab pretrain` evaluates the same two), so "after" can be read against "before".
+ * `factsAccuracy` generates from `generator` (the model itself, or its host copy on webgpu:
+ * see `withGenerationModel`); `generalValLoss` runs on `model` where it trains.
  */
-export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): () => Promise<{ factsAccuracy: number; generalValLoss: number }> {
+export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): { factsAccuracy: (generator: GPT) => Promise<number>; generalValLoss: () => Promise<number> } {
   const corpusConfig = resolveGeneralConfig({ seed: 0, ...PROTOCOL_CORPUS } as never);
   const corpus = generateGeneralCorpus(corpusConfig as never);
   const packed = packText(corpus.validation, tokenizer, { seqLen: model.config.contextLength });
   const valBatch = sliceHostBatch(packed, 0, Math.min(packed.batchSize, 64));
   const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
-  return async () => {
-    const arith = await withGenerationModel(model, (m) => evaluateTask('arith', facts, (prompts) => greedyComplete(m, tokenizer, prompts, 4), { batchSize: 512 }));
-    return { factsAccuracy: arith.accuracy, generalValLoss: await packedTextLoss(model, valBatch) };
+  return {
+    factsAccuracy: async (generator) => (await evaluateTask('arith', facts, (prompts) => greedyComplete(generator, tokenizer, prompts, 4), { batchSize: 512 })).accuracy,
+    generalValLoss: () => packedTextLoss(model, valBatch),
   };
 }
 
@@ -384,19 +386,34 @@ export async function finetune(
     if (tooLong) {
       log?.(`${config.task}: ${tooLong.toLocaleString('en-US')} example${tooLong === 1 ? ' has a completion' : 's have completions'} longer than the model's context (${seqLen} positions), left out`);
     }
-    const score = async (): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
-      if (!data.scored || data.test.length === 0) return undefined;
-      const report = await withGenerationModel(model, (m) => evaluateTask(data.scored!, data.test, (prompts) => greedyComplete(m, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 }));
+    const scorable = data.scored !== null && data.test.length > 0;
+    const score = async (generator: GPT): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
+      if (!scorable) return undefined;
+      const report = await evaluateTask(data.scored!, data.test, (prompts) => greedyComplete(generator, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 });
       return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
+    };
+    const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
+    // Everything one phase generates (test scoring, the facts probe) shares one generation model,
+    // so a webgpu run copies its weights to the host at most once before and once after training.
+    const generationPhase = async (withScore: boolean): Promise<{ scored?: Awaited<ReturnType<typeof score>>; forgetting?: { factsAccuracy: number; generalValLoss: number } }> => {
+      if (!(withScore && scorable) && !probe) return {};
+      const generated = await withGenerationModel(model, async (m) => ({
+        scored: withScore ? await score(m) : undefined,
+        factsAccuracy: probe ? await probe.factsAccuracy(m) : undefined,
+      }));
+      return {
+        scored: generated.scored,
+        forgetting: probe ? { factsAccuracy: generated.factsAccuracy!, generalValLoss: await probe.generalValLoss() } : undefined,
+      };
     };
 
     const valLoss = (): Promise<number> => validationLoss(model, data.validation, tokenizer, 64, config.padTo);
     const baseValLoss = await valLoss();
-    const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
-    const baseForgetting = await probe?.();
+    const before = await generationPhase(config.scoreBase);
+    const baseForgetting = before.forgetting;
     let baseTestAccuracy: number | undefined;
     if (config.scoreBase) {
-      baseTestAccuracy = (await score())?.accuracy;
+      baseTestAccuracy = before.scored?.accuracy;
       log?.(`base model: test accuracy ${baseTestAccuracy}`);
     }
     const sampler = new BatchSampler(data.train, { batchSize: config.batchSize, seed: config.seed });
@@ -438,8 +455,9 @@ export async function finetune(
       evaluate: async () => ({ valLoss: await valLoss() }),
     });
     outer?.removeEventListener('abort', onOuterAbort);
-    const scoredRun = result.stoppedEarly ? undefined : await score();
-    const afterForgetting = result.stoppedEarly ? undefined : await probe?.();
+    const after = result.stoppedEarly ? {} : await generationPhase(true);
+    const scoredRun = after.scored;
+    const afterForgetting = after.forgetting;
     const generated = scoredRun || afterForgetting || baseForgetting || baseTestAccuracy !== undefined;
     const scoredOn = generated && tf.getBackend() === 'webgpu' ? hostBackendName() : undefined;
     const out: FinetuneResult & { model?: GPT } = {

@@ -2,6 +2,7 @@
  * Pre-training of the base models on the `general` mixture (DESIGN §6: the base must already
  * master the arithmetic the math task uses, and never see the task's Q/A format).
  * Deterministic: the same config on the same backend writes a checkpoint with the same sha256.
+ * Runs on webgpu too (reads are asynchronous; the arithmetic check generates on a host copy).
  * `gmt-lab pretrain` and `npm run pretrain` call it; the committed results live in `data/base/`.
  */
 import { CharTokenizer } from '../data/tokenizer';
@@ -10,7 +11,8 @@ import { PackedTextSampler, packText, sliceHostBatch } from '../data/batching';
 import { evaluateTask } from '../eval/scorers';
 import { GPT, type GPTConfig } from '../model/gpt';
 import { gptPreset, type GPTPresetName } from '../model/presets';
-import { saveCheckpoint } from '../model/safetensors';
+import { saveCheckpointAsync } from '../model/safetensors';
+import { withGenerationModel } from '../model/host-copy';
 import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../train/trainer';
 import { checkNumber, resolveConfig } from '../util/config';
 import * as tf from '@tensorflow/tfjs';
@@ -100,9 +102,9 @@ export async function pretrain(
     const evaluate = async (): Promise<Record<string, number>> => {
       const tb = toTensorBatch(valBatch);
       const loss = tf.tidy(() => model.loss(tb));
-      const valLoss = loss.dataSync()[0] as number;
+      const valLoss = (await loss.data())[0] as number;
       tf.dispose([loss, tb.inputs, tb.targets, tb.weights]);
-      const arith = await evaluateTask('arith', facts, (prompts) => greedyComplete(model, tokenizer, prompts, 4), { batchSize: 512 });
+      const arith = await withGenerationModel(model, (m) => evaluateTask('arith', facts, (prompts) => greedyComplete(m, tokenizer, prompts, 4), { batchSize: 512 }));
       return { valLoss, arithAccuracy: arith.accuracy };
     };
     const result = await train(model, {
@@ -121,7 +123,7 @@ export async function pretrain(
       evaluate,
     });
     const metrics = { valLoss: result.final.valLoss ?? NaN, arithAccuracy: result.final.arithAccuracy ?? NaN };
-    if (out) saveCheckpoint(out, model, { 'pretrain.config': JSON.stringify(config), 'pretrain.metrics': JSON.stringify(metrics) });
+    if (out) await saveCheckpointAsync(out, model, { 'pretrain.config': JSON.stringify(config), 'pretrain.metrics': JSON.stringify(metrics) });
     return { kind: 'gmt-lab/pretrain', config, model: model.config, train: result, metrics, gpt: model };
   } catch (e) {
     model.dispose();
