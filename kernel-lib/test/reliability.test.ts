@@ -51,7 +51,7 @@ function lcg(seed: number): () => number {
 
 const grid = (over: Partial<SweepGrid> = {}): SweepGrid => tinyGrid({ name: 'reliability', ...over });
 
-test('kill -9 of a sweep at 20 random points: the re-run completes the grid, every run is in the store exactly once, the store stays valid', async (t) => {
+test('kill -9 of a sweep at 20 to 40 random points: the re-run completes the grid, every run is in the store exactly once, the store stays valid', async (t) => {
   const dir = tmp('gmt-kill-loop-');
   const gridFile = path.join(dir, 'grid.json');
   // 60 runs: enough that the sweep is still running at every kill, even on an idle machine
@@ -62,14 +62,27 @@ test('kill -9 of a sweep at 20 random points: the re-run completes the grid, eve
   const rand = lcg(2026);
   let hitLive = 0;
   const earlyExits: number[] = [];
-  // Kills land 0.3–4.8 s after a start. On a loaded machine a start can take longer than that to
-  // finish its first run; while the store holds none, later rounds wait up to 1.6× longer each
-  // (at most 40 s), and once one is done back to 4.8 s, so that the kills still interrupt the
-  // sweep part-way (neither before its first run nor after its last).
+  // Kills land 0.3–4.8 s after a start at first. How many runs a window lets finish depends on
+  // the machine's load, so the window follows the store: from the fourth round on, a round that
+  // finished none widens the next window 1.6× (at most 10 s), and one that finished more than two
+  // narrows it 1.6× (at least 1 s). Once 30 of the 60 are done (a sweep that is up can finish a
+  // dozen runs in a few seconds), kills land within 1.8 s, mostly before a worker is up; while
+  // none is done the loop goes on past 20 rounds (at most 40). So the kills interrupt the sweep
+  // part-way (neither before its first run nor after its last) on idle and loaded machines alike.
   let span = 4500;
+  let last = 0;
+  let rounds = 0;
+  const trail: string[] = [];
   const doneSoFar = (): number => (fs.existsSync(storeFile) ? new ResultStore(storeFile).read().records.filter((r) => r.status === 'done').length : 0);
-  for (let round = 0; round < 20; round++) {
-    span = round >= 3 && doneSoFar() === 0 ? Math.min(span * 1.6, 40000) : 4500;
+  for (let round = 0; round < 40; round++) {
+    const done = doneSoFar();
+    if (round >= 20 && done > 0) break;
+    if (done >= 30) span = 1500;
+    else if (round >= 3 && done === last) span = Math.min(span * 1.6, 10000);
+    else if (done - last > 2) span = Math.max(span / 1.6, 1000);
+    last = done;
+    rounds += 1;
+    trail.push(`${done}@${(span / 1000).toFixed(1)}s`);
     const child = spawn(process.execPath, cli, { cwd: repoRoot, detached: true, stdio: 'ignore' });
     await sleep(300 + rand() * span);
     if (child.exitCode === null) hitLive += 1;
@@ -94,7 +107,7 @@ test('kill -9 of a sweep at 20 random points: the re-run completes the grid, eve
   // With 3-update runs an idle machine finished all 60 before the 20 rounds were over (exit 0);
   // 30-update runs keep it busy. Early exits, if any, are printed with their exit codes.
   t.diagnostic(`sweeps that had exited before their kill, by exit code: ${JSON.stringify(earlyExits)}`);
-  assert.ok(hitLive >= 8, `the kills landed on a running sweep (${hitLive}/20)`);
+  assert.ok(hitLive >= 8, `the kills landed on a running sweep (${hitLive}/${rounds})`);
   const before = new ResultStore(storeFile).read().records.filter((r) => r.status === 'done').length;
   const finish = spawnSync(process.execPath, cli, { cwd: repoRoot, encoding: 'utf8' });
   assert.equal(finish.status, 0, finish.stderr);
@@ -106,7 +119,7 @@ test('kill -9 of a sweep at 20 random points: the re-run completes the grid, eve
   const done = contents.records.filter((r) => r.status === 'done');
   assert.equal(done.length, 60, 'every run of the grid is done');
   assert.equal(new Set(done.map((r) => r.key)).size, 60, 'and none twice');
-  t.diagnostic(`kills on a running sweep: ${hitLive}/20; runs done before the last run: ${before}/60`);
+  t.diagnostic(`kills on a running sweep: ${hitLive}/${rounds}; runs done before the last run: ${before}/60; done at each start @ its window: ${trail.join(' ')}`);
   assert.ok(before > 0 && before < 60, `the kills interrupted the sweep part-way (${before}/60 done before the last run)`);
 });
 
