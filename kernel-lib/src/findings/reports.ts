@@ -202,7 +202,8 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
     notes.push(`Claim 3's update times come from notebook 04's interleaved benchmark (${bench.result.steps} rounds per method on the ${bench.options.preset} model, batch ${bench.options.batchSize} × ${bench.result.tokensPerUpdate / bench.options.batchSize} tokens, ${bench.context.gradientPath}, ${bench.result.machine.cpuModel}, ${bench.date.slice(0, 10)}). The whole-run ratio pairs GMT and SFT runs of notebook 02 on the same seeds; those runs shared the machine with another run, so it is the noisier figure.`);
     benchRecords = g2.records;
   } else notes.push('Claim 3: notebook 04 has not made its benchmark yet (no bench file beside the store).');
-  if (g2.missing || g3.missing) notes.push(`The store lacks ${g2.missing} of notebook 02's ${g2.planned.length} runs and ${g3.missing} of notebook 03's ${g3.planned.length}; the verdicts above use the runs it has.`);
+  const lacking = ([['02', g2], ['03', g3]] as const).filter(([, g]) => g.missing > 0).map(([nb, g]) => `${g.missing} of notebook ${nb}'s ${g.planned.length} runs`);
+  if (lacking.length) notes.push(`The store lacks ${lacking.join(' and ')}; the verdicts above use the runs it has.`);
   const text = claimsMarkdown({
     claim1: c1,
     claim2: c2,
