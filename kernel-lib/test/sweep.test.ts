@@ -13,7 +13,7 @@ import { initBackend } from '../src/backend';
 import { canonicalJson, expandGrid, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { runSweep } from '../src/sweep/runner';
-import { resolveFinetuneConfig } from '../src/sweep/finetune';
+import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
 import { ConfigError } from '../src/util/config';
 import { tinyGrid } from './helpers/tiny-grid';
 
@@ -69,6 +69,45 @@ test('run keys change with the config, the inputs and the execution context', ()
   assert.notEqual(runKey(config, { ...ctx, gradientPath: 'fused wasm kernels (test), 2 threads' }, { base: 'a' }), key, 'another thread count');
   assert.notEqual(runKey(config, { ...ctx, kernelLib: '9.9.9' }, { base: 'a' }), key, 'another kernel-lib version');
   assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
+});
+
+test('fields added later keep the keys of stored runs: a neutral value, or a field that decides nothing for the run', () => {
+  const config = resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2 });
+  const without = (c: object, ...fields: string[]): FinetuneConfig => Object.fromEntries(Object.entries(c).filter(([k]) => !fields.includes(k))) as FinetuneConfig;
+  const stored = runKey(without(config, 'maskTrace', 'maskTraceOf', 'strictText'), ctx, { base: 'a' });
+  assert.equal(runKey(config, ctx, { base: 'a' }), stored, 'defaults of later fields leave an untraced run\'s key alone');
+  assert.equal(runKey({ ...config, maskTraceOf: 'nonzero' }, ctx, { base: 'a' }), stored, 'what a trace reads decides nothing without a trace');
+  const traced = { ...config, maskTrace: 5 };
+  const storedTrace = runKey(without(traced, 'maskTraceOf'), ctx, { base: 'a' });
+  assert.notEqual(storedTrace, stored, 'a traced run is another run');
+  assert.equal(runKey({ ...traced, maskTraceOf: 'nonzero' }, ctx, { base: 'a' }), storedTrace, 'traces stored before maskTraceOf existed read nonzero entries');
+  assert.notEqual(runKey(traced, ctx, { base: 'a' }), storedTrace, 'a trace of the masks is not a stored trace of nonzero entries');
+  assert.throws(() => resolveFinetuneConfig({ maskTraceOf: 'grad' as 'mask' }), /maskTraceOf must be "mask" or "nonzero"/);
+});
+
+test('the mask trace reads the method\'s own mask: SIFT\'s fixed mask overlaps itself exactly, kept fractions match the method\'s', async () => {
+  await initBackend({ quiet: true });
+  const run = (method: string, maskTraceOf: FinetuneConfig['maskTraceOf']) => finetune({
+    base: 'nano', method, methodOptions: method === 'sft' ? {} : { ratio: 0.3 }, steps: 4, warmup: 1, accum: 1, batchSize: 2, seed: 0, testSize: 0, valSize: 4, maskTrace: 1, maskTraceOf,
+  });
+  const before = tf.memory().numTensors;
+  for (const method of ['sift', 'gmt', 'random-mask']) {
+    const r = await run(method, 'mask');
+    const t = r.maskTrace!;
+    assert.deepEqual(t.step, [1, 2, 3, 4]);
+    assert.deepEqual(t.keptFraction, r.train.history.map((h) => h.keptFraction), `${method}: the trace counts what the method's mask keeps`);
+    if (method === 'sift') {
+      assert.deepEqual(t.jaccardToFirst, [1, 1, 1, 1]);
+      assert.deepEqual(t.jaccardToPrevious, [null, 1, 1, 1]);
+    }
+    // nano's embedding: two short examples use few of the vocabulary's rows, whose gradients are 0.
+    const nonzero = (await run(method, 'nonzero')).maskTrace!;
+    assert.ok(nonzero.keptByLayer.embed![0]! < t.keptByLayer.embed![0]!, `${method}: nonzero entries undercount the kept embedding rows (${nonzero.keptByLayer.embed![0]} vs ${t.keptByLayer.embed![0]})`);
+  }
+  const sft = (await run('sft', 'mask')).maskTrace!;
+  assert.deepEqual(sft.keptFraction, [1, 1, 1, 1], 'a method without a mask keeps everything');
+  assert.deepEqual(sft.jaccardToPrevious, [null, 1, 1, 1]);
+  assert.equal(tf.memory().numTensors, before, 'tracing leaves no tensors');
 });
 
 test('bad grids and bad run configs are rejected before any work, naming the field', () => {

@@ -20,7 +20,7 @@ import { generate } from '../model/generate';
 import { GPT, type GPTConfig } from '../model/gpt';
 import { hostBackendName, withGenerationModel } from '../model/host-copy';
 import { loadCheckpoint } from '../model/safetensors';
-import { train, toTensorBatch, type TrainHooks, type TrainResult } from '../train/trainer';
+import { train, toTensorBatch, type GradientsInfo, type TrainHooks, type TrainResult } from '../train/trainer';
 import { getStrategy } from '../tuning/registry';
 import { checkSchedule } from '../train/schedule';
 import { checkNumber, ConfigError, resolveConfig } from '../util/config';
@@ -83,12 +83,21 @@ export interface FinetuneConfig {
    */
   forgetting: boolean;
   /**
-   * Every K updates (0 = off), read back which entries the optimizer received (Γ after the
-   * method, entry ≠ 0) and record the kept fraction per layer and the overlap (Jaccard) with the
-   * first update's mask and with the previous sampled one. The first update's GMT mask is SIFT's
-   * fixed mask, so for GMT the overlap with it says how far GMT drifts from SIFT (notebook 05).
+   * Every K updates (0 = off), read back which entries the method kept (see `maskTraceOf`) and
+   * record the kept fraction per layer and the overlap (Jaccard) with the first update's mask and
+   * with the previous sampled one. The first update's GMT mask is SIFT's fixed mask, so for GMT
+   * the overlap with it says how far GMT drifts from SIFT (notebook 05).
    */
   maskTrace: number;
+  /**
+   * What `maskTrace` reads as kept: `mask` (default) — the method's mask M (entry = 1; every
+   * entry of a tensor the method does not mask, as for SFT); `nonzero` — the entries of the
+   * gradient the optimizer received that are ≠ 0. The two differ where a kept entry's gradient is
+   * exactly 0 (embedding rows of tokens absent from every micro-batch): with `nonzero`, SIFT's
+   * fixed mask overlaps with itself by ~0.999 and a tensor-scope GMT embedding reads ~0.67 kept
+   * at k = 0.3. `nonzero` is how traces were read before this field existed.
+   */
+  maskTraceOf: 'mask' | 'nonzero';
   /**
    * A task file's characters without an ASCII form: `false` (default) trains on them as UNK and
    * reports them (`data.text`, one log line); `true` stops at the first with an error naming
@@ -122,6 +131,7 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   padTo: 'longest',
   forgetting: false,
   maskTrace: 0,
+  maskTraceOf: 'mask',
   strictText: false,
 };
 
@@ -178,6 +188,7 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
   if (c.padTo !== 'longest' && c.padTo !== 'seqLen') throw new ConfigError(`finetune config padTo must be "longest" or "seqLen", got ${JSON.stringify(c.padTo)}`);
   if (typeof c.forgetting !== 'boolean') throw new ConfigError(`finetune config forgetting must be true or false, got ${JSON.stringify(c.forgetting)}`);
   if (typeof c.strictText !== 'boolean') throw new ConfigError(`finetune config strictText must be true or false, got ${JSON.stringify(c.strictText)}`);
+  if (c.maskTraceOf !== 'mask' && c.maskTraceOf !== 'nonzero') throw new ConfigError(`finetune config maskTraceOf must be "mask" or "nonzero", got ${JSON.stringify(c.maskTraceOf)}`);
   if (typeof c.scoreBase !== 'boolean') throw new ConfigError(`finetune config scoreBase must be true or false, got ${JSON.stringify(c.scoreBase)}`);
   // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
   getStrategy(c.method, c.methodOptions).dispose();
@@ -202,13 +213,22 @@ class MaskTracer {
   private first?: Uint8Array;
   private previous?: Uint8Array;
 
-  constructor(private readonly every: number, private readonly steps: number, private readonly groups: ReadonlyMap<string, string>) {}
+  constructor(
+    private readonly every: number,
+    private readonly of: FinetuneConfig['maskTraceOf'],
+    private readonly steps: number,
+    private readonly groups: ReadonlyMap<string, string>,
+  ) {}
 
-  async observe(step: number, masked: ReadonlyMap<string, tf.Tensor>): Promise<void> {
+  async observe(step: number, info: Pick<GradientsInfo, 'masked' | 'masks'>): Promise<void> {
     if (!(step === 1 || step % this.every === 0 || step === this.steps)) return;
-    const parts: { name: string; values: Float32Array }[] = [];
-    for (const [name, g] of masked) parts.push({ name, values: (await g.data()) as Float32Array });
-    const total = parts.reduce((a, p) => a + p.values.length, 0);
+    // Per parameter, the values whose entries ≠ 0 are kept, or null: every entry is kept.
+    const parts: { name: string; size: number; values: Float32Array | null }[] = [];
+    for (const [name, g] of info.masked) {
+      const source = this.of === 'mask' ? info.masks?.get(name) : g;
+      parts.push({ name, size: g.size, values: source ? ((await source.data()) as Float32Array) : null });
+    }
+    const total = parts.reduce((a, p) => a + p.size, 0);
     const kept = new Uint8Array(total);
     const byLayer = new Map<string, { kept: number; n: number }>();
     let offset = 0;
@@ -216,16 +236,23 @@ class MaskTracer {
     for (const p of parts) {
       const group = this.groups.get(p.name) ?? p.name;
       const agg = byLayer.get(group) ?? { kept: 0, n: 0 };
-      for (let i = 0; i < p.values.length; i++) {
-        if (p.values[i] !== 0) {
-          kept[offset + i] = 1;
-          agg.kept += 1;
-          keptCount += 1;
+      let n = 0;
+      if (p.values === null) {
+        kept.fill(1, offset, offset + p.size);
+        n = p.size;
+      } else {
+        for (let i = 0; i < p.size; i++) {
+          if (p.values[i] !== 0) {
+            kept[offset + i] = 1;
+            n += 1;
+          }
         }
       }
-      agg.n += p.values.length;
+      agg.kept += n;
+      keptCount += n;
+      agg.n += p.size;
       byLayer.set(group, agg);
-      offset += p.values.length;
+      offset += p.size;
     }
     const jaccard = (a: Uint8Array, b: Uint8Array): number => {
       let inter = 0;
@@ -425,12 +452,12 @@ export async function finetune(
     const onOuterAbort = (): void => stop.abort();
     outer?.addEventListener('abort', onOuterAbort);
     if (outer?.aborted) stop.abort();
-    const tracer = config.maskTrace > 0 ? new MaskTracer(config.maskTrace, config.steps, new Map(model.params.map((p) => [p.name, p.group]))) : undefined;
+    const tracer = config.maskTrace > 0 ? new MaskTracer(config.maskTrace, config.maskTraceOf, config.steps, new Map(model.params.map((p) => [p.name, p.group]))) : undefined;
     const result = await train(model, {
       ...trainHooks,
       signal: stop.signal,
       onGradients: tracer || trainHooks.onGradients ? async (info) => {
-        await tracer?.observe(info.step, info.masked);
+        await tracer?.observe(info.step, info);
         await trainHooks.onGradients?.(info);
       } : undefined,
       onUpdate: async (u) => {

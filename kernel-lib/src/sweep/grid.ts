@@ -148,7 +148,12 @@ function readInput<T>(read: () => T, what: string): T {
  * does not orphan a store. (A change that alters results without a new field must bump
  * kernel-lib's version instead, which is part of every key.)
  */
-export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0, strictText: false });
+export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0, maskTraceOf: 'nonzero', strictText: false });
+
+/** Fields that decide nothing for some configs, and are left out of those configs' keys. */
+const KEY_MOOT_FIELDS: Readonly<Partial<Record<keyof FinetuneConfig, (config: FinetuneConfig) => boolean>>> = {
+  maskTraceOf: (config) => config.maskTrace === 0,
+};
 
 /**
  * The run key: sha256 (first 32 hex digits) of the resolved config, the sha256 of the files it
@@ -158,6 +163,7 @@ export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.free
 export function runKey(config: FinetuneConfig, context: ExecutionContext, digests = inputDigests(config)): string {
   const keyed: Record<string, unknown> = { ...config };
   for (const [k, neutral] of Object.entries(KEY_NEUTRAL_FIELDS)) if (canonicalJson(keyed[k]) === canonicalJson(neutral)) delete keyed[k];
+  for (const [k, moot] of Object.entries(KEY_MOOT_FIELDS)) if (moot(config)) delete keyed[k];
   const material = canonicalJson({ config: keyed, inputs: digests, context });
   return createHash('sha256').update(material).digest('hex').slice(0, 32);
 }

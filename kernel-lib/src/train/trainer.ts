@@ -136,6 +136,8 @@ export interface GradientsInfo {
   accumulated: ReadonlyMap<string, tf.Tensor>;
   methodInput: ReadonlyMap<string, tf.Tensor>;
   masked: ReadonlyMap<string, tf.Tensor>;
+  /** The method's mask M per parameter (1 = kept), where it masks (`MaskedUpdate.masks`). */
+  masks?: ReadonlyMap<string, tf.Tensor>;
 }
 
 /** Non-serialisable hooks of a run. */
@@ -482,7 +484,7 @@ export class Trainer {
     if (config.clipNorm !== null && config.clipOrder === 'after-mask') {
       stepGrads = clipByGlobalNorm(update.grads, config.clipNorm);
     }
-    await hooks.onGradients?.({ step: t + 1, accumulated: gamma, methodInput: strategyInput, masked: stepGrads });
+    await hooks.onGradients?.({ step: t + 1, accumulated: gamma, methodInput: strategyInput, masked: stepGrads, ...(update.masks ? { masks: update.masks } : {}) });
     const lr = learningRateAt(this.schedule, t);
     optimizer.apply(stepGrads, lr, update.updateMasks);
     this.peakTensorBytes = Math.max(this.peakTensorBytes, tf.memory().numBytes);
