@@ -18,6 +18,7 @@ import {
   figureHtml,
   lineFigure,
   methodColor,
+  withFigureExporter,
 } from '../src/plots';
 import { progress, tableBundle } from '../src/notebook';
 import { ConfigError } from '../src/util/config';
@@ -106,7 +107,17 @@ test('export writes a real SVG and PNG rendered by Chromium', { skip: skipNoChro
 
     // The same browser serves a second figure.
     const [barSvg] = await exportFigure(barFigure({ categories: ['math'], series: [{ name: 'bar-series-x', values: [0.5] }] }), path.join(dir, 'bar'), { exporter, formats: ['svg'] });
-    assert.match(fs.readFileSync(barSvg, 'utf8'), /bar-series-x/);
+    const bar = fs.readFileSync(barSvg, 'utf8');
+    assert.match(bar, /bar-series-x/);
+
+    // The same figure exported by another browser is the same file (plotly's random render ids
+    // are replaced), and every reference names an id the file has.
+    const again = await withFigureExporter((other) => other.toImage(curves(), 'svg', { width: 600, height: 400, scale: 1 }));
+    assert.equal(again, svg);
+    const ids = new Set([...svg.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]));
+    const refs = [...svg.matchAll(/url\(['"]?#([^'")]+)/g)].map((m) => m[1]!);
+    assert.ok(refs.length > 0 && refs.every((r) => ids.has(r)), `unresolved: ${refs.filter((r) => !ids.has(r)).join(', ')}`);
+    assert.notEqual(/<defs id="defs-([^"]+)"/.exec(bar)?.[1], /<defs id="defs-([^"]+)"/.exec(svg)?.[1], 'two figures, two ids');
   } finally {
     await exporter.close();
     fs.rmSync(dir, { recursive: true, force: true });

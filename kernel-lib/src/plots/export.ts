@@ -6,6 +6,7 @@
  *
  * One {@link FigureExporter} keeps one browser open for many figures; call `close()` when done.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, checkNumber } from '../util/config';
@@ -245,13 +246,14 @@ export class FigureExporter {
         const P = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
         return P.toImage({ data: arg.fig.data, layout: arg.fig.layout }, { format: arg.format, width: arg.width, height: arg.height, scale: arg.scale });
       },
-      { fig, format, ...size },
+      // A trace's uid names its SVG class; plotly draws a random one for each trace without it.
+      { fig: { ...fig, data: fig.data.map((t, i) => (t.uid === undefined ? { ...t, uid: `t${i}` } : t)) }, format, ...size },
     );
     const comma = dataUrl.indexOf(',');
     const header = dataUrl.slice(0, comma);
     const payload = dataUrl.slice(comma + 1);
     if (format === 'png') return Buffer.from(payload, 'base64');
-    return header.endsWith(';base64') ? Buffer.from(payload, 'base64').toString('utf8') : decodeURIComponent(payload);
+    return stableSvgIds(header.endsWith(';base64') ? Buffer.from(payload, 'base64').toString('utf8') : decodeURIComponent(payload));
   }
 
   /** Closes the browser; later calls fail. Safe to call twice. */
@@ -260,6 +262,21 @@ export class FigureExporter {
     this.browser = undefined;
     if (b) await b.close();
   }
+}
+
+/**
+ * plotly names an SVG's clip paths and gradients after a random id per render (`defs-3f9a1c`,
+ * `clip3f9a1cxyplot`, `g3f9a1c-…`), so the same figure gave other bytes on every export. This puts
+ * a digest of the figure's own content in its place (traces get fixed uids before rendering): the
+ * same figure, the same file; two different figures inlined in one page still get distinct ids.
+ */
+export function stableSvgIds(svg: string): string {
+  const uid = /<defs id="defs-([0-9a-z]+)"/.exec(svg)?.[1];
+  if (!uid) return svg;
+  const refs = new RegExp(`(id="|url\\(#|url\\('#|url\\("#)([a-z]*-?)${uid}`, 'g');
+  const marked = svg.replace(refs, '$1$2\u0000');
+  const stable = createHash('sha256').update(marked).digest('hex').slice(0, 6);
+  return marked.split('\u0000').join(stable);
 }
 
 /** Runs `fn` with a fresh exporter and always closes it. */
