@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the two kernel binaries from kernel-lib/wasm/gpt-kernels.c with clang 19 and wasm-ld
+// Builds the two kernel binaries from kernel-lib/kernels/gpt-kernels.c (the kernel source the
+// native engine shares; see scripts/build-native.mjs) with clang 19 and wasm-ld
 // (Debian 12: `apt-get install clang-19 lld-19`). One major version, because --check compares
 // bytes, and 19 because older clang leaves constant address offsets out of the wasm loads (see
 // the header of gpt-kernels.c):
@@ -20,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const src = join(root, 'kernel-lib', 'wasm', 'gpt-kernels.c');
+const src = join(root, 'kernel-lib', 'kernels', 'gpt-kernels.c');
 /** Output file name → extra clang flags. */
 export const VARIANTS = {
   'gpt-kernels.wasm': [],

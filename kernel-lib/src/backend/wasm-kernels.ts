@@ -1,8 +1,9 @@
 /**
- * Access to our own WebAssembly kernels (`kernel-lib/wasm/gpt-kernels.c`) running on the
- * memory of @tensorflow/tfjs-backend-wasm: one instance per tfjs heap, created on first use.
- * Used by the fused training path (`model/fused.ts`), the data-parallel pool
- * (`parallel/pool.ts`) and the GMT mask (`tuning/mask.ts`).
+ * The wasm engine: our own WebAssembly kernels (built from `kernel-lib/kernels/gpt-kernels.c`)
+ * running on the memory of @tensorflow/tfjs-backend-wasm: one instance per tfjs heap, created on
+ * first use. `backend/engine.ts` chooses between it and the native engine (the same kernels
+ * compiled for the host CPU); the fused training path, AdamW, the gradient norm and the GMT mask
+ * call whichever it chose.
  *
  * The module imports tfjs' memory instead of owning one, so tensors are read and written where
  * tfjs keeps them; pointers are byte offsets into that memory.
@@ -11,8 +12,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-/** The exports of gpt-kernels.wasm. */
-export interface WasmKernels {
+/**
+ * The kernels of gpt-kernels.c, as every engine provides them (the exports of gpt-kernels.wasm,
+ * and the native addon's): pointers are byte offsets into tfjs-wasm's heap.
+ */
+export interface FusedKernels {
   gemm_scratch_floats(n: number): number;
   gemm(a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number,
     m: number, n: number, k: number, acc: number, scratch: number): void;
@@ -38,6 +42,17 @@ export interface WasmKernels {
   mask_apply(score: number, g: number, n: number, low: number, high: number, mask: number, out: number, words: number, off: number): number;
   and_popcount(a: number, b: number, words: number): number;
 }
+
+/** Kernels of cached decoding, which only the native engine has (the wasm engine generates with
+ * tfjs ops, as the runs stored from it did). */
+export interface DecodeKernels {
+  kv_store(qkv: number, ld: number, kcache: number, vcache: number, slot: number, pos: number, n: number, d: number, L: number): void;
+  attention_decode(qkv: number, kcache: number, vcache: number, out: number, slot: number, pos: number, n: number, h: number, hd: number, L: number): void;
+  argmax_rows(x: number, v: number, idx: number, n: number): void;
+}
+
+/** The wasm engine's kernels (same interface as every engine's). */
+export type WasmKernels = FusedKernels;
 
 /** The parts of the tfjs-wasm backend object used here (not in its public typings). */
 export interface WasmHeapBackend {

@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { HostBatch, TensorBatch, TrainableModel } from '../types';
 import { Rng } from '../util/rng';
 import { generate } from './generate';
-import { GPT, type GPTConfig } from './gpt';
+import { GPT } from './gpt';
+import type { GPTConfig } from './config';
 import { median } from '../util/stats';
 
 /** Result of `timeUpdates`: milliseconds per update, in run order, and summary statistics. */

@@ -4,7 +4,7 @@
  * nearly all of the work; LayerNorm, GELU, softmax and the optimizer are left out and listed as
  * such. Backward ≈ 2 × forward (one product each for the input and the weight gradient).
  */
-import type { GPTConfig } from './gpt';
+import type { GPTConfig } from './config';
 
 /** FLOPs of one update, by part. */
 export interface UpdateFlops {

@@ -1,9 +1,9 @@
 /**
  * The fused training path: one GPT training step (forward, loss, backward) computed by our own
- * WebAssembly kernels (`kernel-lib/wasm/gpt-kernels.c`) directly on the memory of
- * @tensorflow/tfjs-backend-wasm. Weights are read where tfjs keeps them; the gradients are
- * written into fresh tfjs tensors, so the trainer, the strategies and AdamW see ordinary
- * tensors.
+ * kernels (`kernel-lib/kernels/gpt-kernels.c`, run by the engine `backend/engine.ts` chooses:
+ * native for this CPU, or WebAssembly) directly on the memory of @tensorflow/tfjs-backend-wasm.
+ * Weights are read where tfjs keeps them; the gradients are written into fresh tfjs tensors, so
+ * the trainer, the strategies and AdamW see ordinary tensors.
  *
  * Same function as `GPT.loss` + `tf.variableGrads` on the fast and plain paths; a test compares
  * the three on the same weights. Activations are kept in one workspace per batch shape,
@@ -14,12 +14,13 @@
  * tfjs paths of `gpt.ts`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmKernels, wasmKernelsUnavailableReason, type WasmHeapBackend, type WasmKernels } from '../backend/wasm-kernels';
+import { fusedKernels, fusedKernelsUnavailableReason } from '../backend/engine';
+import type { FusedKernels, WasmHeapBackend } from '../backend/wasm-kernels';
 import type { HostBatch } from '../types';
-import type { GPTConfig } from './gpt';
+import type { GPTConfig } from './config';
 
 /** Why the fused path cannot run on the current backend, or `undefined` when it can. */
-export const fusedUnavailableReason = wasmKernelsUnavailableReason;
+export const fusedUnavailableReason = fusedKernelsUnavailableReason;
 
 /** Byte offsets of one workspace, in floats/ints of 4 bytes each. */
 interface Layout {
@@ -54,26 +55,75 @@ function layout(cfg: GPTConfig, B: number, T: number, gemmScratchFloats: number)
   return { B, T, tokens, targets, weights, layers, xfin, lnf, lnfm, lnfr, logits, dx, dtmp, dqkv, dh, datt, dP, scratch, floats: at };
 }
 
+/** One pass over one batch: the kernels, the workspace and offset helpers. */
+interface Pass {
+  k: FusedKernels;
+  be: WasmHeapBackend;
+  ws: Layout & { base: number };
+  at: (floatIndex: number) => number;
+  /** Heap byte offset of a parameter's values. */
+  w: (name: string) => number;
+  B: number;
+  T: number;
+}
+
 /**
  * Runs fused training steps for one model. Created lazily by `GPT.lossAndGradients`; holds a
  * workspace for the last batch shape until `dispose()`.
  */
 export class FusedEngine {
-  private ws?: Layout & { base: number };
+  private ws?: Layout & { base: number; scratchFloats: number };
 
   constructor(private readonly cfg: GPTConfig, private readonly weight: (name: string) => tf.Variable) {}
 
   /**
    * Loss and ∇θ L of one batch, by parameter name. The caller owns the returned tensors.
    * Throws on token ids outside the vocabulary or a batch longer than the context.
+   * `threads`: threads each native kernel may use (the wasm engine has one).
    */
-  lossAndGradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
-    const wk = wasmKernels();
-    if (!wk) throw new Error(`fused step: ${wasmKernelsUnavailableReason()}`);
+  lossAndGradients(batch: HostBatch, threads?: number): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    const pass = this.prepare(batch, threads);
+    this.forward(pass);
+    // From here on `logits` holds ∂L/∂logits.
+    const loss = this.crossEntropy(pass);
+    const grads = this.backward(pass);
+    return { loss: tf.scalar(loss), grads };
+  }
+
+  /**
+   * The loss of one batch alone (forward pass and cross-entropy; no gradient tensors): what
+   * validation needs. Same value as `lossAndGradients`' loss, bit for bit.
+   */
+  loss(batch: HostBatch, threads?: number): number {
+    const pass = this.prepare(batch, threads);
+    this.forward(pass);
+    return this.crossEntropy(pass);
+  }
+
+  /**
+   * Next-token logits of rows of a forward pass over `inputs` [B, T] (targets are not needed):
+   * `rows[i]` is a flat position b·T + t; the result holds V logits per entry of `rows`.
+   * `onQkv(layer, offset)` sees each block's q|k|v projection [B·T, 3d] (a heap byte offset,
+   * valid during the call): generation fills its key/value cache from it.
+   */
+  logits(inputs: Int32Array, B: number, T: number, rows: readonly number[], threads?: number, onQkv?: (layer: number, offset: number, k: FusedKernels) => void): Float32Array {
+    const N = B * T;
+    const pass = this.prepare({ batchSize: B, seqLen: T, inputs, targets: new Int32Array(N), weights: new Float32Array(N) }, threads);
+    this.forward(pass, onQkv);
+    const V = this.cfg.vocabSize;
+    const all = new Float32Array(pass.be.wasm.HEAPU8.buffer, pass.at(pass.ws.logits), N * V);
+    const out = new Float32Array(rows.length * V);
+    rows.forEach((r, i) => out.set(all.subarray(r * V, (r + 1) * V), i * V));
+    return out;
+  }
+
+  /** Checks the batch, sizes the workspace and copies the batch into it. */
+  private prepare(batch: HostBatch, threads?: number): Pass {
+    const wk = fusedKernels(threads);
+    if (!wk) throw new Error(`fused step: ${fusedKernelsUnavailableReason()}`);
     const cfg = this.cfg;
     const { batchSize: B, seqLen: T } = batch;
-    const { dModel: d, nHeads: H, vocabSize: V, mlpRatio, nLayers, layerNormEps: eps } = cfg;
-    const hd = d / H, N = B * T, F = mlpRatio * d;
+    const V = cfg.vocabSize;
     if (T < 1 || T > cfg.contextLength) throw new Error(`fused step: sequence length ${T} outside 1..contextLength (${cfg.contextLength})`);
     for (const [what, ids] of [['inputs', batch.inputs], ['targets', batch.targets]] as const) {
       for (let i = 0; i < ids.length; i++) {
@@ -81,20 +131,24 @@ export class FusedEngine {
         if (!(id >= 0 && id < V)) throw new Error(`fused step: ${what}[${i}] = ${id} is not a token id of this model (0..${V - 1})`);
       }
     }
-
     const { kernels: k, backend: be } = wk;
     const ws = this.workspace(be, k, B, T);
     const at = (floatIndex: number) => ws.base + 4 * floatIndex;
     // Views are taken after every allocation: a heap growth detaches older views.
     const heap = be.wasm.HEAPU8.buffer;
+    const N = B * T;
     new Int32Array(heap, at(ws.tokens), N).set(batch.inputs);
     new Int32Array(heap, at(ws.targets), N).set(batch.targets);
     new Float32Array(heap, at(ws.weights), N).set(batch.weights);
+    return { k, be, ws, at, B, T, w: (name: string) => be.getMemoryOffset(this.weight(name).dataId) };
+  }
 
-    const w = (name: string) => be.getMemoryOffset(this.weight(name).dataId);
+  /** Embedding, blocks, final LayerNorm and head: fills the workspace up to the logits. */
+  private forward(pass: Pass, onQkv?: (layer: number, offset: number, k: FusedKernels) => void): void {
+    const { k, ws, at, w, B, T } = pass;
+    const { dModel: d, nHeads: H, vocabSize: V, mlpRatio, nLayers, layerNormEps: eps } = this.cfg;
+    const hd = d / H, N = B * T, F = mlpRatio * d;
     const S = at(ws.scratch);
-
-    // Forward.
     k.embed_fwd(at(ws.tokens), w('wte'), w('wpe'), at(ws.layers[0]!.xin), N, T, d);
     for (let l = 0; l < nLayers; l++) {
       const L = ws.layers[l]!;
@@ -102,6 +156,7 @@ export class FusedEngine {
       const xnext = l + 1 < nLayers ? ws.layers[l + 1]!.xin : ws.xfin;
       k.layernorm_fwd(at(L.xin), w(`${p}.ln1.gamma`), w(`${p}.ln1.beta`), at(L.ln1), at(L.ln1m), at(L.ln1r), N, d, eps);
       k.gemm(at(L.ln1), d, 0, w(`${p}.attn.wqkv`), 3 * d, 0, at(L.qkv), 3 * d, N, 3 * d, d, 0, S);
+      onQkv?.(l, at(L.qkv), k);
       k.attention_fwd(at(L.qkv), at(L.att), at(L.P), B, T, H, hd, S);
       k.copy_add(at(L.xmid), at(L.xin), 0, N * d);
       k.gemm(at(L.att), d, 0, w(`${p}.attn.wo`), d, 0, at(L.xmid), d, N, d, d, 1, S);
@@ -113,9 +168,18 @@ export class FusedEngine {
     }
     k.layernorm_fwd(at(ws.xfin), w('lnf.gamma'), w('lnf.beta'), at(ws.lnf), at(ws.lnfm), at(ws.lnfr), N, d, eps);
     k.gemm(at(ws.lnf), d, 0, w('head.w'), V, 0, at(ws.logits), V, N, V, d, 0, S);
-    // From here on `logits` holds ∂L/∂logits.
-    const loss = k.xent_fwd_bwd(at(ws.logits), at(ws.targets), at(ws.weights), N, V);
+  }
 
+  /** The weighted cross-entropy of the forward pass; leaves ∂L/∂logits in `logits`. */
+  private crossEntropy({ k, ws, at, B, T }: Pass): number {
+    return k.xent_fwd_bwd(at(ws.logits), at(ws.targets), at(ws.weights), B * T, this.cfg.vocabSize);
+  }
+
+  /** ∇θ L from the forward pass and ∂L/∂logits, into fresh tensors by parameter name. */
+  private backward({ k, be, ws, at, w, B, T }: Pass): Map<string, tf.Tensor> {
+    const { dModel: d, nHeads: H, vocabSize: V, mlpRatio, nLayers } = this.cfg;
+    const hd = d / H, N = B * T, F = mlpRatio * d;
+    const S = at(ws.scratch);
     // Gradient tensors. makeOutput may grow the heap; offsets stay valid.
     const infos = new Map<string, tf.TensorInfo>();
     const grad = (name: string) => {
@@ -162,19 +226,21 @@ export class FusedEngine {
     const engine = tf.engine();
     const grads = new Map<string, tf.Tensor>();
     for (const [name, info] of infos) grads.set(name, engine.makeTensorFromTensorInfo(info, tf.backend()));
-    return { loss: tf.scalar(loss), grads };
+    return grads;
   }
 
-  private workspace(be: WasmHeapBackend, k: WasmKernels, B: number, T: number): Layout & { base: number } {
-    if (this.ws && this.ws.B === B && this.ws.T === T) return this.ws;
-    this.dispose();
+  private workspace(be: WasmHeapBackend, k: FusedKernels, B: number, T: number): Layout & { base: number; scratchFloats: number } {
     const { dModel: d, mlpRatio, vocabSize: V } = this.cfg;
     const widest = Math.max(3 * d, mlpRatio * d, V, T, d);
-    const l = layout(this.cfg, B, T, k.gemm_scratch_floats(widest));
+    // The GEMM scratch differs per engine (the native one keeps its own per thread).
+    const scratchFloats = k.gemm_scratch_floats(widest);
+    if (this.ws && this.ws.B === B && this.ws.T === T && this.ws.scratchFloats === scratchFloats) return this.ws;
+    this.dispose();
+    const l = layout(this.cfg, B, T, scratchFloats);
     const bytes = 4 * l.floats;
     const base = be.wasm._malloc(bytes);
     if (!base) throw new Error(`fused step: could not allocate ${(bytes / 2 ** 20).toFixed(1)} MiB in the wasm heap`);
-    this.ws = { ...l, bytes, base };
+    this.ws = { ...l, bytes, base, scratchFloats };
     return this.ws;
   }
 

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkNumber, ConfigError } from '../util/config';
 import { deriveSeed, Rng } from '../util/rng';
 import type { GPT } from './gpt';
+import { canGenerateFused, generateFused } from './generate-fused';
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -31,7 +32,7 @@ export interface GenerateOptions {
   cache?: boolean;
 }
 
-function pick(logits: Float32Array, offset: number, V: number, temperature: number, rng: Rng): number {
+export function pick(logits: Float32Array, offset: number, V: number, temperature: number, rng: Rng): number {
   let best = 0;
   let max = -Infinity;
   for (let v = 0; v < V; v++) {
@@ -53,7 +54,9 @@ function pick(logits: Float32Array, offset: number, V: number, temperature: numb
 /**
  * Continues each prompt by up to `maxNewTokens` tokens and returns only the new tokens.
  * Prompts longer than the context keep their last `contextLength` tokens.
- * Deterministic: the same model, prompts and options give the same tokens.
+ * Deterministic: the same model, prompts and options give the same tokens. On the native
+ * engine every step runs on its kernels (`generate-fused.ts`); the numbers then differ from the
+ * tfjs path by float rounding, which can change a greedy choice between near-equal logits.
  */
 export function generate(model: GPT, promptIds: ArrayLike<number>[], options: GenerateOptions): number[][] {
   if (tf.getBackend() === 'webgpu') {
@@ -75,6 +78,8 @@ export function generate(model: GPT, promptIds: ArrayLike<number>[], options: Ge
     return ids.slice(-L);
   });
   const out: number[][] = new Array(prompts.length);
+  // The native engine decodes on its own kernels; elsewhere tfjs ops compute each step.
+  const fused = model.fusedReason() === undefined && canGenerateFused();
   const order = prompts.map((_, i) => i).sort((a, b) => (prompts[a] as number[]).length - (prompts[b] as number[]).length || a - b);
   for (let start = 0; start < order.length; start += batchSize) {
     const rows = order.slice(start, start + batchSize);
@@ -82,7 +87,9 @@ export function generate(model: GPT, promptIds: ArrayLike<number>[], options: Ge
     const rngs = rows.map((i) => new Rng(deriveSeed(seed, `row${i}`)));
     const res = options.cache === false
       ? generateRecompute(model, chunk, maxNew, temperature, rngs, options.stopToken)
-      : generateCached(model, chunk, maxNew, temperature, rngs, options.stopToken);
+      : fused
+        ? generateFused(model, chunk, maxNew, temperature, rngs, pick, options.stopToken, model.workers + 1)
+        : generateCached(model, chunk, maxNew, temperature, rngs, options.stopToken);
     rows.forEach((i, k) => { out[i] = res[k] as number[]; });
   }
   return out;

@@ -17,61 +17,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HostBatch, ParamInfo, ParamKind, TensorBatch, TrainableModel } from '../types';
-import { checkNumber, ConfigError, resolveConfig } from '../util/config';
+import { checkNumber, ConfigError } from '../util/config';
+import { resolveGPTConfig, type GPTConfig } from './config';
 import { deriveSeed } from '../util/rng';
 import { FusedEngine, fusedUnavailableReason } from './fused';
-import { kernelVariant } from '../backend/wasm-kernels';
+import { engineChoice, engineLabel } from '../backend/engine';
 import { GradientPool, MAX_WORKERS, shardRows } from '../parallel/pool';
 import { geluBackward, geluForward, hasFusedKernels, layerNormBackward, layerNormForward, tilesIn, tilesOut } from './kernels';
-
-/** Architecture and initialisation of a `GPT`. Every field is validated by `resolveGPTConfig`. */
-export interface GPTConfig {
-  /** Number of token ids (the tokenizer's vocabulary size). */
-  vocabSize: number;
-  /** Longest sequence the model sees (size of the learned position table). */
-  contextLength: number;
-  /** Width of the residual stream. Must be divisible by `nHeads`. */
-  dModel: number;
-  /** Number of transformer blocks. */
-  nLayers: number;
-  /** Attention heads per block. */
-  nHeads: number;
-  /** MLP hidden width as a multiple of `dModel` (GPT-2: 4). */
-  mlpRatio: number;
-  /** LayerNorm epsilon. */
-  layerNormEps: number;
-  /** Seed for every initial weight; the same seed gives bit-identical weights on a backend. */
-  seed: number;
-}
-
-/** Defaults: the `micro` preset with a 96-symbol vocabulary. */
-export const DEFAULT_GPT_CONFIG: Readonly<GPTConfig> = Object.freeze({
-  vocabSize: 96,
-  contextLength: 128,
-  dModel: 128,
-  nLayers: 4,
-  nHeads: 4,
-  mlpRatio: 4,
-  layerNormEps: 1e-5,
-  seed: 0,
-});
-
-/** Merges overrides into the defaults and validates them; unknown keys are an error. */
-export function resolveGPTConfig(overrides?: Partial<GPTConfig>): GPTConfig {
-  const c = resolveConfig({ ...DEFAULT_GPT_CONFIG }, overrides, 'GPT config');
-  checkNumber('GPT config vocabSize', c.vocabSize, { min: 2, integer: true });
-  checkNumber('GPT config contextLength', c.contextLength, { min: 1, integer: true });
-  checkNumber('GPT config dModel', c.dModel, { min: 1, integer: true });
-  checkNumber('GPT config nLayers', c.nLayers, { min: 1, integer: true });
-  checkNumber('GPT config nHeads', c.nHeads, { min: 1, integer: true });
-  checkNumber('GPT config mlpRatio', c.mlpRatio, { min: 1, integer: true });
-  checkNumber('GPT config layerNormEps', c.layerNormEps, { min: 0, minExclusive: true });
-  checkNumber('GPT config seed', c.seed, { integer: true });
-  if (c.dModel % c.nHeads !== 0) {
-    throw new ConfigError(`GPT config: dModel (${c.dModel}) must be divisible by nHeads (${c.nHeads})`);
-  }
-  return c;
-}
 
 /** Options of a model instance that do not change its weights. */
 export interface GPTOptions {
@@ -84,9 +36,11 @@ export interface GPTOptions {
    */
   fused?: boolean;
   /**
-   * Worker threads that share each training batch with the main thread (data parallelism,
-   * `parallel/pool.ts`; default 1 = none; `GMT_WORKERS` in the environment sets the default).
-   * Needs the fused path. 1 worker + the main thread uses both cores of a 2-core machine.
+   * Threads that compute each training batch (default 1; `GMT_WORKERS` in the environment sets
+   * the default). Needs the fused path. On the native engine they split every kernel (the
+   * results are the same bits for any count); on the wasm engine the main thread and
+   * `workers − 1` worker threads each take a share of the batch's rows (data parallelism,
+   * `parallel/pool.ts`). 2 uses both cores of a 2-core machine.
    */
   workers?: number;
 }
@@ -318,9 +272,14 @@ let nextModelId = 0;
  * The decoder. `params` lists every trainable tensor in a stable order; names are the
  * safetensors tensor names. Dispose with `dispose()` when done.
  */
-function describeGradientPath(fast: boolean, fusedWhyNot: string | undefined, threads: number): string {
+function describeGradientPath(fast: boolean, fusedWhyNot: string | undefined, threads: number, env: NodeJS.ProcessEnv = process.env): string {
   if (fusedWhyNot !== undefined) return `${fast ? 'fast' : 'plain'} path (tfjs ops; fused skipped: ${fusedWhyNot})`;
-  return `fused wasm kernels (${kernelVariant().variant}), ${threads} thread${threads === 1 ? '' : 's'}`;
+  const choice = engineChoice(env);
+  // The native kernels split work so that every thread count gives the same bits (a test proves
+  // it): the path, and so a run's key, leaves the count out. The wasm engine's threads are
+  // data-parallel shards, whose sums depend on the count.
+  if (choice.engine === 'native') return `fused ${engineLabel(choice)}`;
+  return `fused ${engineLabel(choice)}, ${threads} thread${threads === 1 ? '' : 's'}`;
 }
 
 /**
@@ -333,7 +292,7 @@ export function defaultGradientPath(env: NodeJS.ProcessEnv = process.env): strin
   const threads = raw !== undefined && raw.trim() !== '' ? Number(raw) : 1;
   checkNumber('GMT_WORKERS', threads, { min: 1, max: MAX_WORKERS + 1, integer: true });
   const why = env.GMT_FUSED === '0' ? 'turned off (GPTOptions.fused = false or GMT_FUSED=0)' : fusedUnavailableReason();
-  return describeGradientPath(true, why, threads);
+  return describeGradientPath(true, why, threads, env);
 }
 
 /**
@@ -352,9 +311,9 @@ export class GPT implements TrainableModel {
   readonly params: readonly ParamInfo[];
   /** Whether this instance computes with the fast path. */
   readonly fast: boolean;
-  /** Whether training may use the fused wasm kernels (see {@link GPTOptions.fused}). */
+  /** Whether training may use the fused kernels (see {@link GPTOptions.fused}). */
   readonly fused: boolean;
-  /** Worker threads of data-parallel training steps (0 = the main thread alone). */
+  /** Threads besides the main one that compute each training step (see {@link GPTOptions.workers}). */
   readonly workers: number;
   private fusedEngine?: FusedEngine;
   private pool?: Promise<GradientPool>;
@@ -547,33 +506,46 @@ export class GPT implements TrainableModel {
   }
 
   /**
-   * How training gradients are computed here, e.g. `fused wasm kernels (relaxed-simd), 2 threads`
-   * or `fast path (tfjs ops; fused skipped: …)`.
+   * How training gradients are computed here, e.g. `fused native kernels (avx512, build 3f394622e241)`,
+   * `fused wasm kernels (relaxed-simd), 2 threads` or `fast path (tfjs ops; fused skipped: …)`.
    */
   gradientPath(): string {
     return describeGradientPath(this.fast, this.fusedReason(), this.workers + 1);
   }
 
   /**
-   * Loss and ∇θ L of one batch by parameter name through the fused wasm kernels, or
-   * `undefined` when they cannot run (see {@link fusedReason}); the trainer then differentiates
-   * `loss` with tfjs. Same numbers as the fast path within float tolerance.
+   * Loss and ∇θ L of one batch by parameter name through the fused kernels (native or wasm
+   * engine, `backend/engine.ts`), or `undefined` when they cannot run (see {@link fusedReason});
+   * the trainer then differentiates `loss` with tfjs. Same numbers as the fast path within float
+   * tolerance. On the native engine its kernels use `workers + 1` threads.
    */
   lossAndGradients(batch: HostBatch): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined {
     if (this.disposed) throw new Error('GPT: model was disposed');
     if (this.fusedReason() !== undefined) return undefined;
     this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
-    return this.fusedEngine.lossAndGradients(batch);
+    return this.fusedEngine.lossAndGradients(batch, this.workers + 1);
+  }
+
+  /**
+   * The loss of one batch through the fused forward pass, on the native engine; `undefined`
+   * elsewhere (evaluation then uses `loss` with tfjs ops, as the runs stored from the wasm engine
+   * were evaluated). Used by validation and the forgetting probe.
+   */
+  lossNative(batch: HostBatch): number | undefined {
+    if (this.disposed) throw new Error('GPT: model was disposed');
+    if (this.fusedReason() !== undefined || engineChoice().engine !== 'native') return undefined;
+    this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
+    return this.fusedEngine.loss(batch, this.workers + 1);
   }
 
   /**
    * `lossAndGradients`, with the batch's rows shared between the main thread and
-   * `workers` worker threads when more than one thread was asked for. Starts the workers on
-   * first use (about a second); a batch with more rows per shard than the pool was sized for
-   * restarts them.
+   * `workers` worker threads when more than one thread was asked for, on the wasm engine (the
+   * native engine threads inside its kernels instead). Starts the workers on first use (about a
+   * second); a batch with more rows per shard than the pool was sized for restarts them.
    */
   async lossAndGradientsAsync(batch: HostBatch): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined> {
-    if (this.workers === 0 || batch.batchSize < 2 || this.fusedReason() !== undefined) return this.lossAndGradients(batch);
+    if (this.workers === 0 || batch.batchSize < 2 || this.fusedReason() !== undefined || engineChoice().engine === 'native') return this.lossAndGradients(batch);
     const tokens = shardRows(batch.batchSize, this.workers + 1)[1]! * batch.seqLen;
     if (!this.pool || tokens > this.poolTokens) {
       const old = this.pool;

@@ -1,5 +1,6 @@
 /** The model: GPT decoder, presets, generation, safetensors checkpoints, update timing. */
-export { GPT, DEFAULT_GPT_CONFIG, resolveGPTConfig, paramSpecs, defaultGradientPath, type GPTConfig, type GPTOptions } from './gpt';
+export { GPT, paramSpecs, defaultGradientPath, type GPTOptions } from './gpt';
+export { DEFAULT_GPT_CONFIG, resolveGPTConfig, type GPTConfig } from './config';
 export { GPT_PRESETS, gptPreset, type GPTPresetName } from './presets';
 export { generate, type GenerateOptions } from './generate';
 export { withGenerationModel, hostBackendName } from './host-copy';

@@ -3,7 +3,7 @@
  * override: `gptPreset('micro', { vocabSize: tokenizer.vocabSize })`.
  */
 import { ConfigError } from '../util/config';
-import { resolveGPTConfig, type GPTConfig } from './gpt';
+import { resolveGPTConfig, type GPTConfig } from './config';
 
 /** The preset names. */
 export type GPTPresetName = 'nano' | 'micro' | 'mini';

@@ -16,7 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../util/fsx';
-import { GPT, paramSpecs, resolveGPTConfig, type GPTConfig, type GPTOptions } from './gpt';
+import { GPT, paramSpecs, type GPTOptions } from './gpt';
+import { resolveGPTConfig, type GPTConfig } from './config';
 
 /** Element types of the format, with the typed array each is read into. */
 export type SafetensorsDtype =

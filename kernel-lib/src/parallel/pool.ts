@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { HostBatch } from '../types';
-import type { GPTConfig } from '../model/gpt';
+import type { GPTConfig } from '../model/config';
 import { kernelVariant, wasmKernels, type WasmHeapBackend } from '../backend/wasm-kernels';
 
 /** Largest worker count a pool accepts (the main thread computes one more shard). */

@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { GPT, type GPTConfig } from '../model/gpt';
+import { GPT } from '../model/gpt';
+import type { GPTConfig } from '../model/config';
 import { setKernelVariant, type KernelVariant, type WasmHeapBackend } from '../backend/wasm-kernels';
 
 interface Init {

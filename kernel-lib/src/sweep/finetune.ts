@@ -17,7 +17,8 @@ import { arithmeticFactExamples, generateGeneralCorpus, resolveGeneralConfig } f
 import type { HostBatch } from '../types';
 import { evaluateTask, type ScoredTask } from '../eval/scorers';
 import { generate } from '../model/generate';
-import { GPT, type GPTConfig } from '../model/gpt';
+import { GPT } from '../model/gpt';
+import type { GPTConfig } from '../model/config';
 import { hostBackendName, withGenerationModel } from '../model/host-copy';
 import { loadCheckpoint } from '../model/safetensors';
 import { train, toTensorBatch, type GradientsInfo, type TrainHooks, type TrainResult } from '../train/trainer';
@@ -328,7 +329,10 @@ export function loadTaskData(
   };
 }
 
-/** Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept; asynchronous reads, so it runs on every backend). */
+/**
+ * Mean completion-token loss of `model` over `examples` (in chunks; no tensors kept; asynchronous
+ * reads, so it runs on every backend; on the native engine through its fused forward pass).
+ */
 export async function validationLoss(model: GPT, examples: readonly Example[], tokenizer: CharTokenizer, chunk = 64, padTo: 'longest' | 'seqLen' = 'seqLen'): Promise<number> {
   let weighted = 0;
   let tokens = 0;
@@ -336,6 +340,12 @@ export async function validationLoss(model: GPT, examples: readonly Example[], t
     const host = makeBatch(examples.slice(i, i + chunk), tokenizer, { seqLen: model.config.contextLength, overflow: 'truncate-prompt', padTo });
     let n = 0;
     for (const w of host.weights) n += w;
+    tokens += n;
+    const native = model.lossNative(host);
+    if (native !== undefined) {
+      weighted += native * n;
+      continue;
+    }
     const batch = toTensorBatch(host);
     try {
       const loss = tf.tidy(() => model.loss(batch));
@@ -344,13 +354,14 @@ export async function validationLoss(model: GPT, examples: readonly Example[], t
     } finally {
       tf.dispose([batch.inputs, batch.targets, batch.weights]);
     }
-    tokens += n;
   }
   return tokens === 0 ? NaN : weighted / tokens;
 }
 
 /** Mean loss of `model` on packed text windows (every position a target; no tensors kept). */
 export async function packedTextLoss(model: GPT, batch: HostBatch): Promise<number> {
+  const native = model.lossNative(batch);
+  if (native !== undefined) return native;
   const tb = toTensorBatch(batch);
   try {
     const loss = tf.tidy(() => model.loss(tb));

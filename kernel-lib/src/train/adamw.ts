@@ -10,14 +10,15 @@
  * With an update mask (GMT `maskUpdate: true`, HFT frozen tensors) entries where U = 0 are left
  * bit-for-bit unchanged: θ − 0 = θ. The moments still see the (masked) gradient.
  *
- * On the wasm backend each tensor's step is one pass of the `adamw` kernel of gpt-kernels.c
+ * On the wasm backend each tensor's step is one pass of the `adamw` kernel of gpt-kernels.c (on
+ * the engine in use, native or wasm)
  * (same operations in the same order, so the same bits as the tfjs ops it replaces) instead of
  * ~15 tfjs ops with a temporary each.
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkNumber, resolveConfig } from '../util/config';
 import type { ParamInfo } from '../types';
-import { wasmKernels } from '../backend/wasm-kernels';
+import { fusedKernels } from '../backend/engine';
 
 /** AdamW hyper-parameters (PyTorch defaults). */
 export interface AdamWOptions {
@@ -114,7 +115,7 @@ export class AdamW {
    * having changed nothing, when the kernels cannot run here.
    */
   private applyWasm(grads: ReadonlyMap<string, tf.Tensor>, lr: number, c1: number, c2: number, updateMask?: ReadonlyMap<string, tf.Tensor>): boolean {
-    const wk = wasmKernels();
+    const wk = fusedKernels();
     if (!wk) return false;
     const { kernels: k, backend: be } = wk;
     const { beta1, beta2, eps, weightDecay } = this.options;

@@ -13,7 +13,8 @@
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { GPT, type GPTConfig } from '../model/gpt';
+import { GPT } from '../model/gpt';
+import type { GPTConfig } from '../model/config';
 import { randomHostBatch } from '../model/bench';
 import { checkNumber, ConfigError } from '../util/config';
 import { Trainer } from './trainer';

@@ -16,7 +16,7 @@ import { getStrategy } from '../tuning/registry';
 import { maskStatistics } from '../tuning/mask';
 import type { StrategyInitContext, TuningStrategy } from '../tuning/strategy';
 import { AdamW, decayAll, decayMatrices } from './adamw';
-import { wasmKernels } from '../backend/wasm-kernels';
+import { fusedKernels } from '../backend/engine';
 import { checkSchedule, learningRateAt, type LrSchedule } from './schedule';
 import { weightsSha256Async } from '../model/hash';
 import { median } from '../util/stats';
@@ -288,7 +288,7 @@ function disposeDistinct(...maps: (ReadonlyMap<string, tf.Tensor> | undefined)[]
 
 /** ‖g‖₂ over all tensors. On wasm one kernel pass per tensor, summed in double precision. */
 function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
-  const wk = wasmKernels();
+  const wk = fusedKernels();
   if (wk && [...grads.values()].every((g) => g.dtype === 'float32')) {
     let sum = 0;
     for (const g of grads.values()) sum += wk.kernels.sum_squares(wk.backend.getMemoryOffset(g.dataId), g.size);

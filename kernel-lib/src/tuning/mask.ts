@@ -25,7 +25,7 @@
  * by popcount, so the trainer needs no tensor statistics for GMT (`MaskResult.stats`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmKernels } from '../backend/wasm-kernels';
+import { fusedKernels, type FusedKernelsHandle } from '../backend/engine';
 import { keepMaskOnDevice, selectThresholdsOnDevice } from '../backend/webgpu-select';
 import { ConfigError, checkNumber } from '../util/config';
 
@@ -301,8 +301,6 @@ function keepMask(score: tf.Tensor, threshold: number): tf.Tensor {
   return tf.tidy(() => tf.step(tf.sub(tf.abs(score), below)));
 }
 
-type WasmKernelsHandle = NonNullable<ReturnType<typeof wasmKernels>>;
-
 /** Byte offsets into tfjs-wasm's heap of one selection's buffers (see `withWasmHeap`). */
 interface WasmSelectHeap {
   sizes: number[];
@@ -430,7 +428,7 @@ export class GradientMasker {
    */
   async thresholds(scores: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, number>> {
     const tensors = this.scoreTensors(scores);
-    const wk = wasmKernels();
+    const wk = fusedKernels();
     const thresholds = wk
       ? this.withWasmHeap(wk, tensors, 0, (heap) => this.selectWasm(wk, heap).map((b) => b.threshold))
       : this.selectAndMark(await this.readScores(tensors));
@@ -480,7 +478,7 @@ export class GradientMasker {
    * bitsets of `bitsetWords` words), freed afterwards. The block is allocated per call: it holds
    * a copy-sized scratch for the largest segment, which should not stay on tfjs' heap.
    */
-  private withWasmHeap<T>(wk: WasmKernelsHandle, tensors: tf.Tensor[], bitsetWords: number, fn: (heap: WasmSelectHeap) => T): T {
+  private withWasmHeap<T>(wk: FusedKernelsHandle, tensors: tf.Tensor[], bitsetWords: number, fn: (heap: WasmSelectHeap) => T): T {
     const { kernels: k, backend: be } = wk;
     const sizes = tensors.map((t) => t.size);
     let scratchLen = 0;
@@ -516,7 +514,7 @@ export class GradientMasker {
    * [low, high] of |score| that is kept: [bits(T_k), bits(+∞)], or everything (NaN included)
    * when the segment drops nothing. Same thresholds as `selectAndMark`.
    */
-  private selectWasm(wk: WasmKernelsHandle, heap: WasmSelectHeap): KeepRange[] {
+  private selectWasm(wk: FusedKernelsHandle, heap: WasmSelectHeap): KeepRange[] {
     const k = wk.kernels;
     const { sizes, ptrs } = heap;
     const ranges: KeepRange[] = [];
@@ -549,7 +547,7 @@ export class GradientMasker {
    * M, Γ ⊙ M and M's bits into the bitset together and counts the kept entries; the overlap with
    * the previous mask is one `and_popcount` pass.
    */
-  private applyWasm(wk: WasmKernelsHandle, grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): MaskResult {
+  private applyWasm(wk: FusedKernelsHandle, grads: ReadonlyMap<string, tf.Tensor>, tensors: tf.Tensor[]): MaskResult {
     const { kernels: k, backend: be } = wk;
     const sizes = tensors.map((t) => t.size);
     const words = this.sizeBitsets(sizes.reduce((a, b) => a + b, 0));
@@ -697,7 +695,7 @@ export class GradientMasker {
         throw new Error(`GradientMasker: the gradient of "${name}" is ${grad.dtype} [${grad.shape}], its score float32 [${score.shape}]; they must match`);
       }
     });
-    const wk = wasmKernels();
+    const wk = fusedKernels();
     if (wk) return this.applyWasm(wk, grads, tensors);
     if (tf.getBackend() === 'webgpu') return this.applyOnDevice(grads, tensors);
     const thresholds = this.selectAndMark(await this.readScores(tensors));

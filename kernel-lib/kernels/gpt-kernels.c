@@ -1,6 +1,17 @@
 /*
- * gpt-kernels: the compute kernels of one GPT training step (forward and backward), compiled to
- * WebAssembly with 128-bit SIMD and run on the memory of @tensorflow/tfjs-backend-wasm.
+ * gpt-kernels: the compute kernels of one GPT training step (forward and backward), of GMT's
+ * select and mask, of AdamW and (native only) of cached decoding. One source, two engines:
+ *
+ * - wasm: compiled to WebAssembly with 128-bit SIMD by scripts/build-wasm.mjs (clang 19 +
+ *   wasm-ld; the committed kernel-lib/wasm/gpt-kernels{,-relaxed}.wasm are its output) and run on the memory of
+ *   @tensorflow/tfjs-backend-wasm. The portable engine (browsers, machines without a compiler)
+ *   and the reference the native engine is tested against.
+ * - native: compiled for the host's vector ISA (AVX-512, AVX2 + FMA, NEON) by the system C
+ *   compiler at `npm run setup` (scripts/build-native.mjs), as a Node-API addon
+ *   (native-addon.c includes this file) that computes on the same tfjs-wasm memory in place.
+ *
+ * simd.h maps `vf`/`vi` and their operations onto each ISA; what differs per ISA beyond that
+ * (GEMM micro-kernels, the select's compress) sits in #if blocks below.
  *
  * Why a module of our own: tfjs-wasm runs one kernel call per op, ~2,500 calls per update of the
  * reference model, and its fast matmul (XNNPACK) only takes 2-D untransposed products, so the
@@ -10,87 +21,81 @@
  * orchestrates the calls; tensors stay where tfjs put them.
  *
  * Rules this file keeps, because it imports tfjs' memory instead of owning one:
- * - no static data and no shadow stack (no globals in memory, no address-taken locals):
- *   clang would place them at fixed low addresses that belong to tfjs. scripts/build-wasm.mjs
- *   rejects a build with a data section or a mutable global;
- * - every buffer, scratch included, is passed in by the caller (allocated with tfjs' malloc).
+ * - no static data and no shadow stack in the wasm build (no globals in memory, no address-taken
+ *   locals): clang would place them at fixed low addresses that belong to tfjs.
+ *   scripts/build-wasm.mjs rejects a build with a data section or a mutable global;
+ * - every buffer the wasm build uses, scratch included, is passed in by the caller (allocated
+ *   with tfjs' malloc). The native build keeps per-thread scratch of its own.
  *
- * All matrices are row-major float32. Pointers are byte offsets into the shared memory.
- * Build: `npm run build:wasm` (clang 19 + wasm-ld). The committed .wasm is the build output.
- * clang 19, because it puts constant address offsets into the load/store instructions
+ * All matrices are row-major float32. Pointers are byte offsets into the shared memory (the
+ * native addon adds the memory's base address before calling in).
+ * clang 19 for wasm, because it puts constant address offsets into the load/store instructions
  * (`v128.load offset=16`); clang 16 emits a separate i32.add per access, which V8 turns into one
  * more integer instruction per load, and those compete with the multiply-adds for ports.
  */
-#include <wasm_simd128.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "simd.h"
 
+#ifdef GMT_WASM
 #define EXPORT(name) __attribute__((export_name(#name)))
-#define INLINE static inline __attribute__((always_inline))
+/* Offsets stored in memory (the select's part lists) are pointers as they are. */
+#define HEAP_PTR(off) ((uintptr_t)(uint32_t)(off))
+#define HEAP_OFF(ptr) ((int32_t)(uintptr_t)(ptr))
+#else
+/* native-addon.c wraps these; they are not symbols of the addon. */
+#define EXPORT(name) static __attribute__((unused))
+/* The memory the calling thread's kernels run on (set by the addon before each call). */
+static __thread uintptr_t gmt_heap_base;
+#define HEAP_PTR(off) (gmt_heap_base + (uint32_t)(off))
+#define HEAP_OFF(ptr) ((int32_t)(uint32_t)((uintptr_t)(ptr) - gmt_heap_base))
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Vector math                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-/* MADD(a, b, c) = a·b + c. The default build rounds the product and the sum separately (128-bit
- * SIMD has no fused multiply-add). Built with -DGMT_RELAXED -mrelaxed-simd (gpt-kernels-relaxed.wasm)
- * it is relaxed SIMD's f32x4.relaxed_madd, which V8 emits as one FMA instruction where the CPU has
- * one (x86-64 FMA3, arm64): fewer instructions per GEMM step and one rounding instead of two. On a
- * given machine either build is deterministic; the two differ from each other by float rounding. */
-#ifdef GMT_RELAXED
-typedef float f32x4_t __attribute__((vector_size(16)));
-#define MADD(a, b, c) ((v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_t)(a), (f32x4_t)(b), (f32x4_t)(c)))
-#else
-#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
-#endif
-
-/* SWIZZLE(a, idx): bytes of a picked by idx. i8x16.swizzle must give 0 for an index ≥ 16, which V8
- * emits as a saturating add before pshufb; the relaxed build's relaxed_swizzle is pshufb alone,
- * and leaves such lanes implementation-defined. The one caller (the select's packing) puts them
- * past the packed entries, where they are never read, so both builds give the same results. */
+/* SWIZZLE(a, idx) (wasm only): bytes of a picked by idx. i8x16.swizzle must give 0 for an index
+ * ≥ 16, which V8 emits as a saturating add before pshufb; the relaxed build's relaxed_swizzle is
+ * pshufb alone, and leaves such lanes implementation-defined. The one caller (the select's
+ * packing) puts them past the packed entries, where they are never read, so both builds give the
+ * same results. */
+#ifdef GMT_WASM
 #ifdef GMT_RELAXED
 #define SWIZZLE(a, b) ((v128_t)__builtin_wasm_relaxed_swizzle_i8x16((__i8x16)(a), (__i8x16)(b)))
 #else
 #define SWIZZLE(a, b) wasm_i8x16_swizzle(a, b)
 #endif
+#endif
 
-/* e^x for 4 lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
+/* e^x for VW lanes: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-6 Taylor polynomial (relative
  * error < 2e-7 on that interval), 2^n by building the exponent bits. Inputs are clamped to
  * [-87.3, 88.7] (e^88.7 rounds up to +inf, as it did before). n is rounded by adding 1.5·2^23, so
  * its integer value is in the low mantissa bits (same ties-to-even result as f32x4.nearest): one
  * add instead of V8's expansions of nearest and trunc_sat. pmin/pmax are single min/max
  * instructions; they differ from min/max only for NaN and ±0, which the clamp does not care about. */
-INLINE v128_t exp4(v128_t x) {
-  const v128_t magic = wasm_f32x4_splat(12582912.0f); /* 1.5·2^23 */
-  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
-  v128_t t = MADD(x, wasm_f32x4_splat(1.44269504088896341f), magic);
-  v128_t n = wasm_f32x4_sub(t, magic);
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-  v128_t p = wasm_f32x4_splat(1.0f / 720.0f);
-  p = MADD(p, r, wasm_f32x4_splat(1.0f / 120.0f));
-  p = MADD(p, r, wasm_f32x4_splat(1.0f / 24.0f));
-  p = MADD(p, r, wasm_f32x4_splat(1.0f / 6.0f));
-  p = MADD(p, r, wasm_f32x4_splat(0.5f));
-  p = MADD(p, r, wasm_f32x4_splat(1.0f));
-  p = MADD(p, r, wasm_f32x4_splat(1.0f));
+INLINE vf exp4(vf x) {
+  const vf magic = vf_splat(12582912.0f); /* 1.5·2^23 */
+  x = vf_pmin(vf_pmax(x, vf_splat(-87.3f)), vf_splat(88.7f));
+  vf t = MADD(x, vf_splat(1.44269504088896341f), magic);
+  vf n = vf_sub(t, magic);
+  vf r = vf_sub(x, vf_mul(n, vf_splat(0.693359375f)));
+  r = vf_sub(r, vf_mul(n, vf_splat(-2.12194440e-4f)));
+  vf p = vf_splat(1.0f / 720.0f);
+  p = MADD(p, r, vf_splat(1.0f / 120.0f));
+  p = MADD(p, r, vf_splat(1.0f / 24.0f));
+  p = MADD(p, r, vf_splat(1.0f / 6.0f));
+  p = MADD(p, r, vf_splat(0.5f));
+  p = MADD(p, r, vf_splat(1.0f));
+  p = MADD(p, r, vf_splat(1.0f));
   /* bits(t) = bits(magic) + n, and bits(magic) << 23 wraps to 0, so bits(t) << 23 = n << 23. */
-  v128_t e = wasm_i32x4_add(wasm_i32x4_shl(t, 23), wasm_i32x4_splat(127 << 23));
-  return wasm_f32x4_mul(p, e);
+  vi e = vi_add(vi_shl(vf_as_vi(t), 23), vi_splat(127 << 23));
+  return vf_mul(p, vi_as_vf(e));
 }
 
-INLINE float exp1(float x) { return wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(x)), 0); }
+INLINE float exp1(float x) { return vf_lane0(exp4(vf_splat(x))); }
 
-/** Lane sum (l0 + l1) + (l2 + l3) and lane max of 4 floats. */
-INLINE float hsum4(v128_t a) {
-  return (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) + (wasm_f32x4_extract_lane(a, 2) + wasm_f32x4_extract_lane(a, 3));
-}
-INLINE float hmax4(v128_t a) {
-  float x = wasm_f32x4_extract_lane(a, 0), y = wasm_f32x4_extract_lane(a, 1), z = wasm_f32x4_extract_lane(a, 2), w = wasm_f32x4_extract_lane(a, 3);
-  x = x > y ? x : y;
-  z = z > w ? z : w;
-  return x > z ? x : z;
-}
+/** Lane sum and lane max (see simd.h for the order). */
+#define hsum4 vf_hsum
+#define hmax4 vf_hmax
 
 /* ln x for x > 0 (scalar; used once per row): x = 2^e·m with m in [√½, √2), then
  * ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172, by its series to s^11. */
@@ -108,9 +113,23 @@ static float log1f_pos(float x) {
 /* ------------------------------------------------------------------------------------------ */
 /* GEMM: C[M,N] = (acc ? C : 0) + op(A)[M,K] · op(B)[K,N]                                       */
 /* op(A)[i][k] = ta ? A[k·lda + i] : A[i·lda + k];  op(B)[k][j] = tb ? B[j·ldb + k] : B[k·ldb + j] */
-/* Blocked like GotoBLAS: a K-block of B is packed into 8-column strips, one 4-row panel of A at */
-/* a time; the inner loop is two loads of B, four broadcast loads of A and eight multiply-adds.  */
+/* Blocked like GotoBLAS: a K-block of B is packed into NR-column strips, one MR-row panel of A at */
+/* a time; the inner loop is two loads of B, broadcasts of A and MR·NR/VW multiply-adds.  */
 /* ------------------------------------------------------------------------------------------ */
+
+/* Triangular structure `gemm_tri` may exploit (the causal attention products):
+ * TRI_C_LOWER: only C[i][j] with j ≤ i is wanted; strips wholly above the diagonal are
+ *              not computed (left as they were);
+ * TRI_A_LOWER: op(A)[i][k] = 0 for k > i, so row i only needs k ≤ i;
+ * TRI_A_UPPER: op(A)[i][k] = 0 for k < i, so row i only needs k ≥ i.
+ * The A modes skip the zero part of K per panel; the skipped entries of A are never read,
+ * except inside a panel, where they must hold zeros. */
+#define TRI_NONE 0
+#define TRI_C_LOWER 1
+#define TRI_A_LOWER 2
+#define TRI_A_UPPER 3
+
+#ifdef GMT_WASM
 
 /* Why 4×8 and not the 6×8 tile of native BLAS kernels: V8 keeps 15 SIMD registers and its
  * scheduler issues a step's loads before its multiply-adds, so 12 accumulators + 2 B + 6 A
@@ -144,17 +163,6 @@ __attribute__((noinline)) static void micro_4x8(int kc, const float *pa, const f
   ACC_STORE(0) ACC_STORE(1) ACC_STORE(2) ACC_STORE(3)
 }
 
-/* Triangular structure `gemm_tri` may exploit (the causal attention products):
- * TRI_C_LOWER: only C[i][j] with j ≤ i is wanted; 8-column strips wholly above the diagonal are
- *              not computed (left as they were);
- * TRI_A_LOWER: op(A)[i][k] = 0 for k > i, so row i only needs k ≤ i;
- * TRI_A_UPPER: op(A)[i][k] = 0 for k < i, so row i only needs k ≥ i.
- * The A modes skip the zero part of K per 4-row panel; the skipped entries of A are never read,
- * except inside a panel, where they must hold zeros. */
-#define TRI_NONE 0
-#define TRI_C_LOWER 1
-#define TRI_A_LOWER 2
-#define TRI_A_UPPER 3
 
 static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
                      int M, int N, int K, int acc, float *scratch, int tri) {
@@ -253,6 +261,182 @@ static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, i
   }
 }
 
+#else /* native */
+
+/* Micro-tiles: MR rows × NR columns of C in registers (NR/VW vectors a row), so that every step
+ * of k issues MR·NR/VW independent multiply-adds: 24 on each ISA, enough to cover the FMA
+ * latency times the FMA pipes (AVX-512 on Zen 4/5: 4 cycles × 2 pipes, and 12 chains measured
+ * latency-bound there), leaving registers for the B vectors (A comes as broadcast operands).
+ * AVX-512: 12×32 (24 of 32 zmm); AVX2: 6×16 (12 of 16 ymm: two FMA pipes × latency 4 = 8 in
+ * flight); NEON: 8×12 (24 of 32 q). */
+#if defined(GMT_AVX512)
+#define MR 12
+#define NR 32
+#elif defined(GMT_AVX2)
+#define MR 6
+#define NR 16
+#else
+#define MR 8
+#define NR 12
+#endif
+#define NV (NR / VW)
+#define KC 256
+
+/** Scratch floats `gemm_tri` needs for an output of N columns (packed B of one K block, one
+ * packed A panel, one edge tile). */
+EXPORT(gemm_scratch_floats) int gemm_scratch_floats(int n) {
+  return KC * ((n + NR - 1) / NR) * NR + KC * MR + MR * NR;
+}
+
+/** C[0:mv, 0:nv] (+)= packed A panel [kc][MR] · packed B strip [kc][NR]. Rows past mv and
+ * columns past nv are computed (from zero padding) and dropped. */
+__attribute__((noinline)) static void micro_native(int kc, const float *pa, const float *pb, float *C, int ldc, int mv, int nv, int acc, float *edge) {
+  vf c[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) c[i][v] = vf_splat(0.0f);
+  for (int k = 0; k < kc; k++) {
+    vf b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = vf_load(pb + v * VW);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      vf a = vf_splat(pa[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) c[i][v] = MADD(a, b[v], c[i][v]);
+    }
+    pb += NR;
+    pa += MR;
+  }
+#ifdef GMT_SELF_TEST_SABOTAGE
+  /* A deliberately wrong build (tests only): the loader's self-test must refuse it. */
+  c[0][0] = vf_add(c[0][0], vf_splat(0.5f));
+#endif
+  if (nv == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      if (i >= mv) break;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        float *cp = C + (size_t)i * ldc + v * VW;
+        vf x = c[i][v];
+        if (acc) x = vf_add(x, vf_load(cp));
+        vf_store(cp, x);
+      }
+    }
+    return;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) vf_store(edge + i * NR + v * VW, c[i][v]);
+  for (int i = 0; i < mv; i++)
+    for (int j = 0; j < nv; j++) {
+      float *cp = C + (size_t)i * ldc + j;
+      *cp = acc ? edge[i * NR + j] + *cp : edge[i * NR + j];
+    }
+}
+
+/** Packs op(B)[k0 : k0+kc, strip s] into d ([kc][NR], zero past N). */
+static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc, int s, float *d) {
+  int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
+  if (!tb && nv == NR) {
+    for (int k = 0; k < kc; k++) {
+      const float *src = B + (size_t)(k0 + k) * ldb + j0;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) vf_store(d + k * NR + v * VW, vf_load(src + v * VW));
+    }
+  } else if (tb) {
+    /* op(B)[k][j] = B[j·ldb + k]: read each of the strip's rows of B once, contiguously. */
+    for (int j = 0; j < NR; j++) {
+      if (j < nv) {
+        const float *r = B + (size_t)(j0 + j) * ldb + k0;
+        for (int k = 0; k < kc; k++) d[k * NR + j] = r[k];
+      } else {
+        for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
+      }
+    }
+  } else {
+    for (int k = 0; k < kc; k++) {
+      const float *src = B + (size_t)(k0 + k) * ldb + j0;
+      for (int j = 0; j < NR; j++) d[k * NR + j] = j < nv ? src[j] : 0.0f;
+    }
+  }
+}
+
+/** Packs op(A)[rows i0 : i0+mv, k0+kb : k0+ke] into packA ([ke−kb][MR], zero past mv). */
+static void pack_a_panel(const float *A, int lda, int ta, int i0, int mv, int k0, int kb, int ke, float *packA) {
+  if (ta) {
+    for (int k = kb; k < ke; k++) {
+      const float *a = A + (size_t)(k0 + k) * lda + i0;
+      float *o = packA + (k - kb) * MR;
+      for (int i = 0; i < MR; i++) o[i] = i < mv ? a[i] : 0.0f;
+    }
+  } else {
+    for (int i = 0; i < MR; i++) {
+      if (i < mv) {
+        const float *a = A + (size_t)(i0 + i) * lda + k0;
+        for (int k = kb; k < ke; k++) packA[(k - kb) * MR + i] = a[k];
+      } else {
+        for (int k = kb; k < ke; k++) packA[(k - kb) * MR + i] = 0.0f;
+      }
+    }
+  }
+}
+
+/**
+ * The part of C = (acc ? C : 0) + op(A)·op(B) in NR-column strips [s0, s1) and MR-row panels
+ * [p0, p1), with the triangular modes of gemm_tri. Every entry of C is computed the same way
+ * whichever part it falls in (same K blocks, same order of multiply-adds), so splitting C into
+ * parts among threads does not change a bit of the result. scratch holds gemm_scratch_floats of
+ * (s1 − s0)·NR columns.
+ */
+static void gemm_part(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
+                      int M, int N, int K, int acc, float *scratch, int tri, int s0, int s1, int p0, int p1) {
+  if (M <= 0 || N <= 0 || s1 <= s0 || p1 <= p0) return;
+  if (K <= 0) {
+    if (!acc)
+      for (int i = p0 * MR; i < M && i < p1 * MR; i++)
+        for (int j = s0 * NR; j < N && j < s1 * NR; j++) C[(size_t)i * ldc + j] = 0.0f;
+    return;
+  }
+  float *packB = scratch;
+  float *packA = scratch + (size_t)KC * (s1 - s0) * NR;
+  float *edge = packA + KC * MR;
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    int kc = K - k0 < KC ? K - k0 : KC;
+    int accNow = acc || k0 > 0;
+    for (int s = s0; s < s1; s++) pack_b_strip(B, ldb, tb, N, k0, kc, s, packB + (size_t)(s - s0) * KC * NR);
+    for (int p = p0; p < p1; p++) {
+      int i0 = p * MR, mv = M - i0 < MR ? M - i0 : MR;
+      int kb = 0, ke = kc;
+      if (tri == TRI_A_LOWER && i0 + mv - k0 < ke) ke = i0 + mv - k0;
+      if (tri == TRI_A_UPPER && i0 - k0 > kb) kb = i0 - k0;
+      if (ke <= kb) {
+        if (!accNow)
+          for (int i = 0; i < mv; i++)
+            for (int j = s0 * NR; j < N && j < s1 * NR; j++) C[(size_t)(i0 + i) * ldc + j] = 0.0f;
+        continue;
+      }
+      pack_a_panel(A, lda, ta, i0, mv, k0, kb, ke, packA);
+      for (int s = s0; s < s1; s++) {
+        int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
+        if (tri == TRI_C_LOWER && j0 > i0 + mv - 1) break;
+        const float *pb = packB + ((size_t)(s - s0) * KC + kb) * NR;
+        micro_native(ke - kb, packA, pb, C + (size_t)i0 * ldc + j0, ldc, mv, nv, accNow, edge);
+      }
+    }
+  }
+}
+
+static void gemm_tri(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
+                     int M, int N, int K, int acc, float *scratch, int tri) {
+  gemm_part(A, lda, ta, B, ldb, tb, C, ldc, M, N, K, acc, scratch, tri, 0, (N + NR - 1) / NR, 0, (M + MR - 1) / MR);
+}
+
+#endif
+
 EXPORT(gemm)
 void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, float *C, int ldc,
           int M, int N, int K, int acc, float *scratch) {
@@ -266,10 +450,10 @@ void gemm(const float *A, int lda, int ta, const float *B, int ldb, int tb, floa
 /** dst[i] = a·dst[i] + b·src[i] (products and sum rounded separately in both builds). */
 EXPORT(scale_add)
 void scale_add(float *dst, float a, const float *src, float b, int n) {
-  v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
+  vf va = vf_splat(a), vb = vf_splat(b);
   int i = 0;
-  for (; i + 4 <= n; i += 4)
-    wasm_v128_store(dst + i, wasm_f32x4_add(wasm_f32x4_mul(va, wasm_v128_load(dst + i)), wasm_f32x4_mul(vb, wasm_v128_load(src + i))));
+  for (; i + VW <= n; i += VW)
+    vf_store(dst + i, vf_add(vf_mul(va, vf_load(dst + i)), vf_mul(vb, vf_load(src + i))));
   for (; i < n; i++) dst[i] = a * dst[i] + b * src[i];
 }
 
@@ -277,10 +461,10 @@ void scale_add(float *dst, float a, const float *src, float b, int n) {
 EXPORT(copy_add)
 void copy_add(float *dst, const float *a, const float *b, int n) {
   int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v128_t v = wasm_v128_load(a + i);
-    if (b) v = wasm_f32x4_add(v, wasm_v128_load(b + i));
-    wasm_v128_store(dst + i, v);
+  for (; i + VW <= n; i += VW) {
+    vf v = vf_load(a + i);
+    if (b) v = vf_add(v, vf_load(b + i));
+    vf_store(dst + i, v);
   }
   for (; i < n; i++) dst[i] = b ? a[i] + b[i] : a[i];
 }
@@ -293,27 +477,27 @@ void fill_zero(float *dst, int n) {
 /** y = (x − mean)·rstd·γ + β per row of x [N, d]; keeps mean and rstd for the backward pass. */
 EXPORT(layernorm_fwd)
 void layernorm_fwd(const float *x, const float *g, const float *b, float *y, float *mean, float *rstd, int N, int d, float eps) {
-  int d4 = d & ~3;
+  int dv = d & ~(VW - 1);
   for (int r = 0; r < N; r++) {
     const float *xr = x + (size_t)r * d;
     float *yr = y + (size_t)r * d;
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    for (int c = 0; c < d4; c += 4) acc = wasm_f32x4_add(acc, wasm_v128_load(xr + c));
+    vf acc = vf_splat(0.0f);
+    for (int c = 0; c < dv; c += VW) acc = vf_add(acc, vf_load(xr + c));
     float s = hsum4(acc);
-    for (int c = d4; c < d; c++) s += xr[c];
+    for (int c = dv; c < d; c++) s += xr[c];
     float m = s / d;
-    v128_t vm = wasm_f32x4_splat(m);
-    acc = wasm_f32x4_splat(0.0f);
-    for (int c = 0; c < d4; c += 4) { v128_t t = wasm_f32x4_sub(wasm_v128_load(xr + c), vm); acc = MADD(t, t, acc); }
+    vf vm = vf_splat(m);
+    acc = vf_splat(0.0f);
+    for (int c = 0; c < dv; c += VW) { vf t = vf_sub(vf_load(xr + c), vm); acc = MADD(t, t, acc); }
     float var = hsum4(acc);
-    for (int c = d4; c < d; c++) { float t = xr[c] - m; var += t * t; }
+    for (int c = dv; c < d; c++) { float t = xr[c] - m; var += t * t; }
     float rs = 1.0f / __builtin_sqrtf(var / d + eps);
     mean[r] = m;
     rstd[r] = rs;
-    v128_t vr = wasm_f32x4_splat(rs);
-    for (int c = 0; c < d4; c += 4)
-      wasm_v128_store(yr + c, MADD(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr), wasm_v128_load(g + c), wasm_v128_load(b + c)));
-    for (int c = d4; c < d; c++) yr[c] = (xr[c] - m) * rs * g[c] + b[c];
+    vf vr = vf_splat(rs);
+    for (int c = 0; c < dv; c += VW)
+      vf_store(yr + c, MADD(vf_mul(vf_sub(vf_load(xr + c), vm), vr), vf_load(g + c), vf_load(b + c)));
+    for (int c = dv; c < d; c++) yr[c] = (xr[c] - m) * rs * g[c] + b[c];
   }
 }
 
@@ -321,22 +505,22 @@ void layernorm_fwd(const float *x, const float *g, const float *b, float *y, flo
 EXPORT(layernorm_bwd)
 void layernorm_bwd(const float *dy, const float *x, const float *mean, const float *rstd, const float *g,
                    float *dx, float *dg, float *db, int N, int d) {
-  int d4 = d & ~3;
+  int dv = d & ~(VW - 1);
   for (int r = 0; r < N; r++) {
     const float *dyr = dy + (size_t)r * d, *xr = x + (size_t)r * d;
     float *dxr = dx + (size_t)r * d;
     float m = mean[r], rs = rstd[r];
-    v128_t vm = wasm_f32x4_splat(m), vr = wasm_f32x4_splat(rs), a1 = wasm_f32x4_splat(0.0f), a2 = a1;
-    for (int c = 0; c < d4; c += 4) {
-      v128_t dyv = wasm_v128_load(dyr + c);
-      v128_t xh = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr), dxh = wasm_f32x4_mul(dyv, wasm_v128_load(g + c));
-      a1 = wasm_f32x4_add(a1, dxh);
+    vf vm = vf_splat(m), vr = vf_splat(rs), a1 = vf_splat(0.0f), a2 = a1;
+    for (int c = 0; c < dv; c += VW) {
+      vf dyv = vf_load(dyr + c);
+      vf xh = vf_mul(vf_sub(vf_load(xr + c), vm), vr), dxh = vf_mul(dyv, vf_load(g + c));
+      a1 = vf_add(a1, dxh);
       a2 = MADD(dxh, xh, a2);
-      wasm_v128_store(dg + c, MADD(dyv, xh, wasm_v128_load(dg + c)));
-      wasm_v128_store(db + c, wasm_f32x4_add(wasm_v128_load(db + c), dyv));
+      vf_store(dg + c, MADD(dyv, xh, vf_load(dg + c)));
+      vf_store(db + c, vf_add(vf_load(db + c), dyv));
     }
     float s1 = hsum4(a1), s2 = hsum4(a2);
-    for (int c = d4; c < d; c++) {
+    for (int c = dv; c < d; c++) {
       float xh = (xr[c] - m) * rs, dxh = dyr[c] * g[c];
       s1 += dxh;
       s2 += dxh * xh;
@@ -345,18 +529,83 @@ void layernorm_bwd(const float *dy, const float *x, const float *mean, const flo
     }
     s1 /= d;
     s2 /= d;
-    v128_t v1 = wasm_f32x4_splat(s1), v2 = wasm_f32x4_splat(s2);
-    for (int c = 0; c < d4; c += 4) {
-      v128_t xh = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + c), vm), vr);
-      v128_t t = wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(dyr + c), wasm_v128_load(g + c)), v1), wasm_f32x4_mul(xh, v2));
-      wasm_v128_store(dxr + c, MADD(vr, t, wasm_v128_load(dxr + c)));
+    vf v1 = vf_splat(s1), v2 = vf_splat(s2);
+    for (int c = 0; c < dv; c += VW) {
+      vf xh = vf_mul(vf_sub(vf_load(xr + c), vm), vr);
+      vf t = vf_sub(vf_sub(vf_mul(vf_load(dyr + c), vf_load(g + c)), v1), vf_mul(xh, v2));
+      vf_store(dxr + c, MADD(vr, t, vf_load(dxr + c)));
     }
-    for (int c = d4; c < d; c++) {
+    for (int c = dv; c < d; c++) {
       float xh = (xr[c] - m) * rs;
       dxr[c] += rs * (dyr[c] * g[c] - s1 - xh * s2);
     }
   }
 }
+
+#ifdef GMT_NATIVE
+/** layernorm_bwd in two passes that threads can split without changing a bit: dx for rows
+ * [r0, r1) (each row on its own), then dγ, dβ for columns [c0, c1) summed over all rows in order
+ * (the same multiply-adds in the same order as the one-pass kernel). */
+static void layernorm_bwd_dx(const float *dy, const float *x, const float *mean, const float *rstd, const float *g,
+                             float *dx, int d, int r0, int r1) {
+  int dv = d & ~(VW - 1);
+  for (int r = r0; r < r1; r++) {
+    const float *dyr = dy + (size_t)r * d, *xr = x + (size_t)r * d;
+    float *dxr = dx + (size_t)r * d;
+    float m = mean[r], rs = rstd[r];
+    vf vm = vf_splat(m), vr = vf_splat(rs), a1 = vf_splat(0.0f), a2 = a1;
+    for (int c = 0; c < dv; c += VW) {
+      vf xh = vf_mul(vf_sub(vf_load(xr + c), vm), vr), dxh = vf_mul(vf_load(dyr + c), vf_load(g + c));
+      a1 = vf_add(a1, dxh);
+      a2 = MADD(dxh, xh, a2);
+    }
+    float s1 = hsum4(a1), s2 = hsum4(a2);
+    for (int c = dv; c < d; c++) {
+      float xh = (xr[c] - m) * rs, dxh = dyr[c] * g[c];
+      s1 += dxh;
+      s2 += dxh * xh;
+    }
+    s1 /= d;
+    s2 /= d;
+    vf v1 = vf_splat(s1), v2 = vf_splat(s2);
+    for (int c = 0; c < dv; c += VW) {
+      vf xh = vf_mul(vf_sub(vf_load(xr + c), vm), vr);
+      vf t = vf_sub(vf_sub(vf_mul(vf_load(dyr + c), vf_load(g + c)), v1), vf_mul(xh, v2));
+      vf_store(dxr + c, MADD(vr, t, vf_load(dxr + c)));
+    }
+    for (int c = dv; c < d; c++) {
+      float xh = (xr[c] - m) * rs;
+      dxr[c] += rs * (dyr[c] * g[c] - s1 - xh * s2);
+    }
+  }
+}
+
+static void layernorm_bwd_dgb(const float *dy, const float *x, const float *mean, const float *rstd,
+                              float *dg, float *db, int N, int d, int c0, int c1) {
+  int c = c0;
+  for (; c + VW <= c1; c += VW) {
+    vf ag = vf_load(dg + c), ab = vf_load(db + c);
+    for (int r = 0; r < N; r++) {
+      vf dyv = vf_load(dy + (size_t)r * d + c);
+      vf xh = vf_mul(vf_sub(vf_load(x + (size_t)r * d + c), vf_splat(mean[r])), vf_splat(rstd[r]));
+      ag = MADD(dyv, xh, ag);
+      ab = vf_add(ab, dyv);
+    }
+    vf_store(dg + c, ag);
+    vf_store(db + c, ab);
+  }
+  for (; c < c1; c++) {
+    float ag = dg[c], ab = db[c];
+    for (int r = 0; r < N; r++) {
+      float dyv = dy[(size_t)r * d + c], xh = (x[(size_t)r * d + c] - mean[r]) * rstd[r];
+      ag = __builtin_fmaf(dyv, xh, ag);
+      ab += dyv;
+    }
+    dg[c] = ag;
+    db[c] = ab;
+  }
+}
+#endif
 
 /* GELU, tanh form written as x·σ(2z), z = √(2/π)(x + 0.044715x³): the same function as
  * 0.5x(1 + tanh z). */
@@ -364,20 +613,20 @@ void layernorm_bwd(const float *dy, const float *x, const float *mean, const flo
 #define GELU_2CK (1.5957691216057308f * 0.044715f)
 
 /** σ(2z) for 4 lanes, given x and x². */
-INLINE v128_t gelu_sigmoid4(v128_t v, v128_t v2) {
-  v128_t one = wasm_f32x4_splat(1.0f);
+INLINE vf gelu_sigmoidv(vf v, vf v2) {
+  vf one = vf_splat(1.0f);
   /* −u with negated constants (bit-identical to negating u; saves V8's sign-mask sequence). */
-  v128_t nu = wasm_f32x4_mul(v, MADD(v2, wasm_f32x4_splat(-GELU_2CK), wasm_f32x4_splat(-GELU_2C)));
-  return wasm_f32x4_div(one, wasm_f32x4_add(one, exp4(nu)));
+  vf nu = vf_mul(v, MADD(v2, vf_splat(-GELU_2CK), vf_splat(-GELU_2C)));
+  return vf_div(one, vf_add(one, exp4(nu)));
 }
 
 EXPORT(gelu_fwd)
 void gelu_fwd(const float *x, float *y, int n) {
   int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
-    v128_t s = gelu_sigmoid4(v, v2);
-    wasm_v128_store(y + i, wasm_f32x4_mul(v, s));
+  for (; i + VW <= n; i += VW) {
+    vf v = vf_load(x + i), v2 = vf_mul(v, v);
+    vf s = gelu_sigmoidv(v, v2);
+    vf_store(y + i, vf_mul(v, s));
   }
   for (; i < n; i++) {
     float v = x[i], u = v * (v * v * GELU_2CK + GELU_2C);
@@ -389,12 +638,12 @@ void gelu_fwd(const float *x, float *y, int n) {
 EXPORT(gelu_bwd)
 void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
   int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v128_t v = wasm_v128_load(x + i), v2 = wasm_f32x4_mul(v, v);
-    v128_t s = gelu_sigmoid4(v, v2);
-    v128_t dz = MADD(v2, wasm_f32x4_splat(3.0f * GELU_2CK), wasm_f32x4_splat(GELU_2C));
-    v128_t t = wasm_f32x4_mul(wasm_f32x4_mul(v, wasm_f32x4_sub(s, wasm_f32x4_mul(s, s))), dz);
-    wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_add(s, t)));
+  for (; i + VW <= n; i += VW) {
+    vf v = vf_load(x + i), v2 = vf_mul(v, v);
+    vf s = gelu_sigmoidv(v, v2);
+    vf dz = MADD(v2, vf_splat(3.0f * GELU_2CK), vf_splat(GELU_2C));
+    vf t = vf_mul(vf_mul(v, vf_sub(s, vf_mul(s, s))), dz);
+    vf_store(dx + i, vf_mul(vf_load(dy + i), vf_add(s, t)));
   }
   for (; i < n; i++) {
     float v = x[i], v2 = v * v, u = v * (v2 * GELU_2CK + GELU_2C);
@@ -406,28 +655,37 @@ void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
 /** Row-wise causal softmax of S [T, T] in place, after scaling by `scale`; entries above the
  * diagonal become 0. */
 static void causal_softmax(float *S, int T, float scale) {
-  v128_t vs = wasm_f32x4_splat(scale);
+  vf vs = vf_splat(scale);
   for (int i = 0; i < T; i++) {
     float *row = S + (size_t)i * T;
     int n = i + 1, j = 0;
-    v128_t vmax = wasm_f32x4_splat(row[0]);
-    for (; j + 4 <= n; j += 4) vmax = wasm_f32x4_pmax(vmax, wasm_v128_load(row + j));
+    vf vmax = vf_splat(row[0]);
+    for (; j + VW <= n; j += VW) vmax = vf_pmax(vmax, vf_load(row + j));
     float m = hmax4(vmax);
     for (; j < n; j++) if (row[j] > m) m = row[j];
     m *= scale; /* scale > 0, so max(row)·scale = max(row·scale) */
-    v128_t vm = wasm_f32x4_splat(m), acc = wasm_f32x4_splat(0.0f);
-    for (j = 0; j + 4 <= n; j += 4) {
-      v128_t e = exp4(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(row + j), vs), vm));
-      wasm_v128_store(row + j, e);
-      acc = wasm_f32x4_add(acc, e);
+    vf vm = vf_splat(m), acc = vf_splat(0.0f);
+    for (j = 0; j + VW <= n; j += VW) {
+      vf e = exp4(vf_sub(vf_mul(vf_load(row + j), vs), vm));
+      vf_store(row + j, e);
+      acc = vf_add(acc, e);
     }
     float sum = hsum4(acc);
     for (; j < n; j++) { float e = exp1(row[j] * scale - m); row[j] = e; sum += e; }
-    v128_t inv = wasm_f32x4_splat(1.0f / sum);
-    for (j = 0; j + 4 <= n; j += 4) wasm_v128_store(row + j, wasm_f32x4_mul(wasm_v128_load(row + j), inv));
-    for (; j < n; j++) row[j] *= wasm_f32x4_extract_lane(inv, 0);
+    vf inv = vf_splat(1.0f / sum);
+    for (j = 0; j + VW <= n; j += VW) vf_store(row + j, vf_mul(vf_load(row + j), inv));
+    for (; j < n; j++) row[j] *= vf_lane0(inv);
     for (; j < T; j++) row[j] = 0.0f;
   }
+}
+
+/** attention_fwd for one (sequence b, head h). */
+INLINE void attention_fwd_one(const float *qkv, float *out, float *P, int b, int h, int T, int H, int hd, int d, int ld, float scale, float *scratch) {
+  const float *q = qkv + (size_t)b * T * ld + h * hd;
+  float *p = P + ((size_t)b * H + h) * T * T;
+  gemm_tri(q, ld, 0, q + d, ld, 1, p, T, T, T, hd, 0, scratch, TRI_C_LOWER);
+  causal_softmax(p, T, scale);
+  gemm_tri(p, T, 0, q + 2 * d, ld, 0, out + (size_t)b * T * d + h * hd, d, T, hd, T, 0, scratch, TRI_A_LOWER);
 }
 
 /**
@@ -439,13 +697,44 @@ void attention_fwd(const float *qkv, float *out, float *P, int B, int T, int H, 
   int d = H * hd, ld = 3 * d;
   float scale = 1.0f / __builtin_sqrtf((float)hd);
   for (int b = 0; b < B; b++)
-    for (int h = 0; h < H; h++) {
-      const float *q = qkv + (size_t)b * T * ld + h * hd;
-      float *p = P + ((size_t)b * H + h) * T * T;
-      gemm_tri(q, ld, 0, q + d, ld, 1, p, T, T, T, hd, 0, scratch, TRI_C_LOWER);
-      causal_softmax(p, T, scale);
-      gemm_tri(p, T, 0, q + 2 * d, ld, 0, out + (size_t)b * T * d + h * hd, d, T, hd, T, 0, scratch, TRI_A_LOWER);
-    }
+    for (int h = 0; h < H; h++) attention_fwd_one(qkv, out, P, b, h, T, H, hd, d, ld, scale, scratch);
+}
+
+#ifdef GMT_NATIVE
+/** attention_fwd for the (sequence, head) pairs [p0, p1) of the B·H, sequence-major. */
+static void attention_fwd_pairs(const float *qkv, float *out, float *P, int T, int H, int hd, float *scratch, int p0, int p1) {
+  int d = H * hd, ld = 3 * d;
+  float scale = 1.0f / __builtin_sqrtf((float)hd);
+  for (int p = p0; p < p1; p++) attention_fwd_one(qkv, out, P, p / H, p % H, T, H, hd, d, ld, scale, scratch);
+}
+#endif
+
+/** attention_bwd for one (sequence b, head h); dP [T, T] is its scratch. */
+INLINE void attention_bwd_one(const float *qkv, const float *P, const float *dout, float *dqkv, float *dP,
+                              int b, int h, int T, int H, int hd, int d, int ld, float scale, float *scratch) {
+  const float *q = qkv + (size_t)b * T * ld + h * hd;
+  const float *p = P + ((size_t)b * H + h) * T * T;
+  const float *dO = dout + (size_t)b * T * d + h * hd;
+  float *dq = dqkv + (size_t)b * T * ld + h * hd;
+  gemm_tri(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
+  gemm_tri(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch, TRI_C_LOWER);
+  /* dP holds garbage above the diagonal (skipped strips); dS there is exactly 0. */
+  for (int i = 0; i < T; i++) {
+    const float *pr = p + (size_t)i * T;
+    float *dr = dP + (size_t)i * T;
+    int n = i + 1, j = 0;
+    vf acc = vf_splat(0.0f);
+    for (; j + VW <= n; j += VW) acc = MADD(vf_load(dr + j), vf_load(pr + j), acc);
+    float s = hsum4(acc);
+    for (; j < n; j++) s += dr[j] * pr[j];
+    vf vs = vf_splat(s), vsc = vf_splat(scale);
+    for (j = 0; j + VW <= n; j += VW)
+      vf_store(dr + j, vf_mul(vf_mul(vf_load(pr + j), vf_sub(vf_load(dr + j), vs)), vsc));
+    for (; j < n; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
+    for (; j < T; j++) dr[j] = 0.0f;
+  }
+  gemm_tri(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch, TRI_A_LOWER);
+  gemm_tri(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
 }
 
 /**
@@ -458,32 +747,18 @@ void attention_bwd(const float *qkv, const float *P, const float *dout, float *d
   int d = H * hd, ld = 3 * d;
   float scale = 1.0f / __builtin_sqrtf((float)hd);
   for (int b = 0; b < B; b++)
-    for (int h = 0; h < H; h++) {
-      const float *q = qkv + (size_t)b * T * ld + h * hd;
-      const float *p = P + ((size_t)b * H + h) * T * T;
-      const float *dO = dout + (size_t)b * T * d + h * hd;
-      float *dq = dqkv + (size_t)b * T * ld + h * hd;
-      gemm_tri(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
-      gemm_tri(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch, TRI_C_LOWER);
-      /* dP holds garbage above the diagonal (skipped strips); dS there is exactly 0. */
-      for (int i = 0; i < T; i++) {
-        const float *pr = p + (size_t)i * T;
-        float *dr = dP + (size_t)i * T;
-        int n = i + 1, j = 0;
-        v128_t acc = wasm_f32x4_splat(0.0f);
-        for (; j + 4 <= n; j += 4) acc = MADD(wasm_v128_load(dr + j), wasm_v128_load(pr + j), acc);
-        float s = hsum4(acc);
-        for (; j < n; j++) s += dr[j] * pr[j];
-        v128_t vs = wasm_f32x4_splat(s), vsc = wasm_f32x4_splat(scale);
-        for (j = 0; j + 4 <= n; j += 4)
-          wasm_v128_store(dr + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(pr + j), wasm_f32x4_sub(wasm_v128_load(dr + j), vs)), vsc));
-        for (; j < n; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
-        for (; j < T; j++) dr[j] = 0.0f;
-      }
-      gemm_tri(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch, TRI_A_LOWER);
-      gemm_tri(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
-    }
+    for (int h = 0; h < H; h++) attention_bwd_one(qkv, P, dout, dqkv, dP, b, h, T, H, hd, d, ld, scale, scratch);
 }
+
+#ifdef GMT_NATIVE
+/** attention_bwd for the pairs [p0, p1); dP is this thread's [T, T] scratch. */
+static void attention_bwd_pairs(const float *qkv, const float *P, const float *dout, float *dqkv, float *dP,
+                                int T, int H, int hd, float *scratch, int p0, int p1) {
+  int d = H * hd, ld = 3 * d;
+  float scale = 1.0f / __builtin_sqrtf((float)hd);
+  for (int p = p0; p < p1; p++) attention_bwd_one(qkv, P, dout, dqkv, dP, p / H, p % H, T, H, hd, d, ld, scale, scratch);
+}
+#endif
 
 /** x[n] = wte[tokens[n]] + wpe[n mod T] for n < B·T. */
 EXPORT(embed_fwd)
@@ -495,6 +770,17 @@ void embed_fwd(const int32_t *tokens, const float *wte, const float *wpe, float 
   }
 }
 
+#ifdef GMT_NATIVE
+/** embed_fwd for the rows [r0, r1). */
+static void embed_fwd_rows(const int32_t *tokens, const float *wte, const float *wpe, float *x, int T, int d, int r0, int r1) {
+  for (int n = r0; n < r1; n++) {
+    const float *te = wte + (size_t)tokens[n] * d, *pe = wpe + (size_t)(n % T) * d;
+    float *xr = x + (size_t)n * d;
+    for (int c = 0; c < d; c++) xr[c] = te[c] + pe[c];
+  }
+}
+#endif
+
 /** dwte[tokens[n]] += dx[n], dwpe[n mod T] += dx[n] (the caller zeroes both first). */
 EXPORT(embed_bwd)
 void embed_bwd(const int32_t *tokens, const float *dx, float *dwte, float *dwpe, int BT, int T, int d) {
@@ -504,6 +790,36 @@ void embed_bwd(const int32_t *tokens, const float *dx, float *dwte, float *dwpe,
     for (int c = 0; c < d; c++) { te[c] += xr[c]; pe[c] += xr[c]; }
   }
 }
+
+#ifdef GMT_NATIVE
+/** embed_bwd for the columns [c0, c1) of every row, rows in order: the sums per entry are the
+ * same whichever columns a thread takes. */
+static void embed_bwd_cols(const int32_t *tokens, const float *dx, float *dwte, float *dwpe, int BT, int T, int d, int c0, int c1) {
+  for (int n = 0; n < BT; n++) {
+    float *te = dwte + (size_t)tokens[n] * d, *pe = dwpe + (size_t)(n % T) * d;
+    const float *xr = dx + (size_t)n * d;
+    for (int c = c0; c < c1; c++) { te[c] += xr[c]; pe[c] += xr[c]; }
+  }
+}
+#endif
+
+/* One row n of xent_fwd_bwd: `loss -= w·log p(target)` and the row's gradient written over its
+ * logits. A macro, not a function, so that the wasm build keeps the instruction order it had
+ * before the native engine shared this source. */
+#define XENT_ROW(logits, targets, w, n, V, denom, loss) do { \
+    float *row = (logits) + (size_t)(n) * (V); \
+    int t = (targets)[n]; \
+    float m = row[0], lt = row[t]; \
+    for (int v = 1; v < (V); v++) if (row[v] > m) m = row[v]; \
+    float s = 0.0f; \
+    for (int v = 0; v < (V); v++) { float e = exp1(row[v] - m); row[v] = e; s += e; } \
+    float pt = row[t] / s; \
+    float logpt = (lt - m) - log1f_pos(s); \
+    loss -= (double)(w)[n] * logpt; \
+    float scale = (float)((w)[n] / (denom)), inv = 1.0f / s; \
+    for (int v = 0; v < (V); v++) row[v] = row[v] * inv * scale; \
+    row[t] = (pt - 1.0f) * scale; \
+  } while (0)
 
 /**
  * Weighted mean cross-entropy of logits [N, V] against targets, and its gradient written over
@@ -516,22 +832,94 @@ float xent_fwd_bwd(float *logits, const int32_t *targets, const float *w, int N,
   for (int n = 0; n < N; n++) wsum += w[n];
   double denom = wsum > 1e-9 ? wsum : 1e-9;
   double loss = 0.0;
-  for (int n = 0; n < N; n++) {
-    float *row = logits + (size_t)n * V;
-    int t = targets[n];
-    float m = row[0], lt = row[t];
-    for (int v = 1; v < V; v++) if (row[v] > m) m = row[v];
-    float s = 0.0f;
-    for (int v = 0; v < V; v++) { float e = exp1(row[v] - m); row[v] = e; s += e; }
-    float pt = row[t] / s;
-    float logpt = (lt - m) - log1f_pos(s);
-    loss -= (double)w[n] * logpt;
-    float scale = (float)(w[n] / denom), inv = 1.0f / s;
-    for (int v = 0; v < V; v++) row[v] = row[v] * inv * scale;
-    row[t] = (pt - 1.0f) * scale;
-  }
+  for (int n = 0; n < N; n++) XENT_ROW(logits, targets, w, n, V, denom, loss);
   return (float)(loss / denom);
 }
+
+#ifdef GMT_NATIVE
+/** xent_fwd_bwd's rows [r0, r1); terms[n] = −w·log p(target) of row n, summed by the caller in
+ * row order (so the loss does not depend on how rows were split among threads). */
+static void xent_rows(float *logits, const int32_t *targets, const float *w, int V, double denom, double *terms, int r0, int r1) {
+  for (int n = r0; n < r1; n++) {
+    double loss = 0.0;
+    XENT_ROW(logits, targets, w, n, V, denom, loss);
+    terms[n] = loss;
+  }
+}
+#endif
+
+#ifdef GMT_NATIVE
+/* ------------------------------------------------------------------------------------------ */
+/* Cached decoding (native only: the wasm engine generates with tfjs ops, as its stored runs did) */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Key/value cache writes: for n rows of qkv [n, 3d] (rows `ld` floats apart), row r's key and
+ * value go to position pos[r] of cache row slot[r]: kcache/vcache are [slots][L][d].
+ */
+static void kv_store(const float *qkv, int ld, float *kcache, float *vcache, const int32_t *slot, const int32_t *pos, int n, int d, int L) {
+  for (int r = 0; r < n; r++) {
+    const float *src = qkv + (size_t)r * ld;
+    size_t o = ((size_t)slot[r] * L + pos[r]) * d;
+    for (int c = 0; c < d; c++) { kcache[o + c] = src[d + c]; vcache[o + c] = src[2 * d + c]; }
+  }
+}
+
+/**
+ * One new token's attention for rows [r0, r1): row r's query (qkv [n, 3d]) over positions
+ * 0..pos[r] of its cache row slot[r], into out [n, d]; scores is scratch of L floats.
+ * softmax(q·kᵀ/√hd)·v per head, in the order of the training kernels' causal softmax.
+ */
+static void attention_decode_rows(const float *qkv, const float *kcache, const float *vcache, float *out, const int32_t *slot, const int32_t *pos,
+                                  int H, int hd, int L, float *scores, int r0, int r1) {
+  int d = H * hd;
+  float scale = 1.0f / __builtin_sqrtf((float)hd);
+  for (int r = r0; r < r1; r++) {
+    const float *q = qkv + (size_t)r * 3 * d;
+    const float *K = kcache + (size_t)slot[r] * L * d, *Vc = vcache + (size_t)slot[r] * L * d;
+    int n = pos[r] + 1;
+    for (int h = 0; h < H; h++) {
+      const float *qh = q + h * hd;
+      float m = -3.4e38f;
+      for (int t = 0; t < n; t++) {
+        const float *kt = K + (size_t)t * d + h * hd;
+        int j = 0;
+        vf acc = vf_splat(0.0f);
+        for (; j + VW <= hd; j += VW) acc = MADD(vf_load(qh + j), vf_load(kt + j), acc);
+        float s = hsum4(acc);
+        for (; j < hd; j++) s += qh[j] * kt[j];
+        scores[t] = s;
+        if (s > m) m = s;
+      }
+      m *= scale;
+      float sum = 0.0f;
+      for (int t = 0; t < n; t++) { float e = exp1(scores[t] * scale - m); scores[t] = e; sum += e; }
+      float inv = 1.0f / sum;
+      float *o = out + (size_t)r * d + h * hd;
+      for (int j = 0; j < hd; j++) o[j] = 0.0f;
+      for (int t = 0; t < n; t++) {
+        const float *vt = Vc + (size_t)t * d + h * hd;
+        float p = scores[t] * inv;
+        int j = 0;
+        vf vp = vf_splat(p);
+        for (; j + VW <= hd; j += VW) vf_store(o + j, MADD(vp, vf_load(vt + j), vf_load(o + j)));
+        for (; j < hd; j++) o[j] += p * vt[j];
+      }
+    }
+  }
+}
+
+/** Index of the largest of each row of x [n, V] (the first on ties), into idx. */
+static void argmax_rows(const float *x, int V, int32_t *idx, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const float *row = x + (size_t)r * V;
+    int best = 0;
+    float m = row[0];
+    for (int v = 1; v < V; v++) if (row[v] > m) { m = row[v]; best = v; }
+    idx[r] = best;
+  }
+}
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Optimizer                                                                                    */
@@ -552,19 +940,19 @@ void adamw(const float *theta, const float *g, const float *m, const float *v, c
            float b1, float omb1, float b2, float omb2, float c1, float c2, float eps, float lr, float wd,
            int decay, int has_mask) {
   int i = 0;
-  v128_t vb1 = wasm_f32x4_splat(b1), vomb1 = wasm_f32x4_splat(omb1), vb2 = wasm_f32x4_splat(b2), vomb2 = wasm_f32x4_splat(omb2);
-  v128_t vc1 = wasm_f32x4_splat(c1), vc2 = wasm_f32x4_splat(c2), veps = wasm_f32x4_splat(eps), vlr = wasm_f32x4_splat(lr), vwd = wasm_f32x4_splat(wd);
-  for (; i + 4 <= n; i += 4) {
-    v128_t gi = wasm_v128_load(g + i), th = wasm_v128_load(theta + i);
-    v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), vb1), wasm_f32x4_mul(gi, vomb1));
-    v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), vb2), wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), vomb2));
-    wasm_v128_store(m_out + i, mi);
-    wasm_v128_store(v_out + i, vi);
-    v128_t d = wasm_f32x4_div(wasm_f32x4_mul(mi, vc1), wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_mul(vi, vc2)), veps));
-    if (decay) d = wasm_f32x4_add(d, wasm_f32x4_mul(th, vwd));
-    d = wasm_f32x4_mul(d, vlr);
-    if (has_mask) d = wasm_f32x4_mul(d, wasm_v128_load(mask + i));
-    wasm_v128_store(theta_out + i, wasm_f32x4_sub(th, d));
+  vf vb1 = vf_splat(b1), vomb1 = vf_splat(omb1), vb2 = vf_splat(b2), vomb2 = vf_splat(omb2);
+  vf vc1 = vf_splat(c1), vc2 = vf_splat(c2), veps = vf_splat(eps), vlr = vf_splat(lr), vwd = vf_splat(wd);
+  for (; i + VW <= n; i += VW) {
+    vf gi = vf_load(g + i), th = vf_load(theta + i);
+    vf mi = vf_add(vf_mul(vf_load(m + i), vb1), vf_mul(gi, vomb1));
+    vf vn = vf_add(vf_mul(vf_load(v + i), vb2), vf_mul(vf_mul(gi, gi), vomb2));
+    vf_store(m_out + i, mi);
+    vf_store(v_out + i, vn);
+    vf d = vf_div(vf_mul(mi, vc1), vf_add(vf_sqrt(vf_mul(vn, vc2)), veps));
+    if (decay) d = vf_add(d, vf_mul(th, vwd));
+    d = vf_mul(d, vlr);
+    if (has_mask) d = vf_mul(d, vf_load(mask + i));
+    vf_store(theta_out + i, vf_sub(th, d));
   }
   for (; i < n; i++) {
     float gi = g[i], th = theta[i];
@@ -580,13 +968,14 @@ void adamw(const float *theta, const float *g, const float *m, const float *v, c
 }
 
 /** Σ x[i]² over n entries, accumulated in double (for global gradient norms). */
+#ifdef GMT_WASM
 EXPORT(sum_squares)
 double sum_squares(const float *x, int n) {
-  v128_t lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
+  vf lo = wasm_f64x2_splat(0.0), hi = wasm_f64x2_splat(0.0);
   int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v128_t a = wasm_v128_load(x + i);
-    v128_t l = wasm_f64x2_promote_low_f32x4(a), h = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
+  for (; i + VW <= n; i += VW) {
+    vf a = vf_load(x + i);
+    vf l = wasm_f64x2_promote_low_f32x4(a), h = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1));
     lo = wasm_f64x2_add(lo, wasm_f64x2_mul(l, l));
     hi = wasm_f64x2_add(hi, wasm_f64x2_mul(h, h));
   }
@@ -594,6 +983,29 @@ double sum_squares(const float *x, int n) {
   for (; i < n; i++) s += (double)x[i] * x[i];
   return s;
 }
+#else
+/* Native: chunks of SUMSQ_CHUNK entries, each summed in double over VW lanes and added in chunk
+ * order, so the result is the same for any split of the chunks among threads. */
+#define SUMSQ_CHUNK 4096
+static double sum_squares_chunk(const float *x, int n) {
+  double lane[VW];
+  for (int l = 0; l < VW; l++) lane[l] = 0.0;
+  int i = 0;
+  for (; i + VW <= n; i += VW)
+    for (int l = 0; l < VW; l++) lane[l] += (double)x[i + l] * x[i + l];
+  double s = 0.0;
+  for (int l = 0; l < VW; l++) s += lane[l];
+  for (; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+
+EXPORT(sum_squares)
+double sum_squares(const float *x, int n) {
+  double s = 0.0;
+  for (int i = 0; i < n; i += SUMSQ_CHUNK) s += sum_squares_chunk(x + i, n - i < SUMSQ_CHUNK ? n - i : SUMSQ_CHUNK);
+  return s;
+}
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* GMT selection and mask (src/tuning/mask.ts)                                                  */
@@ -607,7 +1019,7 @@ double sum_squares(const float *x, int n) {
  * so this orders |x| (NaN above +∞). Those values are below 2^31, so signed SIMD compares order
  * them correctly.
  */
-#define PART_PTR(parts, p) ((const uint32_t *)(uintptr_t)(uint32_t)(parts)[2 * (p)])
+#define PART_PTR(parts, p) ((const uint32_t *)HEAP_PTR((parts)[2 * (p)]))
 #define PART_LEN(parts, p) ((parts)[2 * (p) + 1])
 
 /* The select's working memory ("work", allocated by the caller): four 2048-bin histograms, the
@@ -640,6 +1052,7 @@ static uint32_t quickselect_u32(uint32_t *a, int n, int rank) {
   return a[lo];
 }
 
+#ifdef GMT_WASM
 /** The 16 byte shuffles that pack the selected lanes of 4 (by lane mask) to the front, into
  * work (the module may hold no static data). Returns them. */
 static const uint8_t *pack_shuffles(uint32_t *work) {
@@ -652,6 +1065,7 @@ static const uint8_t *pack_shuffles(uint32_t *work) {
   }
   return table;
 }
+#endif
 
 /**
  * The r-th smallest (0-based) of the entries of the parts, all known to lie in [lo, hi] (the
@@ -670,7 +1084,9 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
                              uint32_t *scratch, uint32_t *work) {
   int32_t *self = (int32_t *)(work + SELECT_SELF);
   uint32_t *h0 = work, *h1 = work + 2048, *h2 = work + 4096, *h3 = work + 6144;
+#ifdef GMT_WASM
   const uint8_t *table = pack_shuffles(work);
+#endif
   while (lo < hi) {
     int n = 0;
     for (int p = 0; p < nparts; p++) n += PART_LEN(parts, p);
@@ -699,16 +1115,32 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
     uint32_t bin = 0;
     while (r >= h0[bin]) r -= h0[bin++];
     int c = 0;
+#ifdef GMT_WASM
     v128_t vlo = wasm_i32x4_splat((int32_t)lo), vbin = wasm_i32x4_splat((int32_t)bin), abs = wasm_i32x4_splat(0x7fffffff);
+#elif defined(GMT_AVX512)
+    __m512i vlo = _mm512_set1_epi32((int32_t)lo), vbin = _mm512_set1_epi32((int32_t)bin), abs = _mm512_set1_epi32(0x7fffffff);
+    __m128i vshift = _mm_cvtsi32_si128(shift);
+#endif
     for (int p = 0; p < nparts; p++) {
       const uint32_t *x = PART_PTR(parts, p);
       int len = PART_LEN(parts, p), i = 0;
+#ifdef GMT_WASM
       for (; i + 4 <= len; i += 4) {
         v128_t u = wasm_v128_and(wasm_v128_load(x + i), abs);
         int bits = wasm_i32x4_bitmask(wasm_i32x4_eq(wasm_u32x4_shr(wasm_i32x4_sub(u, vlo), shift), vbin));
         wasm_v128_store(scratch + c, SWIZZLE(u, wasm_v128_load(table + 16 * bits)));
         c += __builtin_popcount((unsigned)bits);
       }
+#elif defined(GMT_AVX512)
+      /* Compress into a register and store all 16 lanes (a compressing store to memory is
+       * microcoded on AMD): lanes past the packed ones land where the gather has already read. */
+      for (; i + 16 <= len; i += 16) {
+        __m512i u = _mm512_and_si512(_mm512_loadu_si512(x + i), abs);
+        __mmask16 k = _mm512_cmpeq_epi32_mask(_mm512_srl_epi32(_mm512_sub_epi32(u, vlo), vshift), vbin);
+        _mm512_storeu_si512(scratch + c, _mm512_maskz_compress_epi32(k, u));
+        c += __builtin_popcount((unsigned)k);
+      }
+#endif
       for (; i < len; i++) {
         uint32_t u = x[i] & 0x7fffffffu;
         scratch[c] = u;
@@ -717,7 +1149,7 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
     }
     lo += bin << shift;
     if (shift < 31 && lo + ((1u << shift) - 1) < hi) hi = lo + ((1u << shift) - 1);
-    self[0] = (int32_t)(uintptr_t)scratch;
+    self[0] = HEAP_OFF(scratch);
     self[1] = c;
     parts = self;
     nparts = 1;
@@ -813,15 +1245,20 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
   uint64_t bounds = sample_bounds(parts, n, rank, s, sigmas, scratch);
   uint32_t lo = (uint32_t)bounds, hi = (uint32_t)(bounds >> 32);
 
-  /* Count below lo, gather within [lo, hi]: 4 lanes at a time, packed with a byte shuffle per
-   * lane mask. */
+  /* Count below lo, gather within [lo, hi]: a vector at a time, packed to the front (wasm: a
+   * byte shuffle per lane mask; AVX-512: compress). */
+#ifdef GMT_WASM
   const uint8_t *table = pack_shuffles(work);
   v128_t vlo = wasm_i32x4_splat((int32_t)lo), vhi = wasm_i32x4_splat((int32_t)hi), abs = wasm_i32x4_splat(0x7fffffff);
   v128_t below4 = wasm_i32x4_splat(0);
+#elif defined(GMT_AVX512)
+  __m512i vlo = _mm512_set1_epi32((int32_t)lo), vhi = _mm512_set1_epi32((int32_t)hi), abs = _mm512_set1_epi32(0x7fffffff);
+#endif
   int below = 0, c = 0;
   for (int p = 0; p < nparts; p++) {
     const uint32_t *x = PART_PTR(parts, p);
     int len = PART_LEN(parts, p), i = 0;
+#ifdef GMT_WASM
     for (; i + 4 <= len; i += 4) {
       v128_t u = wasm_v128_and(wasm_v128_load(x + i), abs);
       v128_t lt = wasm_i32x4_lt(u, vlo);
@@ -830,6 +1267,15 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
       wasm_v128_store(scratch + c, SWIZZLE(u, wasm_v128_load(table + 16 * bits)));
       c += __builtin_popcount((unsigned)bits);
     }
+#elif defined(GMT_AVX512)
+    for (; i + 16 <= len; i += 16) {
+      __m512i u = _mm512_and_si512(_mm512_loadu_si512(x + i), abs);
+      __mmask16 lt = _mm512_cmplt_epi32_mask(u, vlo), in = (__mmask16)~(lt | _mm512_cmpgt_epi32_mask(u, vhi));
+      below += __builtin_popcount((unsigned)lt);
+      _mm512_storeu_si512(scratch + c, _mm512_maskz_compress_epi32(in, u));
+      c += __builtin_popcount((unsigned)in);
+    }
+#endif
     for (; i < len; i++) {
       uint32_t u = x[i] & 0x7fffffffu;
       below += u < lo;
@@ -837,13 +1283,15 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
       c += (u >= lo) & (u <= hi);
     }
   }
+#ifdef GMT_WASM
   below += wasm_i32x4_extract_lane(below4, 0) + wasm_i32x4_extract_lane(below4, 1) +
            wasm_i32x4_extract_lane(below4, 2) + wasm_i32x4_extract_lane(below4, 3);
+#endif
   if (info) info[1] = c;
   if (rank >= below && rank < below + c) {
     if (info) info[0] = 1;
     int32_t *self = (int32_t *)(work + SELECT_SELF);
-    self[0] = (int32_t)(uintptr_t)scratch;
+    self[0] = HEAP_OFF(scratch);
     self[1] = c;
     return range_select(self, 1, (uint32_t)(rank - below), lo, hi, scratch, work);
   }
@@ -867,6 +1315,7 @@ int mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *w
     set_bit(words, b, keep);
     kept += keep;
   }
+#ifdef GMT_WASM
   v128_t lo = wasm_i32x4_splat((int32_t)low), hi = wasm_i32x4_splat((int32_t)high), abs = wasm_i32x4_splat(0x7fffffff);
   for (; i + 32 <= n; i += 32, b += 32) {
     uint32_t w = 0;
@@ -877,6 +1326,18 @@ int mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *w
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
   }
+#elif defined(GMT_AVX512)
+  __m512i lo = _mm512_set1_epi32((int32_t)low), hi = _mm512_set1_epi32((int32_t)high), abs = _mm512_set1_epi32(0x7fffffff);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 16) {
+      __m512i u = _mm512_and_si512(_mm512_loadu_si512(x + i + j), abs);
+      w |= (uint32_t)(uint16_t)~(_mm512_cmplt_epi32_mask(u, lo) | _mm512_cmpgt_epi32_mask(u, hi)) << j;
+    }
+    words[b >> 5] = w;
+    kept += __builtin_popcount(w);
+  }
+#endif
   for (; i < n; i++, b++) {
     uint32_t u = x[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
     set_bit(words, b, keep);
@@ -904,6 +1365,7 @@ int mask_apply(const uint32_t *score, const float *g, int n, uint32_t low, uint3
     set_bit(words, b, keep);
     kept += keep;
   }
+#ifdef GMT_WASM
   v128_t lo = wasm_i32x4_splat((int32_t)low), hi = wasm_i32x4_splat((int32_t)high), abs = wasm_i32x4_splat(0x7fffffff);
   v128_t one = wasm_f32x4_splat(1.0f);
   for (; i + 32 <= n; i += 32, b += 32) {
@@ -919,6 +1381,23 @@ int mask_apply(const uint32_t *score, const float *g, int n, uint32_t low, uint3
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
   }
+#elif defined(GMT_AVX512)
+  __m512i lo = _mm512_set1_epi32((int32_t)low), hi = _mm512_set1_epi32((int32_t)high), abs = _mm512_set1_epi32(0x7fffffff);
+  __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 16) {
+      __m512i u = _mm512_and_si512(_mm512_loadu_si512(score + i + j), abs);
+      __mmask16 keep = (__mmask16)~(_mm512_cmplt_epi32_mask(u, lo) | _mm512_cmpgt_epi32_mask(u, hi));
+      __m512 m = _mm512_maskz_mov_ps(keep, one);
+      _mm512_storeu_ps(mask + i + j, m);
+      _mm512_storeu_ps(out + i + j, _mm512_mul_ps(_mm512_loadu_ps(g + i + j), m));
+      w |= (uint32_t)keep << j;
+    }
+    words[b >> 5] = w;
+    kept += __builtin_popcount(w);
+  }
+#endif
   for (; i < n; i++, b++) {
     uint32_t u = score[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
     mask[i] = keep ? 1.0f : 0.0f;
