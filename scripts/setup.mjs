@@ -8,7 +8,9 @@
 //   2. system         Debian python3-nbclient, chromium, jupyter-notebook and redis-server (apt-get when root, else a message)
 //   2b. webgpu        Mesa 25 lavapipe + libvulkan1, a WebGPU adapter on the CPU (bookworm-backports on Debian 12)
 //   3. jupyter python an interpreter that imports nbclient + jupyter_client
+//   2c. toolchain     gcc (the native engine) and clang-19/lld-19/llvm-19 (the wasm kernels' check), as root
 //   4. kernel-lib     compile to kernel-lib/dist when a source is newer than the last build
+//   4b. native        build the native engine for this CPU (scripts/build-native.mjs) when its sources changed
 //   5. kernelspec     <repo>/.jupyter/kernels/tslab/kernel.json with this checkout's paths
 
 import { spawnSync } from 'node:child_process';
@@ -19,6 +21,7 @@ import {
   aptInstallCommand,
   debianPackageInstalled,
   debianPackages,
+  debianToolchainPackages,
   findRedisServer,
   findChromium,
   findJupyterPython,
@@ -28,6 +31,7 @@ import {
   tslabBin,
 } from './lib/env.mjs';
 import { findJupyterServer } from './lib/lab.mjs';
+import { buildNative } from './build-native.mjs';
 
 const nodeModules = path.join(repoRoot, 'node_modules');
 const npmStamp = path.join(nodeModules, '.gmt-lab-install-stamp');
@@ -238,6 +242,35 @@ function stepWebgpuAdapter() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2c. The kernel toolchain: optional, so only installed as root (a missing one is one line).
+
+function onPath(bin) {
+  return spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function stepToolchain() {
+  const missing = debianToolchainPackages.filter((p) => !onPath(p.bin) && !debianPackageInstalled(p.name));
+  if (missing.length === 0) {
+    say(`kernel toolchain present (${debianToolchainPackages.map((p) => p.name).join(', ')})`);
+    return;
+  }
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const names = missing.map((p) => p.name);
+  if (!isRoot) {
+    say(`kernel toolchain: ${names.join(', ')} missing (${missing.map((p) => p.why).join('; ')}); as root: ${aptInstallCommand(names)}`);
+    return;
+  }
+  const t0 = performance.now();
+  say(`installing the kernel toolchain: ${names.join(' ')}`);
+  const install = ['install', '-y', '--no-install-recommends', ...names];
+  if (aptGet(install) !== 0 && (aptGet(['update']) !== 0 || aptGet(install) !== 0)) {
+    say(`kernel toolchain: apt-get install ${names.join(' ')} failed; the lab goes on without it`);
+    return;
+  }
+  say(`kernel toolchain installed (${elapsed(t0)})`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Jupyter-capable python
 
 function stepPython() {
@@ -330,6 +363,15 @@ function buildKernelLib() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4b. The native engine: never fatal; without it the wasm engine computes (one line says why).
+
+function stepNative() {
+  const m = buildNative({ quiet: true });
+  if (m.error) say(`native engine not built: ${m.error}; the wasm engine will be used`);
+  else say(`native engine: ${m.isa} kernels, build ${m.buildId} (${m.compiler})`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 5. tslab kernelspec
 
 function stepKernelSpec() {
@@ -353,7 +395,7 @@ function stepKernelSpec() {
 
 // ---------------------------------------------------------------------------------------------
 
-const steps = { npm: stepNpm, system: stepSystemPackages, webgpu: stepWebgpuAdapter, python: stepPython, build: stepBuild, kernelspec: stepKernelSpec };
+const steps = { npm: stepNpm, system: stepSystemPackages, webgpu: stepWebgpuAdapter, toolchain: stepToolchain, python: stepPython, build: stepBuild, native: stepNative, kernelspec: stepKernelSpec };
 const args = process.argv.slice(2);
 // `--only <step>` runs one step (to retry it, or to test it in isolation).
 let selected = Object.keys(steps);

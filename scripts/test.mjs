@@ -3,7 +3,8 @@
 //
 //   1. typecheck   tsc --noEmit over kernel-lib and kernel-lib/test
 //   2. unit tests  node --test (through tsx) over kernel-lib/test/**/*.test.ts and
-//                  scripts/test/**/*.test.mjs
+//                  scripts/test/**/*.test.mjs on the default engine (native where setup built
+//                  it), then the engine-dependent files again on the wasm engine
 //   3. notebooks   every notebooks/*.ipynb executed in fast mode (GMT_MODE=fast)
 //
 // Every step runs even when an earlier one failed, so one run shows every problem. The last
@@ -69,9 +70,15 @@ function tapTotals(tap) {
   return { pass: total('pass'), fail: total('fail'), cancelled: total('cancelled'), skipped: total('skipped'), todo: total('todo') };
 }
 
-async function unitTests() {
-  const files = [...findFiles('kernel-lib/test', '.test.ts'), ...findFiles('scripts/test', '.test.mjs')];
-  heading(`unit tests: ${files.length} files`);
+/**
+ * Test files whose code paths differ per engine: the whole suite runs on the default engine (the
+ * native one wherever setup built it), then these again on the wasm engine, so both engines are
+ * tested on every run.
+ */
+const ENGINE_FILES = ['adamw', 'mask', 'model', 'strategies', 'trainer', 'reliability', 'cli-train'].map((f) => `kernel-lib/test/${f}.test.ts`);
+
+async function unitTests(label, files, env = process.env) {
+  heading(`unit tests${label}: ${files.length} files`);
   if (files.length === 0) return;
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'gmt-test-'));
   const tapFile = path.join(tmp, 'report.tap');
@@ -83,21 +90,21 @@ async function unitTests() {
       '--test-reporter=spec', '--test-reporter-destination=stdout',
       '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
       ...files,
-    ]);
+    ], { env });
     const totals = tapTotals(existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '');
     if (totals.pass === null) {
       counts.failed += 1;
-      failures.push(`unit tests: node --test exited with ${status} and no report`);
+      failures.push(`unit tests${label}: node --test exited with ${status} and no report`);
       return;
     }
     counts.passed += totals.pass;
     counts.failed += totals.fail + (totals.cancelled ?? 0);
     counts.skipped += (totals.skipped ?? 0) + (totals.todo ?? 0);
-    if (totals.fail + (totals.cancelled ?? 0) > 0) failures.push(`unit tests: ${totals.fail + (totals.cancelled ?? 0)} failed`);
+    if (totals.fail + (totals.cancelled ?? 0) > 0) failures.push(`unit tests${label}: ${totals.fail + (totals.cancelled ?? 0)} failed`);
     else if (status !== 0) {
       // All reported tests passed but the run still failed (a file that did not load, ...).
       counts.failed += 1;
-      failures.push(`unit tests: node --test exited with ${status}`);
+      failures.push(`unit tests${label}: node --test exited with ${status}`);
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -116,8 +123,20 @@ async function notebooks() {
   }
 }
 
+/** Which engine the default run uses (what setup built), in one line. */
+function defaultEngine() {
+  try {
+    const m = JSON.parse(readFileSync(path.join(repoRoot, 'kernel-lib', 'native', 'manifest.json'), 'utf8'));
+    return m.error ? `wasm (native not built: ${m.error})` : `native (${m.isa}, build ${m.buildId})`;
+  } catch {
+    return 'wasm (native not built)';
+  }
+}
+
 await typecheck();
-await unitTests();
+const engine = process.env.GMT_ENGINE?.trim() || defaultEngine();
+await unitTests(` (engine: ${engine})`, [...findFiles('kernel-lib/test', '.test.ts'), ...findFiles('scripts/test', '.test.mjs')]);
+if (!/^wasm/.test(engine)) await unitTests(' (engine: wasm)', ENGINE_FILES.filter((f) => existsSync(path.join(repoRoot, f))), { ...process.env, GMT_ENGINE: 'wasm' });
 try {
   await notebooks();
 } catch (err) {

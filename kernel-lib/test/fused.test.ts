@@ -7,9 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { GPT, weightsSha256, type GPTConfig } from '../src/model';
 import { GPT_KERNELS_WASM, kernelVariant, relaxedSimdSupport, setKernelVariant, wasmKernels, type KernelVariant } from '../src/backend/wasm-kernels';
+import { setEngine } from '../src/backend/engine';
 import { train } from '../src/train';
 import type { HostBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
+
+// This file tests the wasm engine (native.test.ts the native one, against this one).
+setEngine('wasm');
 
 // Shapes chosen to hit every edge of the kernels: rows not a multiple of the 4-row GEMM panel,
 // a vocabulary not a multiple of the 8-column strip, T below the context, head size 8, and

@@ -7,6 +7,11 @@ import { shardRows } from '../src/parallel/pool';
 import { train } from '../src/train';
 import type { HostBatch } from '../src/types';
 import { Rng } from '../src/util/rng';
+import { setEngine } from '../src/backend/engine';
+
+// Data-parallel worker threads are the wasm engine's layout (the native engine threads inside
+// its kernels; native.test.ts).
+setEngine('wasm');
 
 const CFG: Partial<GPTConfig> = { vocabSize: 40, contextLength: 16, dModel: 32, nLayers: 2, nHeads: 4, seed: 5 };
 

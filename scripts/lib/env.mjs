@@ -32,6 +32,18 @@ export const debianPackages = [
   { name: 'redis-server', why: 'the job queue of sweeps across machines (gmt-lab worker) and its test; installed stopped, only tests start it, on loopback' },
 ];
 
+/**
+ * Debian packages of the kernel toolchain, installed by setup when it runs as root and skipped
+ * with one line otherwise: the lab works without them (on the wasm engine, and without the check
+ * that the committed wasm binaries match their source).
+ */
+export const debianToolchainPackages = [
+  { name: 'gcc', bin: 'gcc', why: 'builds the native engine (the kernels compiled for this CPU) at setup' },
+  { name: 'clang-19', bin: 'clang-19', why: 'rebuilds the wasm kernels from the shared source, to check the committed binaries match it' },
+  { name: 'lld-19', bin: 'wasm-ld-19', why: 'links the wasm kernels (with clang-19)' },
+  { name: 'llvm-19', bin: 'llvm-objdump-19', why: 'checks the wasm kernels own no memory (with clang-19)' },
+];
+
 /** The redis-server binary: REDIS_SERVER, else Debian's /usr/bin/redis-server; null when absent. */
 export function findRedisServer() {
   const candidate = process.env.REDIS_SERVER?.trim() || '/usr/bin/redis-server';

@@ -16,7 +16,8 @@ import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
 import { isFinal, ResultStore, type RunRecord } from '../sweep/store';
-import { loadGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
+import { gridForMode, loadGrid, resolveGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
+import type { EngineName } from '../backend/engine';
 import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
@@ -235,16 +236,24 @@ export interface RecheckResult {
  */
 export async function recheckRuns(grids: readonly SweepGrid[], store: string, opts: { count: number; mode?: RunMode; seed?: number }): Promise<RecheckResult[]> {
   const latest = new ResultStore(store).latest();
-  const candidates = new Map<string, PlannedRun>();
+  const mode = opts.mode ?? runMode();
+  // Each run with the engine its grid names (the engine is part of its key).
+  const candidates = new Map<string, { run: PlannedRun; engine?: EngineName }>();
   for (const g of grids) {
-    for (const r of (await planSweep(g, { mode: opts.mode ?? runMode() })).runs) if (latest.get(r.key)?.status === 'done') candidates.set(r.key, r);
+    const engine = gridForMode(resolveGrid(g), mode).engine;
+    for (const r of (await planSweep(g, { mode })).runs) if (latest.get(r.key)?.status === 'done') candidates.set(r.key, { run: r, engine });
   }
   const picked = new Rng(opts.seed ?? 0).shuffle([...candidates.values()]).slice(0, opts.count);
   if (picked.length === 0) return [];
-  const records = await runPlanned(picked);
-  return picked.map((run, i) => {
+  const records = new Map<string, RunRecord>();
+  for (const engine of new Set(picked.map((p) => p.engine))) {
+    const runs = picked.filter((p) => p.engine === engine).map((p) => p.run);
+    (await runPlanned(runs, { engine })).forEach((r, i) => records.set(runs[i]!.key, r));
+  }
+  return picked.map(({ run }) => {
     const stored = latest.get(run.key)!.weightsSha256 ?? '';
-    const now = records[i]?.weightsSha256 ?? `(${records[i]?.status}: ${records[i]?.error?.message ?? 'no record'})`;
+    const record = records.get(run.key);
+    const now = record?.weightsSha256 ?? `(${record?.status}: ${record?.error?.message ?? 'no record'})`;
     return { key: run.key, label: run.label, stored, now, match: stored !== '' && stored === now };
   });
 }

@@ -22,6 +22,7 @@
  * full-size run.
  */
 import { describeAdapter, webgpuProbeResult } from '../backend/webgpu';
+import { ENGINE_NAMES, type EngineName } from '../backend/engine';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { defaultGradientPath } from '../model/gpt';
@@ -68,11 +69,17 @@ export interface SweepGrid {
   seeds: SeedAxis;
   /** More axes: config field → values. */
   vary: Record<string, unknown[]>;
+  /**
+   * The engine every run of the grid computes on (`native` or `wasm`; default: this process's,
+   * see `backend/engine.ts`). The engine is part of each run's key, so a grid whose evidence was
+   * made on one engine names it to keep finding its stored runs wherever the other is the default.
+   */
+  engine?: EngineName;
   /** Replacements used in fast mode (`base` is merged, the rest replaced; `seeds` also replaces per-method seeds). */
   fast?: Partial<Omit<SweepGrid, 'fast'>>;
 }
 
-const GRID_DEFAULTS: SweepGrid = { name: 'sweep', description: '', base: {}, methods: [], tasks: [], presets: [], seeds: [], vary: {}, fast: undefined };
+const GRID_DEFAULTS: SweepGrid = { name: 'sweep', description: '', base: {}, methods: [], tasks: [], presets: [], seeds: [], vary: {}, engine: undefined, fast: undefined };
 
 /** One run of an expanded grid. */
 export interface PlannedRun {
@@ -209,6 +216,9 @@ export function resolveGrid(input: unknown, where = 'grid'): SweepGrid {
   const g = resolveConfig(GRID_DEFAULTS, input as Partial<SweepGrid>, where);
   if (typeof g.name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(g.name)) throw new ConfigError(`${where}.name must be letters, digits, ".", "_" or "-", got ${JSON.stringify(g.name)}`);
   if (typeof g.description !== 'string') throw new ConfigError(`${where}.description must be a string`);
+  if (g.engine !== undefined && !(ENGINE_NAMES as readonly unknown[]).includes(g.engine)) {
+    throw new ConfigError(`${where}.engine must be one of ${ENGINE_NAMES.join(', ')}, got ${JSON.stringify(g.engine)}`);
+  }
   if (!isPlainObject(g.base)) throw new ConfigError(`${where}.base must be an object of finetune config fields`);
   for (const k of ['methods', 'tasks', 'presets'] as const) {
     if (!Array.isArray(g[k])) throw new ConfigError(`${where}.${k} must be a list`);

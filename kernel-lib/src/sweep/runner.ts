@@ -10,9 +10,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../backend';
+import { engineChoice, type EngineName } from '../backend/engine';
 import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
 import { executeRun, provenance, type RunProgress } from './execute';
-import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
+import { currentExecutionContext, expandGrid, gridForMode, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
 import { isFinal, ResultStore, type RunRecord } from './store';
 import type { QueueProgress } from './queue';
 
@@ -117,17 +118,22 @@ function workerEntry(): { file: string; execArgv: string[] } {
   return { file: path.join(__dirname, ts ? 'worker-main.ts' : 'worker-main.js'), execArgv: ts ? ['--import', 'tsx'] : [] };
 }
 
-/** The execution context runs made with `threads` threads would have in this process's setup. */
-export async function sweepContext(threads: number): Promise<ExecutionContext> {
+/** The environment of a sweep's worker processes: `threads` per run, on `engine` (default: this process's). */
+function workerEnv(threads: number, engine?: EngineName): NodeJS.ProcessEnv {
+  return { ...process.env, GMT_WORKERS: String(threads), ...(engine ? { GMT_ENGINE: engine } : {}) };
+}
+
+/** The execution context runs made with `threads` threads (on `engine`) would have in this process's setup. */
+export async function sweepContext(threads: number, engine?: EngineName): Promise<ExecutionContext> {
   const report = await initBackend({ quiet: true });
-  return currentExecutionContext(report.backend, { ...process.env, GMT_WORKERS: String(threads) });
+  return currentExecutionContext(report.backend, workerEnv(threads, engine));
 }
 
 /** Plans a grid (file contents or object) without running anything. */
 export async function planSweep(grid: SweepGrid | unknown, opts: { threads?: number; mode?: RunMode } = {}): Promise<{ grid: SweepGrid; context: ExecutionContext; runs: PlannedRun[] }> {
   const resolved = resolveGrid(grid);
   const threads = opts.threads ?? defaultSweepLayout().threads;
-  const context = await sweepContext(threads);
+  const context = await sweepContext(threads, gridForMode(resolved, opts.mode ?? runMode()).engine);
   return { grid: resolved, context, runs: expandGrid(resolved, context, opts.mode ?? runMode()) };
 }
 
@@ -145,6 +151,7 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   }
   if (opts.queue !== undefined && opts.fresh) throw new ConfigError('sweep: fresh cannot be used with queue (workers return the runs they already made)');
   const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
+  const engine = gridForMode(grid, opts.mode ?? runMode()).engine;
   const t0 = performance.now();
   const finished = opts.fresh ? new Set<string>() : store.finishedKeys();
   const todo = runs.filter((r) => !finished.has(r.key));
@@ -172,8 +179,8 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     if (opts.queue !== undefined) {
       const { collectFromQueue } = await import('./queue');
       cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
-    } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
-    else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
+    } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal, engine);
+    else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads, engine }, progress, record, emit, opts.signal);
   }
   const latest = store.latest();
   const records = new Map<string, RunRecord>();
@@ -198,8 +205,12 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
 
 async function runInProcess(
   todo: PlannedRun[], context: ExecutionContext, grid: string, progress: SweepProgress,
-  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
+  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal, engine?: EngineName,
 ): Promise<boolean> {
+  const here = engineChoice().engine;
+  if (engine !== undefined && engine !== here) {
+    throw new ConfigError(`sweep: grid ${grid} runs on the ${engine} engine, but jobs 0 runs in this process, which uses the ${here} engine (set GMT_ENGINE=${engine}, or use jobs ≥ 1)`);
+  }
   for (const run of todo) {
     if (signal?.aborted) return true;
     progress.running = [{ key: run.key, label: run.label, step: 0, steps: run.config.steps }];
@@ -218,12 +229,12 @@ async function runInProcess(
 }
 
 function runInWorkers(
-  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number }, progress: SweepProgress,
+  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number; engine?: EngineName }, progress: SweepProgress,
   record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
 ): Promise<boolean> {
   const queue = [...todo];
   const { file, execArgv } = workerEntry();
-  const env = { ...process.env, GMT_WORKERS: String(layout.threads) };
+  const env = workerEnv(layout.threads, layout.engine);
   const live = new Set<ChildProcess>();
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
@@ -356,12 +367,14 @@ export async function runPlanned(
     parallel?: number;
     /** The execution context, when the caller has it already. */
     context?: ExecutionContext;
+    /** The engine the runs were planned on (their grid's `engine`). */
+    engine?: EngineName;
   } = {},
 ): Promise<RunRecord[]> {
   const layout = defaultSweepLayout();
   const jobs = opts.jobs ?? Math.min(layout.jobs, runs.length);
   const threads = opts.threads ?? layout.threads;
-  const context = opts.context ?? (await sweepContext(threads));
+  const context = opts.context ?? (await sweepContext(threads, opts.engine));
   const got = new Map<string, RunRecord>();
   const progress: SweepProgress = { grid: opts.grid ?? 'check', total: runs.length, skipped: 0, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const record = (r: RunRecord): void => {
@@ -369,8 +382,8 @@ export async function runPlanned(
     progress.running = progress.running.filter((x) => x.key !== r.key);
   };
   const emit = (): void => opts.onProgress?.(progress.running.map((r) => ({ ...r })));
-  if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, emit, opts.signal);
-  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel }, progress, record, emit, opts.signal);
+  if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, emit, opts.signal, opts.engine);
+  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel, engine: opts.engine }, progress, record, emit, opts.signal);
   return runs.map((r) => got.get(r.key)!);
 }
 
