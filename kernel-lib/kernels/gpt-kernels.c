@@ -338,6 +338,41 @@ __attribute__((noinline)) static void micro_native(int kc, const float *pa, cons
     }
 }
 
+#if defined(GMT_AVX512)
+/** In-register transpose of 16 rows of 16 floats. */
+INLINE void transpose16(__m512 *r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+  for (int i = 0; i < 4; i++) {
+    __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]), c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int h = 0; h < 2; h++)
+    for (int i = 0; i < 4; i++) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + i + 4], 0x88);
+      t[8 * h + i + 4] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) { r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88); r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd); }
+}
+
+/** dst[c·stride + r] = src[r·ld + c] for r < rows (≤ 16), c < cols, and 0 for rows ≤ r < width:
+ * the packing of a transposed operand, 16 × 16 blocks at a time. */
+static void pack_transposed(const float *src, int ld, int rows, int cols, float *dst, int stride, int width) {
+  __mmask16 store = (__mmask16)((1u << width) - 1);
+  for (int c0 = 0; c0 < cols; c0 += 16) {
+    int cn = cols - c0 < 16 ? cols - c0 : 16;
+    __mmask16 load = (__mmask16)((1u << cn) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + (size_t)i * ld + c0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int c = 0; c < cn; c++) _mm512_mask_storeu_ps(dst + (size_t)(c0 + c) * stride, store, r[c]);
+  }
+}
+#endif
+
 /** Packs op(B)[k0 : k0+kc, strip s] into d ([kc][NR], zero past N). */
 static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc, int s, float *d) {
   int j0 = s * NR, nv = N - j0 < NR ? N - j0 : NR;
@@ -348,7 +383,13 @@ static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc,
       for (int v = 0; v < NV; v++) vf_store(d + k * NR + v * VW, vf_load(src + v * VW));
     }
   } else if (tb) {
-    /* op(B)[k][j] = B[j·ldb + k]: read each of the strip's rows of B once, contiguously. */
+    /* op(B)[k][j] = B[j·ldb + k]: the strip's rows of B, transposed. */
+#if defined(GMT_AVX512)
+    for (int h = 0; h < NR; h += 16) {
+      int rows = nv - h < 0 ? 0 : nv - h > 16 ? 16 : nv - h;
+      pack_transposed(B + (size_t)(j0 + h) * ldb + k0, ldb, rows, kc, d + h, NR, 16);
+    }
+#else
     for (int j = 0; j < NR; j++) {
       if (j < nv) {
         const float *r = B + (size_t)(j0 + j) * ldb + k0;
@@ -357,6 +398,7 @@ static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc,
         for (int k = 0; k < kc; k++) d[k * NR + j] = 0.0f;
       }
     }
+#endif
   } else {
     for (int k = 0; k < kc; k++) {
       const float *src = B + (size_t)(k0 + k) * ldb + j0;
@@ -368,12 +410,21 @@ static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc,
 /** Packs op(A)[rows i0 : i0+mv, k0+kb : k0+ke] into packA ([ke−kb][MR], zero past mv). */
 static void pack_a_panel(const float *A, int lda, int ta, int i0, int mv, int k0, int kb, int ke, float *packA) {
   if (ta) {
+#if defined(GMT_AVX512)
+    __mmask16 load = (__mmask16)((1u << mv) - 1), store = (__mmask16)((1u << MR) - 1);
+    for (int k = kb; k < ke; k++)
+      _mm512_mask_storeu_ps(packA + (k - kb) * MR, store, _mm512_maskz_loadu_ps(load, A + (size_t)(k0 + k) * lda + i0));
+#else
     for (int k = kb; k < ke; k++) {
       const float *a = A + (size_t)(k0 + k) * lda + i0;
       float *o = packA + (k - kb) * MR;
       for (int i = 0; i < MR; i++) o[i] = i < mv ? a[i] : 0.0f;
     }
+#endif
   } else {
+#if defined(GMT_AVX512)
+    pack_transposed(A + (size_t)i0 * lda + k0 + kb, lda, mv, ke - kb, packA, MR, MR);
+#else
     for (int i = 0; i < MR; i++) {
       if (i < mv) {
         const float *a = A + (size_t)(i0 + i) * lda + k0;
@@ -382,6 +433,7 @@ static void pack_a_panel(const float *A, int lda, int ta, int i0, int mv, int k0
         for (int k = kb; k < ke; k++) packA[(k - kb) * MR + i] = 0.0f;
       }
     }
+#endif
   }
 }
 
@@ -655,6 +707,34 @@ void gelu_bwd(const float *x, const float *dy, float *dx, int n) {
 /** Row-wise causal softmax of S [T, T] in place, after scaling by `scale`; entries above the
  * diagonal become 0. */
 static void causal_softmax(float *S, int T, float scale) {
+#if defined(GMT_AVX512)
+  /* Masked tails: a row's last partial vector stays in the vector unit (a scalar tail would pay a
+   * whole vector e^x per entry). */
+  vf vs = vf_splat(scale), zero = vf_splat(0.0f);
+  for (int i = 0; i < T; i++) {
+    float *row = S + (size_t)i * T;
+    int n = i + 1, j;
+    vf vmax = vf_splat(row[0]);
+    for (j = 0; j < n; j += VW) {
+      __mmask16 k = (__mmask16)(n - j >= VW ? 0xffff : (1u << (n - j)) - 1);
+      vmax = _mm512_mask_max_ps(vmax, k, vmax, _mm512_maskz_loadu_ps(k, row + j));
+    }
+    float m = _mm512_reduce_max_ps(vmax) * scale;
+    vf vm = vf_splat(m), acc = zero;
+    for (j = 0; j < n; j += VW) {
+      __mmask16 k = (__mmask16)(n - j >= VW ? 0xffff : (1u << (n - j)) - 1);
+      vf e = _mm512_maskz_mov_ps(k, exp4(vf_sub(vf_mul(_mm512_maskz_loadu_ps(k, row + j), vs), vm)));
+      _mm512_mask_storeu_ps(row + j, k, e);
+      acc = vf_add(acc, e);
+    }
+    vf inv = vf_splat(1.0f / hsum4(acc));
+    for (j = 0; j < n; j += VW) {
+      __mmask16 k = (__mmask16)(n - j >= VW ? 0xffff : (1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps(row + j, k, vf_mul(_mm512_maskz_loadu_ps(k, row + j), inv));
+    }
+    for (j = n; j < T; j++) row[j] = 0.0f;
+  }
+#else
   vf vs = vf_splat(scale);
   for (int i = 0; i < T; i++) {
     float *row = S + (size_t)i * T;
@@ -677,6 +757,7 @@ static void causal_softmax(float *S, int T, float scale) {
     for (; j < n; j++) row[j] *= vf_lane0(inv);
     for (; j < T; j++) row[j] = 0.0f;
   }
+#endif
 }
 
 /** attention_fwd for one (sequence b, head h). */
@@ -719,6 +800,24 @@ INLINE void attention_bwd_one(const float *qkv, const float *P, const float *dou
   gemm_tri(p, T, 1, dO, d, 0, dq + 2 * d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
   gemm_tri(dO, d, 0, q + 2 * d, ld, 1, dP, T, T, T, hd, 0, scratch, TRI_C_LOWER);
   /* dP holds garbage above the diagonal (skipped strips); dS there is exactly 0. */
+#if defined(GMT_AVX512)
+  for (int i = 0; i < T; i++) {
+    const float *pr = p + (size_t)i * T;
+    float *dr = dP + (size_t)i * T;
+    int n = i + 1, j;
+    vf acc = vf_splat(0.0f);
+    for (j = 0; j < n; j += VW) {
+      __mmask16 k = (__mmask16)(n - j >= VW ? 0xffff : (1u << (n - j)) - 1);
+      acc = MADD(_mm512_maskz_loadu_ps(k, dr + j), _mm512_maskz_loadu_ps(k, pr + j), acc);
+    }
+    vf vs = vf_splat(hsum4(acc)), vsc = vf_splat(scale);
+    for (j = 0; j < n; j += VW) {
+      __mmask16 k = (__mmask16)(n - j >= VW ? 0xffff : (1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps(dr + j, k, vf_mul(vf_mul(_mm512_maskz_loadu_ps(k, pr + j), vf_sub(_mm512_maskz_loadu_ps(k, dr + j), vs)), vsc));
+    }
+    for (j = n; j < T; j++) dr[j] = 0.0f;
+  }
+#else
   for (int i = 0; i < T; i++) {
     const float *pr = p + (size_t)i * T;
     float *dr = dP + (size_t)i * T;
@@ -733,6 +832,7 @@ INLINE void attention_bwd_one(const float *qkv, const float *P, const float *dou
     for (; j < n; j++) dr[j] = pr[j] * (dr[j] - s) * scale;
     for (; j < T; j++) dr[j] = 0.0f;
   }
+#endif
   gemm_tri(dP, T, 0, q + d, ld, 0, dq, ld, T, hd, T, 0, scratch, TRI_A_LOWER);
   gemm_tri(dP, T, 1, q, ld, 0, dq + d, ld, T, hd, T, 0, scratch, TRI_A_UPPER);
 }

@@ -14,11 +14,13 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <time.h>
 
 #include "gpt-kernels.c"
 
@@ -53,9 +55,12 @@ static float *thread_scratch(size_t floats) {
 /* ------------------------------------------------------------------------------------------ */
 
 #define MAX_THREADS 64
-/* Spins before a waiting worker sleeps: kernels of one training step follow each other within
- * microseconds, and a wake-up from sleep costs tens of them. */
-#define SPIN_ROUNDS 200000
+/* A waiting worker spins (pause) for SPIN_ROUNDS, then yields the core for YIELD_ROUNDS more
+ * checks, then sleeps: kernels of one training step follow each other within microseconds, and a
+ * wake-up from sleep costs tens of them, but a spinning thread must not keep the core from
+ * Node's own threads (garbage collection, compilation) or the caller. */
+#define SPIN_ROUNDS 2000
+#define YIELD_ROUNDS 20000
 
 typedef void (*task_fn)(void *ctx, int tid, int nth);
 
@@ -93,7 +98,10 @@ static void *worker_main(void *arg) {
   for (;;) {
     unsigned g;
     int spins = 0;
-    while ((g = atomic_load(&pool.gen)) == seen && spins < SPIN_ROUNDS) { cpu_relax(); spins++; }
+    while ((g = atomic_load(&pool.gen)) == seen && spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+      if (spins++ < SPIN_ROUNDS) cpu_relax();
+      else sched_yield();
+    }
     if (g == seen) {
       pthread_mutex_lock(&pool.mu);
       pool.sleeping++;
@@ -149,7 +157,10 @@ static void pool_run(task_fn fn, void *ctx, int n) {
   if (pool.sleeping) pthread_cond_broadcast(&pool.cv);
   pthread_mutex_unlock(&pool.mu);
   fn(ctx, 0, n);
-  while (atomic_load(&pool.pending) > 0) cpu_relax();
+  for (int spins = 0; atomic_load(&pool.pending) > 0; spins++) {
+    if (spins < SPIN_ROUNDS) cpu_relax();
+    else sched_yield();
+  }
   pthread_mutex_unlock(&pool.dispatch);
 }
 
@@ -572,6 +583,55 @@ KERNEL_HEAP(set_threads, 1, 0)
 END
 
 /* ------------------------------------------------------------------------------------------ */
+/* FMA peak: the reference a kernel's GFLOP/s is read against                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* 16 independent chains (fewer are latency-bound on cores with two FMA pipes of latency 4). */
+#define PEAK_CHAINS 16
+
+typedef struct { long iters; double sink[MAX_THREADS]; } peak_task;
+
+static void peak_worker(void *p, int tid, int nth) {
+  peak_task *t = (peak_task *)p;
+  vf acc[PEAK_CHAINS], b = vf_splat(1.0000001f), c = vf_splat(1e-7f);
+  for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = vf_splat((float)(i + tid));
+  for (long it = 0; it < t->iters; it++) {
+#pragma GCC unroll 16
+    for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = MADD(acc[i], b, c);
+  }
+  float s = 0.0f;
+  for (int i = 0; i < PEAK_CHAINS; i++) s += vf_lane0(acc[i]);
+  t->sink[tid] = s;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+KERNEL_HEAP(fma_peak, 2, 0)
+  double ms = a[0] > 0 ? a[0] : 100;
+  int threads = I(1) < 1 ? 1 : I(1);
+  int had = pool.threads;
+  pool_set_threads(threads);
+  int n = pool.threads;
+  peak_task t = { .iters = 100000 };
+  double best = 0;
+  /* Size the run to about ms milliseconds, then keep the best of three. */
+  for (int round = 0; round < 4; round++) {
+    double t0 = now_s();
+    pool_run(peak_worker, &t, n);
+    double dt = now_s() - t0;
+    double gf = (double)t.iters * PEAK_CHAINS * VW * 2 * n / dt / 1e9;
+    if (round == 0) t.iters = (long)(t.iters * (ms / 3 / 1000) / (dt > 1e-6 ? dt : 1e-6)) + 1;
+    else if (gf > best) best = gf;
+  }
+  pool.threads = had;
+  return num(env, best);
+END
+
+/* ------------------------------------------------------------------------------------------ */
 /* Self-test: the optimized kernels against naive double-precision code in this same binary   */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -702,7 +762,7 @@ NAPI_MODULE_INIT() {
     FN(layernorm_fwd), FN(layernorm_bwd), FN(gelu_fwd), FN(gelu_bwd), FN(attention_fwd), FN(attention_bwd),
     FN(embed_fwd), FN(embed_bwd), FN(xent_fwd_bwd), FN(adamw), FN(sum_squares), FN(select_work_words),
     FN(select_abs_parts), FN(mark_bits), FN(mask_apply), FN(and_popcount), FN(kv_store), FN(attention_decode), FN(argmax_rows),
-    FN(set_threads), FN(self_test), FN(info),
+    FN(set_threads), FN(self_test), FN(info), FN(fma_peak),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

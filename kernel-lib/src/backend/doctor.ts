@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { kernelVariant, type KernelVariant } from './wasm-kernels';
+import { engineChoice, type EngineName } from './engine';
 import { BACKEND_ORDER, BackendName, BackendReport, currentBackend, initBackend, probeBackend, resolveOptional, WEBGPU_OPT_IN_REASON } from './select';
 import { describeAdapter, probeWebgpu, type WebgpuAdapter } from './webgpu';
 
@@ -34,8 +35,18 @@ export interface DoctorReport {
   };
   /** SIMD flag, tfjs's own thread flag (always false in Node), and the matmul pool size in use. */
   wasm: { simd: boolean; threads: boolean; poolThreads: number; threadsNote: string } | null;
-  /** The build of our fused training kernels this process uses (wasm only) and why. */
+  /** The build of the wasm engine's kernels this process would use, and why. */
   fusedKernels: { variant: KernelVariant | null; reason: string } | null;
+  /**
+   * The engine of the fused path (`backend/engine.ts`) and why; the native build (ISA, compiler,
+   * flags, build id) when one loaded; why the other engine is not used.
+   */
+  engine: {
+    name: EngineName | null;
+    reason: string;
+    native?: { isa: string; buildId: string; compiler: string; flags: string };
+    otherNotUsed: string;
+  };
   cpus: number;
   platform: string;
   /** One row per known backend, fastest first. */
@@ -107,6 +118,17 @@ export async function doctor(): Promise<DoctorReport> {
     }
   }
 
+  let engine: DoctorReport['engine'];
+  try {
+    const c = engineChoice();
+    engine = {
+      name: c.engine, reason: c.reason, otherNotUsed: c.otherNotUsed,
+      ...(c.native ? { native: { isa: c.native.isa, buildId: c.native.buildId, compiler: c.native.compiler, flags: c.native.flags } } : {}),
+    };
+  } catch (e) {
+    engine = { name: null, reason: (e as Error).message, otherNotUsed: '' };
+  }
+
   const versions: DoctorReport['versions'] = {
     node: process.version,
     tfjs: tf.version.tfjs,
@@ -124,6 +146,7 @@ export async function doctor(): Promise<DoctorReport> {
     versions,
     wasm,
     fusedKernels,
+    engine,
     cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
     platform: `${process.platform}-${process.arch}`,
     backends,
@@ -153,7 +176,11 @@ export function formatDoctor(report: DoctorReport): string {
   const kv = (k: string, v: string) => out.push(`${k.padEnd(20)}${v}`);
   kv('backend', `${report.backend} (tfjs "${report.tfjsBackend}", chosen by ${report.chosenBy})`);
   if (report.wasm) kv('wasm', `SIMD ${report.wasm.simd ? 'on' : 'off'}, ${report.wasm.poolThreads} thread${report.wasm.poolThreads === 1 ? '' : 's'} (${report.wasm.threadsNote})`);
-  if (report.fusedKernels) kv('fused kernels', `${report.fusedKernels.variant ?? 'none'} (${report.fusedKernels.reason})`);
+  const e = report.engine;
+  kv('engine', e.name ? `${e.name}${e.name === 'native' && e.native ? ` (${e.native.isa} kernels, build ${e.native.buildId})` : ''}: ${e.reason}` : `none: ${e.reason}`);
+  if (e.native) kv('native build', `${e.native.compiler}; ${e.native.flags}`);
+  if (e.otherNotUsed) kv('not used', e.otherNotUsed);
+  if (report.fusedKernels) kv('wasm kernels', `${report.fusedKernels.variant ?? 'none'} (${report.fusedKernels.reason})`);
   kv('cpus', `${report.cpus} (${report.platform})`);
   const a = report.webgpu.adapter;
   kv('webgpu adapter', a ? `${describeAdapter(a)}; max buffer ${Math.round((a.limits.maxBufferSize ?? 0) / 2 ** 20)} MiB, workgroup ≤ ${a.limits.maxComputeInvocationsPerWorkgroup}` : 'none');

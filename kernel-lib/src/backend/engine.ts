@@ -88,6 +88,44 @@ export interface FusedKernelsHandle {
 
 const nativeByMemory = new WeakMap<WebAssembly.Memory, FusedKernels & DecodeKernels>();
 
+/** Milliseconds per kernel while a profile is being taken (`startKernelProfile`). */
+let profile: Map<string, number> | undefined;
+const profiled = new WeakMap<object, object>();
+
+/**
+ * Starts timing every call of the fused kernels, per kernel name (for `gmt-lab bench`: where an
+ * update's time goes). A wrapper times each call: microseconds of overhead per update.
+ */
+export function startKernelProfile(): void {
+  profile = new Map();
+}
+
+/** Stops the profile and returns the milliseconds spent in each kernel since it started. */
+export function stopKernelProfile(): Map<string, number> {
+  const p = profile ?? new Map<string, number>();
+  profile = undefined;
+  return p;
+}
+
+/** `kernels` with every function timed into the running profile. */
+function timed<K extends object>(kernels: K): K {
+  let w = profiled.get(kernels) as K | undefined;
+  if (!w) {
+    const out = {} as Record<string, unknown>;
+    for (const [name, fn] of Object.entries(kernels)) {
+      out[name] = typeof fn !== 'function' ? fn : (...args: unknown[]) => {
+        const t0 = performance.now();
+        const r = (fn as (...a: unknown[]) => unknown)(...args);
+        if (profile) profile.set(name, (profile.get(name) ?? 0) + performance.now() - t0);
+        return r;
+      };
+    }
+    w = out as K;
+    profiled.set(kernels, w);
+  }
+  return w;
+}
+
 /** Why the fused kernels cannot run on the active backend, or `undefined` when they can. */
 export function fusedKernelsUnavailableReason(): string | undefined {
   return wasmKernelsUnavailableReason();
@@ -108,8 +146,41 @@ export function fusedKernels(threads?: number): FusedKernelsHandle | undefined {
     let kernels = nativeByMemory.get(memory);
     if (!kernels) nativeByMemory.set(memory, (kernels = nativeKernels(nat.addon, backend)));
     if (threads !== undefined) setNativeThreads(nat.addon, threads);
-    return { kernels, backend, engine: 'native', label: engineLabel(choice), decode: kernels };
+    const k = profile ? timed(kernels) : kernels;
+    return { kernels: k, backend, engine: 'native', label: engineLabel(choice), decode: k };
   }
   const wk = wasmKernels();
-  return wk ? { kernels: wk.kernels, backend: wk.backend, engine: 'wasm', label: engineLabel(choice) } : undefined;
+  return wk ? { kernels: profile ? timed(wk.kernels) : wk.kernels, backend: wk.backend, engine: 'wasm', label: engineLabel(choice) } : undefined;
+}
+
+/** Which part of an update each kernel belongs to (the families `gmt-lab bench` reports). */
+export const KERNEL_FAMILIES: Readonly<Record<string, string>> = Object.freeze({
+  gemm: 'GEMM',
+  attention_fwd: 'attention', attention_bwd: 'attention',
+  layernorm_fwd: 'row kernels', layernorm_bwd: 'row kernels', gelu_fwd: 'row kernels', gelu_bwd: 'row kernels', xent_fwd_bwd: 'row kernels',
+  embed_fwd: 'row kernels', embed_bwd: 'row kernels', copy_add: 'row kernels', fill_zero: 'row kernels', scale_add: 'row kernels',
+  adamw: 'optimizer', sum_squares: 'optimizer',
+  select_abs_parts: 'mask', mask_apply: 'mask', mark_bits: 'mask', and_popcount: 'mask', select_work_words: 'mask',
+});
+
+/** The FMA peak of this CPU measured by the native engine (see `measureFmaPeak`). */
+export interface FmaPeak {
+  /** GFLOP/s of one thread. */
+  perCore: number;
+  /** GFLOP/s of `threads` threads at once. */
+  allCores: number;
+  threads: number;
+  /** The vector width the probe used (the native build's ISA). */
+  isa: string;
+}
+
+/**
+ * This machine's fp32 multiply-add peak: 16 independent chains of the native build's widest
+ * vector multiply-add per thread for about `ms` milliseconds, on one thread and then on
+ * `threads` at once (undefined without a native build).
+ */
+export function measureFmaPeak(threads: number, ms = 200): FmaPeak | undefined {
+  const nat = loadNative();
+  if (!nat.ok) return undefined;
+  return { perCore: nat.addon.fma_peak(ms, 1), allCores: nat.addon.fma_peak(ms, threads), threads, isa: nat.build.isa };
 }

@@ -28,6 +28,8 @@ interface NativeAddon extends FusedKernels, DecodeKernels {
   bind(buffer: ArrayBuffer): number;
   set_threads(n: number): number;
   self_test(): string | null;
+  /** GFLOP/s of `threads` threads running 16 independent vector FMA chains each for about `ms` ms. */
+  fma_peak(ms: number, threads: number): number;
   info(): { isa: string; vectorFloats: number; microTile: number; compiler: string; flags: string; threads: number };
 }
 

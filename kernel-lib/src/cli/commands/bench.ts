@@ -1,4 +1,10 @@
-/** `gmt-lab bench`: update speed per tuning method on the active backend, interleaved, with overheads vs SFT. */
+/**
+ * `gmt-lab bench`: update speed per tuning method on the active backend, interleaved, with
+ * overheads vs SFT; with `--ref` or `--engines` first the engines (native and wasm, one thread
+ * and every core) against this CPU's FMA peak and, with `--torch` or where PyTorch imports, the
+ * same update in PyTorch.
+ */
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initBackend } from '../../backend';
 import { gptPreset, type GPTPresetName } from '../../model/presets';
@@ -6,6 +12,7 @@ import { barFigure, type BarSeries } from '../../plots/figures';
 import { exportFigure } from '../../plots/export';
 import { benchUpdates,
   benchMachine, DEFAULT_BENCH_METHODS, MODEL_PATHS, REFERENCE_BENCH_MODEL, type BenchResult, type ModelPath } from '../../train/bench';
+import { benchEngines, defaultEngineLayouts, formatEngineBench } from '../../train/engine-bench';
 import { ConfigError } from '../../util/config';
 import { writeJsonAtomic } from '../../util/fsx';
 import { defineCommand } from '../command';
@@ -71,6 +78,8 @@ export default defineCommand({
     out: { type: 'string', summary: 'output folder', default: 'bench', metavar: 'DIR' },
     figure: { type: 'boolean', summary: 'export the overhead figure (use --no-figure to skip)', default: true },
     json: { type: 'boolean', summary: 'print the result as JSON on stdout' },
+    engines: { type: 'boolean', summary: 'time the engines (native, wasm) on one thread and every core against the FMA peak, then stop (--ref does this before the methods)' },
+    torch: { type: 'boolean', summary: 'also time the same update in PyTorch, and fail where torch does not import (--ref includes it wherever python3 imports torch)' },
   },
   async run({ options: o }, io) {
     if (o.ref && o.preset) throw new ConfigError('--ref and --preset exclude each other');
@@ -86,13 +95,26 @@ export default defineCommand({
     const wanted = o.methods?.map((m) => m.replace(/:(\w+)$/, ' ($1)'));
     const methods = DEFAULT_BENCH_METHODS.filter((m) => !wanted || wanted.includes(m.label) || m.label === 'sft');
     const backend = await initBackend({ quiet: true });
+    const outDir = path.resolve(o.out);
+    if (o.ref || o.engines) {
+      if (backend.backend !== 'wasm') throw new ConfigError(`--ref and --engines time the fused engines, which run on the wasm backend (this process: ${backend.backend})`);
+      const layouts = defaultEngineLayouts();
+      io.stderr(`gmt-lab bench: ${layouts.map((l) => `${l.engine} × ${l.threads}`).join(', ')}: ${o.steps} interleaved updates each\n`);
+      const engines = await benchEngines({ model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, seed: o.seed, layouts, onRound: (r) => io.stderr(`  round ${r + 1}/${o.steps}\n`) });
+      const torch = o.ref || o.torch ? torchReference(model, o.batch, [...new Set(layouts.map((l) => l.threads))], o.torch, io) : [];
+      writeJsonAtomic(path.join(outDir, 'engines.json'), { ...engines, ...(torch.length ? { torch } : {}) });
+      io.stderr(`${formatEngineBench(engines, torch.map((t) => ({ label: 'pytorch', threads: t.threads, medianMs: t.medianMs })))}\nwrote ${path.join(outDir, 'engines.json')}\n\n`);
+      if (o.engines) {
+        if (o.json) io.stdout(`${JSON.stringify(engines)}\n`);
+        return 0;
+      }
+    }
     io.stderr(`gmt-lab bench: ${methods.length} methods × ${o.steps} updates on ${backend.backend}\n`);
     const core = await benchUpdates({
       model, batchSize: o.batch, steps: o.steps, warmup: o.warmup, methods, seed: o.seed, path: o.path as ModelPath, threads: o.threads,
       onRound: (r) => io.stderr(`  round ${r + 1}/${o.steps}\n`),
     });
     const result: BenchResult = { ...core, threads: backend.threads, machine: benchMachine() };
-    const outDir = path.resolve(o.out);
     writeJsonAtomic(path.join(outDir, 'results.json'), result);
     const table = formatBench(result);
     io.stderr(`${table}\nwrote ${path.join(outDir, 'results.json')}\n`);
@@ -117,3 +139,30 @@ export default defineCommand({
     return 0;
   },
 });
+
+/** The PyTorch script that mirrors the lab's update (kernel-lib/python). */
+const TORCH_SCRIPT = path.join(__dirname, '..', '..', '..', 'python', 'torch_reference.py');
+
+/**
+ * The same update in PyTorch, on each thread count: `python3 torch_reference.py` (GMT_PYTHON, else
+ * /usr/bin/python3, else python3 on PATH), its BLAS and OpenMP pools set to the thread count.
+ * Where torch does not import: nothing, or (when `required`) a ConfigError saying so.
+ */
+function torchReference(model: { vocabSize?: number; dModel?: number; nLayers?: number; nHeads?: number; contextLength?: number }, batch: number, threads: number[], required: boolean, io: { stderr(s: string): void }): { threads: number; medianMs: number; torch: string }[] {
+  const pythons = [process.env.GMT_PYTHON?.trim(), '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
+  const python = pythons.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  if (!python) {
+    if (required) throw new ConfigError(`--torch: no python3 here imports torch (tried ${pythons.join(', ')}); on Debian: apt-get install python3-torch libopenblas0-pthread`);
+    return [];
+  }
+  const out: { threads: number; medianMs: number; torch: string }[] = [];
+  for (const n of threads) {
+    io.stderr(`  pytorch on ${n} thread${n === 1 ? '' : 's'} (${python})\n`);
+    const args = [TORCH_SCRIPT, '--threads', String(n), '--vocab', String(model.vocabSize ?? 64), '--d', String(model.dModel ?? 128),
+      '--layers', String(model.nLayers ?? 4), '--heads', String(model.nHeads ?? 4), '--context', String(model.contextLength ?? 64), '--batch', String(batch)];
+    const r = spawnSync(python, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(n), OPENBLAS_NUM_THREADS: String(n) } });
+    if (r.status !== 0) throw new Error(`the PyTorch reference failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`);
+    out.push(JSON.parse(r.stdout.trim().split('\n').pop()!) as { threads: number; medianMs: number; torch: string });
+  }
+  return out;
+}
