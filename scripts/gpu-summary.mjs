@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The figures of scripts/gpu-check.sh as Markdown: adapter, tokens/s on webgpu and wasm, and
+// The figures of scripts/gpu-check.sh as Markdown: adapter, tokens/s on webgpu, the native CPU
+// engine and wasm, and
 // GMT's overhead over SFT on webgpu (paired median with its 95% interval, from `gmt-lab bench`).
 //   node scripts/gpu-summary.mjs OUT
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,14 +27,17 @@ const adapter = /^webgpu adapter\s+(.*)$/m.exec(text('doctor.txt'))?.[1] ?? 'not
 lines.push(`- WebGPU adapter: ${adapter}`);
 const gpu = read('webgpu.json');
 const cpu = read('wasm.json');
+const native = read('native.json');
 const sft = (r) => r?.rows.find((x) => x.label === 'sft');
 if (!gpu) lines.push(`- webgpu bench: no result (${text('webgpu.err').trim().split('\n').slice(-3).join(' / ') || 'see webgpu.err'})`);
 if (!cpu) lines.push(`- wasm bench: no result (${text('wasm.err').trim().split('\n').slice(-3).join(' / ') || 'see wasm.err'})`);
-for (const [name, r] of [['webgpu', gpu], ['wasm', cpu]]) {
+if (!native) lines.push(`- native bench: no result (${text('native.err').trim().split('\n').slice(-3).join(' / ') || 'see native.err'})`);
+for (const [name, r] of [['webgpu', gpu], ['native', native], ['wasm', cpu]]) {
   if (!r) continue;
   lines.push(`- ${name}: ${r.params.toLocaleString('en-US')} parameters, batch ${r.batchSize} × ${r.tokensPerUpdate / r.batchSize} tokens, ${r.path} path, ${r.gradientThreads} gradient thread(s); SFT ${sft(r).medianMs.toFixed(1)} ms per update, ${Math.round(sft(r).tokensPerSecond).toLocaleString('en-US')} tokens/s`);
 }
 if (gpu && cpu) lines.push(`- webgpu over wasm, SFT tokens/s: ${(sft(gpu).tokensPerSecond / sft(cpu).tokensPerSecond).toFixed(2)}× (goal ≥ 20×)`);
+if (gpu && native) lines.push(`- webgpu over the native CPU engine (all cores), SFT tokens/s: ${(sft(gpu).tokensPerSecond / sft(native).tokensPerSecond).toFixed(2)}×`);
 if (gpu) {
   lines.push('', '| method (webgpu) | ms/update | paired over SFT | 95% CI | goal |', '|---|---|---|---|---|');
   for (const row of gpu.rows) {

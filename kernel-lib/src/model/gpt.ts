@@ -43,6 +43,19 @@ export interface GPTOptions {
    * `parallel/pool.ts`). 2 uses both cores of a 2-core machine.
    */
   workers?: number;
+  /**
+   * How the native engine shares a step among its threads: `kernels` (default; every kernel is
+   * split, and any thread count gives the same bits) or `batch` (each thread a share of the
+   * batch's rows, as the wasm engine does; sums depend on the count). `GMT_SPLIT` sets the default.
+   */
+  split?: 'kernels' | 'batch';
+}
+
+/** The thread split of the native engine: the option, else `GMT_SPLIT`, else `kernels`. */
+function resolveSplit(option: GPTOptions['split'], env: NodeJS.ProcessEnv): 'kernels' | 'batch' {
+  const v = option ?? (env.GMT_SPLIT?.trim() || 'kernels');
+  if (v !== 'kernels' && v !== 'batch') throw new ConfigError(`${option !== undefined ? 'GPT option split' : 'GMT_SPLIT'} must be kernels or batch, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** Names, shapes and metadata of every parameter, in the stable order of `GPT.params`. */
@@ -272,14 +285,15 @@ let nextModelId = 0;
  * The decoder. `params` lists every trainable tensor in a stable order; names are the
  * safetensors tensor names. Dispose with `dispose()` when done.
  */
-function describeGradientPath(fast: boolean, fusedWhyNot: string | undefined, threads: number, env: NodeJS.ProcessEnv = process.env): string {
+function describeGradientPath(fast: boolean, fusedWhyNot: string | undefined, threads: number, split: 'kernels' | 'batch', env: NodeJS.ProcessEnv = process.env): string {
   if (fusedWhyNot !== undefined) return `${fast ? 'fast' : 'plain'} path (tfjs ops; fused skipped: ${fusedWhyNot})`;
   const choice = engineChoice(env);
   // The native kernels split work so that every thread count gives the same bits (a test proves
-  // it): the path, and so a run's key, leaves the count out. The wasm engine's threads are
-  // data-parallel shards, whose sums depend on the count.
-  if (choice.engine === 'native') return `fused ${engineLabel(choice)}`;
-  return `fused ${engineLabel(choice)}, ${threads} thread${threads === 1 ? '' : 's'}`;
+  // it): the path, and so a run's key, leaves the count out. Batch shares (the wasm engine's
+  // threads, or the native engine's with split `batch`) are summed, so the count changes the bits.
+  if (choice.engine === 'native' && (split === 'kernels' || threads === 1)) return `fused ${engineLabel(choice)}`;
+  const shards = choice.engine === 'native' ? ', batch shards' : '';
+  return `fused ${engineLabel(choice)}, ${threads} thread${threads === 1 ? '' : 's'}${shards}`;
 }
 
 /**
@@ -292,7 +306,7 @@ export function defaultGradientPath(env: NodeJS.ProcessEnv = process.env): strin
   const threads = raw !== undefined && raw.trim() !== '' ? Number(raw) : 1;
   checkNumber('GMT_WORKERS', threads, { min: 1, max: MAX_WORKERS + 1, integer: true });
   const why = env.GMT_FUSED === '0' ? 'turned off (GPTOptions.fused = false or GMT_FUSED=0)' : fusedUnavailableReason();
-  return describeGradientPath(true, why, threads, env);
+  return describeGradientPath(true, why, threads, resolveSplit(undefined, env), env);
 }
 
 /**
@@ -315,6 +329,8 @@ export class GPT implements TrainableModel {
   readonly fused: boolean;
   /** Threads besides the main one that compute each training step (see {@link GPTOptions.workers}). */
   readonly workers: number;
+  /** How the native engine shares a step among threads (see {@link GPTOptions.split}). */
+  readonly split: 'kernels' | 'batch';
   private fusedEngine?: FusedEngine;
   private pool?: Promise<GradientPool>;
   private poolTokens = 0;
@@ -338,6 +354,7 @@ export class GPT implements TrainableModel {
     const threads = options.workers ?? (envWorkers !== undefined && envWorkers.trim() !== '' ? Number(envWorkers) : 1);
     checkNumber(options.workers !== undefined ? 'GPT option workers' : 'GMT_WORKERS', threads, { min: 1, max: MAX_WORKERS + 1, integer: true });
     this.workers = threads - 1;
+    this.split = resolveSplit(options.split, process.env);
     this.layerNorm = makeLayerNorm(this.config.layerNormEps);
     const id = nextModelId++;
     const std = 0.02;
@@ -510,7 +527,7 @@ export class GPT implements TrainableModel {
    * `fused wasm kernels (relaxed-simd), 2 threads` or `fast path (tfjs ops; fused skipped: …)`.
    */
   gradientPath(): string {
-    return describeGradientPath(this.fast, this.fusedReason(), this.workers + 1);
+    return describeGradientPath(this.fast, this.fusedReason(), this.workers + 1, this.split);
   }
 
   /**
@@ -523,7 +540,12 @@ export class GPT implements TrainableModel {
     if (this.disposed) throw new Error('GPT: model was disposed');
     if (this.fusedReason() !== undefined) return undefined;
     this.fusedEngine ??= new FusedEngine(this.config, (name) => this.param(name));
-    return this.fusedEngine.lossAndGradients(batch, this.workers + 1);
+    return this.fusedEngine.lossAndGradients(batch, this.kernelThreads());
+  }
+
+  /** Threads each native kernel uses: all of them with split `kernels`, else one per shard. */
+  private kernelThreads(): number {
+    return this.split === 'kernels' ? this.workers + 1 : 1;
   }
 
   /**
@@ -545,7 +567,7 @@ export class GPT implements TrainableModel {
    * second); a batch with more rows per shard than the pool was sized for restarts them.
    */
   async lossAndGradientsAsync(batch: HostBatch): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> } | undefined> {
-    if (this.workers === 0 || batch.batchSize < 2 || this.fusedReason() !== undefined || engineChoice().engine === 'native') return this.lossAndGradients(batch);
+    if (this.workers === 0 || batch.batchSize < 2 || this.fusedReason() !== undefined || (this.split === 'kernels' && engineChoice().engine === 'native')) return this.lossAndGradients(batch);
     const tokens = shardRows(batch.batchSize, this.workers + 1)[1]! * batch.seqLen;
     if (!this.pool || tokens > this.poolTokens) {
       const old = this.pool;

@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HostBatch } from '../types';
 import type { GPTConfig } from '../model/config';
 import { kernelVariant, wasmKernels, type WasmHeapBackend } from '../backend/wasm-kernels';
+import { engineChoice } from '../backend/engine';
 
 /** Largest worker count a pool accepts (the main thread computes one more shard). */
 export const MAX_WORKERS = 15;
@@ -102,7 +103,7 @@ export class GradientPool {
       // Layout: weights [nParams] | grads [nParams] | inputs, targets [maxTokens] int32 | loss weights [maxTokens].
       const shared = new SharedArrayBuffer(4 * (2 * nParams + 3 * maxTokens));
       // Run from TypeScript sources (the tests), the worker registers tsx's require hook first.
-      const workerData = { config, paramSizes, maxTokens, shared, kernels: kernelVariant().variant };
+      const workerData = { config, paramSizes, maxTokens, shared, kernels: kernelVariant().variant, engine: engineChoice().engine };
       const worker = ext === '.ts'
         ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true, workerData })
         : new Worker(script, { workerData });

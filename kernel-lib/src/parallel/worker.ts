@@ -1,5 +1,5 @@
 /**
- * A gradient worker of `GradientPool` (pool.ts): a single-threaded wasm backend (the wasm engine) and a replica
+ * A gradient worker of `GradientPool` (pool.ts): a single-threaded wasm backend (with the main thread's engine) and a replica
  * of the model. Per `step` message it copies the weights from the shared buffer into its
  * variables, computes loss and gradients of its shard with the fused kernels and copies the
  * gradients back.
@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { GPT } from '../model/gpt';
 import type { GPTConfig } from '../model/config';
 import { setKernelVariant, type KernelVariant, type WasmHeapBackend } from '../backend/wasm-kernels';
-import { setEngine } from '../backend/engine';
+import { setEngine, type EngineName } from '../backend/engine';
 
 interface Init {
   config: GPTConfig;
@@ -19,6 +19,8 @@ interface Init {
   shared: SharedArrayBuffer;
   /** The main thread's kernel build, so every shard rounds the same way. */
   kernels: KernelVariant;
+  /** The main thread's engine (each worker's kernels run on one thread). */
+  engine: EngineName;
 }
 
 
@@ -26,8 +28,7 @@ const port = parentPort;
 if (!port) throw new Error('parallel/worker.ts runs only as a worker thread');
 
 async function main(init: Init): Promise<void> {
-  // Data-parallel shards are the wasm engine's layout (the native engine threads its kernels).
-  setEngine('wasm');
+  setEngine(init.engine);
   setKernelVariant(init.kernels);
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise in the worker');
   const model = new GPT(init.config, { fused: true });

@@ -22,6 +22,7 @@ import type { StrategySpec } from './trainer';
 import { medianInterval, quantile } from '../util/stats';
 import { deriveSeed, Rng } from '../util/rng';
 import { kernelVariant, type KernelVariant } from '../backend/wasm-kernels';
+import { engineChoice } from '../backend/engine';
 
 /** One method to time: a label for tables and its registry spec. */
 export interface BenchMethod {
@@ -125,8 +126,10 @@ export interface BenchResult {
   pathNote?: string;
   /** Threads that computed each update's gradients (main thread + data-parallel workers). */
   gradientThreads: number;
-  /** The kernel build of the fused path (see `KernelVariant`); absent on the tfjs paths. */
+  /** The kernel build of the fused path on the wasm engine (see `KernelVariant`); absent on the tfjs paths and the native engine. */
   kernels?: KernelVariant;
+  /** The model's gradient path: engine, build and threads (`GPT.gradientPath()`). */
+  gradientPath?: string;
   model: GPTConfig;
   params: number;
   batchSize: number;
@@ -229,7 +232,8 @@ export async function benchUpdates(opts: BenchOptions): Promise<Omit<BenchResult
       path,
       gradientThreads: fusedWhy ? 1 : model.workers + 1,
       ...(fusedWhy ? { pathNote: `fused path skipped: ${fusedWhy}` } : {}),
-      ...(path === 'fused' ? { kernels: kernelVariant().variant } : {}),
+      ...(path === 'fused' && engineChoice().engine === 'wasm' ? { kernels: kernelVariant().variant } : {}),
+      gradientPath: model.gradientPath(),
       model: model.config,
       params: model.numParams,
       batchSize: opts.batchSize,

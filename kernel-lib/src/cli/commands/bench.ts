@@ -19,7 +19,7 @@ import { defineCommand } from '../command';
 
 /** Text table of a bench result (also used by the README numbers). */
 export function formatBench(r: BenchResult): string {
-  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.path} path${r.kernels ? ` (${r.kernels} kernels)` : ''}${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
+  const head = `backend ${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.gradientPath ?? `${r.path} path${r.kernels ? ` (${r.kernels} kernels)` : ''}`}${r.pathNote ? ` (${r.pathNote})` : ''}, ${r.gradientThreads} gradient thread${r.gradientThreads === 1 ? '' : 's'}, ${r.params.toLocaleString('en-US')} parameters, ` +
     `batch ${r.batchSize} × ${r.model.contextLength} tokens, median of ${r.steps} interleaved updates after ${r.warmup} warm-up`;
   const pct = (fraction: number): string => `${(fraction * 100).toFixed(1)}%`;
   const interval = ([lo, hi]: [number, number], shift = 0): string => `${pct(lo - shift)} – ${pct(hi - shift)}`;
