@@ -10,8 +10,10 @@
 //
 // The ISA: AVX-512 (F, BW, DQ, VL) with FMA → -march=x86-64-v4; AVX2 with FMA → x86-64-v3; arm64
 // → armv8-a (NEON). -ffp-contract=off: only the kernels' explicit multiply-adds are fused, so the
-// arithmetic is what the source says. The build id is the sha256 of the addon's bytes (gcc's
-// output depends only on the source, the compiler and the flags): sweeps put it in every run key.
+// arithmetic is what the source says. The build id is a sha256 of what decides the arithmetic:
+// the kernel source (gpt-kernels.c, simd.h), the compiler's version and the flags; sweeps put it
+// in every run key. native-addon.c (Node-API glue, thread pool, self-test) is left out: how it
+// splits work among threads leaves every result unchanged (kernel-lib/test/native.test.ts).
 //
 // Usage: node scripts/build-native.mjs [--force] [--isa avx512|avx2|neon] [--out DIR] [--quiet] [--define NAME]
 //   --isa builds another ISA this machine can run (the tests build avx2 beside avx512);
@@ -80,6 +82,14 @@ function sourceDigest(compiler, flags) {
   return h.digest('hex');
 }
 
+/** The build id: a digest of what decides the kernels' arithmetic (see the file comment). */
+function arithmeticId(compiler, flags) {
+  const h = createHash('sha256');
+  for (const f of ['gpt-kernels.c', 'simd.h']) h.update(readFileSync(path.join(kernelsDir, f))).update('\0');
+  h.update(`${compiler}\0${flags.join(' ')}`);
+  return h.digest('hex').slice(0, 12);
+}
+
 function writeManifest(dir, manifest) {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'manifest.json');
@@ -126,7 +136,7 @@ export function buildNative({ force = false, isa: wantIsa, out = nativeDir, quie
     return failed(out, `${compiler.cc} could not build the ${isa} kernels: ${first.trim()}`);
   }
   renameSync(tmp, file);
-  const buildId = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
+  const buildId = arithmeticId(compiler.version, flags);
   const manifest = { isa, file: path.basename(file), buildId, compiler: compiler.version, flags: flags.join(' '), sourceDigest: digest, node: process.versions.node, built: new Date().toISOString() };
   writeManifest(out, manifest);
   say(`built ${path.relative(root, file)} (${isa}, ${compiler.version}, build ${buildId}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
