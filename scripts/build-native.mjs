@@ -75,8 +75,12 @@ export function nodeHeaders() {
   return existsSync(path.join(dir, 'node_api.h')) ? path.resolve(dir) : null;
 }
 
+/** Bumped when what this script writes changes, so that existing builds are redone. */
+const SCHEME = 2;
+
 function sourceDigest(compiler, flags) {
   const h = createHash('sha256');
+  h.update(`scheme ${SCHEME}\0`);
   for (const f of SOURCES) h.update(readFileSync(path.join(kernelsDir, f)));
   h.update(`${compiler}\0${flags.join(' ')}\0${process.versions.node}`);
   return h.digest('hex');
