@@ -105,6 +105,18 @@ export interface FinetuneConfig {
    * the character, file, line and column (the command line's `--strict-text`).
    */
   strictText: boolean;
+  /**
+   * Also the mean per-token loss of the test problems' answers (`metrics.testLoss`, completion
+   * tokens only, as the validation loss): a continuous companion to greedy test accuracy.
+   */
+  testLoss: boolean;
+  /**
+   * Decay of a moving average of the weights (see `TrainConfig.ema`); 0 = off. When on, every
+   * metric after training (validation and test loss, test accuracy, forgetting) is of the
+   * averaged weights, and the raw weights' validation loss, test accuracy and test loss are kept
+   * as `rawValLoss`, `rawTestAccuracy`, `rawTestLoss`.
+   */
+  ema: number;
 }
 
 /** Defaults: the calibrated protocol for `micro` on `math` (see README, calibration). */
@@ -134,6 +146,8 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   maskTrace: 0,
   maskTraceOf: 'mask',
   strictText: false,
+  testLoss: false,
+  ema: 0,
 };
 
 /** The complete, JSON-serialisable record of a fine-tuning run. */
@@ -152,6 +166,12 @@ export interface FinetuneResult {
     testAccuracy?: number;
     baseTestAccuracy?: number;
     baseValLoss: number;
+    /** With `testLoss`: mean completion-token loss on the test problems. */
+    testLoss?: number;
+    /** With `ema`: the raw (not averaged) weights' metrics. */
+    rawValLoss?: number;
+    rawTestAccuracy?: number;
+    rawTestLoss?: number;
     /** With `forgetting`: see {@link FinetuneConfig.forgetting}. */
     factsAccuracy?: number;
     baseFactsAccuracy?: number;
@@ -180,7 +200,7 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
     ['lr', { min: 0, minExclusive: true }], ['warmup', { min: 0, integer: true }], ['minLrRatio', { min: 0, max: 1 }],
     ['weightDecay', { min: 0 }], ['seed', { integer: true }], ['dataSeed', { integer: true }], ['evalEvery', { min: 0, integer: true }],
     ['valSize', { min: 1, integer: true }], ['testSize', { min: 0, integer: true }], ['maxNewTokens', { min: 1, integer: true }],
-    ['maskTrace', { min: 0, integer: true }],
+    ['maskTrace', { min: 0, integer: true }], ['ema', { min: 0, max: 1, maxExclusive: true }],
   ] as const) {
     checkNumber(`finetune config ${k}`, c[k], opts);
   }
@@ -189,6 +209,7 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
   if (c.padTo !== 'longest' && c.padTo !== 'seqLen') throw new ConfigError(`finetune config padTo must be "longest" or "seqLen", got ${JSON.stringify(c.padTo)}`);
   if (typeof c.forgetting !== 'boolean') throw new ConfigError(`finetune config forgetting must be true or false, got ${JSON.stringify(c.forgetting)}`);
   if (typeof c.strictText !== 'boolean') throw new ConfigError(`finetune config strictText must be true or false, got ${JSON.stringify(c.strictText)}`);
+  if (typeof c.testLoss !== 'boolean') throw new ConfigError(`finetune config testLoss must be true or false, got ${JSON.stringify(c.testLoss)}`);
   if (c.maskTraceOf !== 'mask' && c.maskTraceOf !== 'nonzero') throw new ConfigError(`finetune config maskTraceOf must be "mask" or "nonzero", got ${JSON.stringify(c.maskTraceOf)}`);
   if (typeof c.scoreBase !== 'boolean') throw new ConfigError(`finetune config scoreBase must be true or false, got ${JSON.stringify(c.scoreBase)}`);
   // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
@@ -412,6 +433,8 @@ export async function finetune(
   const tokenizer = new CharTokenizer();
   const base = resolveBaseCheckpoint(config.base);
   const model = loadCheckpoint(base.path);
+  // The moving average of the weights, with `ema` (built from the trainer's when training ends).
+  let averaged: GPT | undefined;
   try {
     if (model.config.vocabSize !== tokenizer.vocabSize) {
       throw new ConfigError(`${base.path}: vocabulary of ${model.config.vocabSize} ids, but the tokenizer has ${tokenizer.vocabSize}`);
@@ -433,19 +456,19 @@ export async function finetune(
     const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
     // Everything one phase generates (test scoring, the facts probe) shares one generation model,
     // so a webgpu run copies its weights to the host at most once before and once after training.
-    const generationPhase = async (withScore: boolean): Promise<{ scored?: Awaited<ReturnType<typeof score>>; forgetting?: { factsAccuracy: number; generalValLoss: number } }> => {
-      if (!(withScore && scorable) && !probe) return {};
-      const generated = await withGenerationModel(model, async (m) => ({
+    const generationPhase = async (withScore: boolean, target: GPT = model, targetProbe = probe): Promise<{ scored?: Awaited<ReturnType<typeof score>>; forgetting?: { factsAccuracy: number; generalValLoss: number } }> => {
+      if (!(withScore && scorable) && !targetProbe) return {};
+      const generated = await withGenerationModel(target, async (m) => ({
         scored: withScore ? await score(m) : undefined,
-        factsAccuracy: probe ? await probe.factsAccuracy(m) : undefined,
+        factsAccuracy: targetProbe ? await targetProbe.factsAccuracy(m) : undefined,
       }));
       return {
         scored: generated.scored,
-        forgetting: probe ? { factsAccuracy: generated.factsAccuracy!, generalValLoss: await probe.generalValLoss() } : undefined,
+        forgetting: targetProbe ? { factsAccuracy: generated.factsAccuracy!, generalValLoss: await targetProbe.generalValLoss() } : undefined,
       };
     };
 
-    const valLoss = (): Promise<number> => validationLoss(model, data.validation, tokenizer, 64, config.padTo);
+    const valLoss = (target: GPT = model): Promise<number> => validationLoss(target, data.validation, tokenizer, 64, config.padTo);
     const baseValLoss = await valLoss();
     const before = await generationPhase(config.scoreBase);
     const baseForgetting = before.forgetting;
@@ -491,9 +514,22 @@ export async function finetune(
       evalEvery: config.evalEvery,
       nextBatch: () => makeBatch(sampler.next(), tokenizer, { seqLen, overflow: 'truncate-prompt', padTo: config.padTo }),
       evaluate: async () => ({ valLoss: await valLoss() }),
+      ema: config.ema,
+      onAveraged: (w) => {
+        averaged = new GPT(model.config, { workers: model.workers + 1, split: model.split }, Object.fromEntries(w));
+      },
     });
     outer?.removeEventListener('abort', onOuterAbort);
-    const after = result.stoppedEarly ? {} : await generationPhase(true);
+    // With `ema`, the averaged weights are what is evaluated; the raw weights' figures are kept beside.
+    const evaluated = averaged ?? model;
+    const evaluatedProbe = averaged && config.forgetting ? forgettingProbe(averaged, tokenizer) : probe;
+    const after = result.stoppedEarly ? {} : await generationPhase(true, evaluated, evaluatedProbe);
+    const rawScored = averaged ? (await generationPhase(true, model, undefined)).scored : undefined;
+    const testLoss = async (target: GPT): Promise<number | undefined> =>
+      config.testLoss && !result.stoppedEarly && data.test.length > 0 ? validationLoss(target, data.test, tokenizer, 64, config.padTo) : undefined;
+    const finalTestLoss = await testLoss(evaluated);
+    const rawTestLoss = averaged ? await testLoss(model) : undefined;
+    const rawValLoss = result.final.valLoss ?? (diverged ? NaN : await valLoss());
     const scoredRun = after.scored;
     const afterForgetting = after.forgetting;
     const generated = scoredRun || afterForgetting || baseForgetting || baseTestAccuracy !== undefined;
@@ -508,9 +544,13 @@ export async function finetune(
       },
       train: result,
       metrics: {
-        valLoss: result.final.valLoss ?? (diverged ? NaN : await valLoss()),
+        valLoss: averaged ? await valLoss(averaged) : rawValLoss,
         baseValLoss,
         ...(scoredRun ? { testAccuracy: scoredRun.accuracy } : {}),
+        ...(finalTestLoss !== undefined ? { testLoss: finalTestLoss } : {}),
+        ...(averaged ? { rawValLoss } : {}),
+        ...(rawScored ? { rawTestAccuracy: rawScored.accuracy } : {}),
+        ...(rawTestLoss !== undefined ? { rawTestLoss } : {}),
         ...(baseTestAccuracy !== undefined ? { baseTestAccuracy } : {}),
         ...(afterForgetting ? afterForgetting : {}),
         ...(baseForgetting ? { baseFactsAccuracy: baseForgetting.factsAccuracy, baseGeneralValLoss: baseForgetting.generalValLoss } : {}),
@@ -520,10 +560,12 @@ export async function finetune(
       ...(tracer ? { maskTrace: tracer.trace } : {}),
       ...(scoredOn ? { scoredOn } : {}),
     };
+    averaged?.dispose();
     if (keepModel) out.model = model;
     else model.dispose();
     return out;
   } catch (e) {
+    averaged?.dispose();
     model.dispose();
     throw e;
   }

@@ -59,6 +59,13 @@ export interface TrainConfig {
   seed: number;
   /** Record kept fractions per tensor in every history entry. */
   recordKeptByTensor: boolean;
+  /**
+   * Decay of an exponential moving average of the weights, updated after every optimizer step
+   * (θ̄ ← d·θ̄ + (1 − d)·θ, from the initial weights); 0 = none. `train` hands the average to
+   * `onAveraged` at the end, for evaluating averaged weights (a pilot candidate of the findings'
+   * protocol).
+   */
+  ema: number;
 }
 
 /** One history entry (one optimizer update). */
@@ -160,6 +167,11 @@ export interface TrainHooks {
   onGradients?: (info: GradientsInfo) => void | Promise<void>;
   /** Cooperative cancellation, checked between updates; the partial result has `stoppedEarly: true`. */
   signal?: AbortSignal;
+  /**
+   * With `ema` > 0: sees the moving average of the weights by parameter name once training ends
+   * (not after a cancelled run). The tensors are the trainer's and are freed after it returns.
+   */
+  onAveraged?: (weights: ReadonlyMap<string, tf.Tensor>) => void | Promise<void>;
 }
 
 export type TrainOptions = Partial<TrainConfig> & TrainHooks;
@@ -181,9 +193,10 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   evalEvery: 0,
   seed: 0,
   recordKeptByTensor: true,
+  ema: 0,
 };
 
-const HOOK_KEYS: readonly (keyof TrainHooks)[] = ['nextBatch', 'initBatches', 'evaluate', 'onUpdate', 'onEval', 'onEnd', 'onGradients', 'signal'];
+const HOOK_KEYS: readonly (keyof TrainHooks)[] = ['nextBatch', 'initBatches', 'evaluate', 'onUpdate', 'onEval', 'onEnd', 'onGradients', 'signal', 'onAveraged'];
 
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
@@ -225,6 +238,7 @@ export function resolveTrainOptions(options: TrainOptions): { config: TrainConfi
   if (config.clipNorm !== null) checkNumber('clipNorm', config.clipNorm, { min: 0, minExclusive: true });
   oneOf('clipOrder', config.clipOrder, ['before-mask', 'after-mask'] as const);
   checkNumber('evalEvery', config.evalEvery, { min: 0, integer: true });
+  checkNumber('ema', config.ema, { min: 0, max: 1, maxExclusive: true });
   checkNumber('seed', config.seed, { integer: true });
   if (typeof config.recordKeptByTensor !== 'boolean') throw new ConfigError('train: recordKeptByTensor must be true or false');
   const s = config.strategy;
@@ -236,7 +250,7 @@ export function resolveTrainOptions(options: TrainOptions): { config: TrainConfi
   if (typeof source !== 'function' && !(typeof source === 'object' && source !== null && (Symbol.iterator in source || 'next' in source))) {
     throw new ConfigError('train: nextBatch must be a function, an iterator or an iterable of HostBatch');
   }
-  for (const k of ['evaluate', 'onUpdate', 'onEval', 'onEnd'] as const) {
+  for (const k of ['evaluate', 'onUpdate', 'onEval', 'onEnd', 'onAveraged'] as const) {
     if (hooks[k] !== undefined && typeof hooks[k] !== 'function') throw new ConfigError(`train: ${k} must be a function`);
   }
   return { config, hooks: hooks as unknown as TrainHooks };
@@ -338,6 +352,8 @@ export class Trainer {
   private readonly nameOfVariable: Map<string, string>;
   private readonly schedule: LrSchedule;
   private previousMasks: Map<string, tf.Tensor> | undefined;
+  /** θ̄ by parameter name, with `ema` > 0 (buffers of their own, updated in place by the kernels). */
+  private readonly average?: Map<string, tf.Tensor>;
   private evalMs = 0;
   private initMs = 0;
   private peakTensorBytes = 0;
@@ -364,6 +380,33 @@ export class Trainer {
       { beta1: config.betas[0], beta2: config.betas[1], eps: config.eps, weightDecay: config.weightDecay },
       config.weightDecayOn === 'matrices' ? decayMatrices : decayAll,
     );
+    if (config.ema > 0) this.average = new Map(params.map((p) => [p.name, tf.keep(tf.mul(p.variable, 1))]));
+  }
+
+  /** The moving average of the weights so far (with `ema` > 0), by parameter name. */
+  averagedWeights(): ReadonlyMap<string, tf.Tensor> | undefined {
+    return this.average;
+  }
+
+  /**
+   * θ̄ ← d·θ̄ + (1 − d)·θ for every parameter: one `scale_add` kernel pass in place where the fused
+   * kernels run (the buffers are the trainer's own), tfjs ops elsewhere; the same bits either way
+   * (a product and a sum rounded separately).
+   */
+  private updateAverage(): void {
+    if (!this.average) return;
+    const d = this.config.ema;
+    const wk = fusedKernels();
+    for (const p of this.model.params) {
+      const a = this.average.get(p.name)!;
+      if (wk && a.dtype === 'float32') {
+        wk.kernels.scale_add(wk.backend.getMemoryOffset(a.dataId), Math.fround(d), wk.backend.getMemoryOffset(p.variable.dataId), Math.fround(1 - d), a.size);
+        continue;
+      }
+      const next = tf.tidy(() => tf.add(tf.mul(a, d), tf.mul(p.variable, 1 - d)));
+      a.dispose();
+      this.average.set(p.name, tf.keep(next));
+    }
   }
 
   /** Validates the options, builds the strategy and optimizer, and runs the strategy's `init`. */
@@ -487,6 +530,7 @@ export class Trainer {
     await hooks.onGradients?.({ step: t + 1, accumulated: gamma, methodInput: strategyInput, masked: stepGrads, ...(update.masks ? { masks: update.masks } : {}) });
     const lr = learningRateAt(this.schedule, t);
     optimizer.apply(stepGrads, lr, update.updateMasks);
+    this.updateAverage();
     this.peakTensorBytes = Math.max(this.peakTensorBytes, tf.memory().numBytes);
 
     // Loss and ‖Γ‖ come back in one small readback; mask statistics too, unless the strategy
@@ -563,6 +607,7 @@ export class Trainer {
     disposeDistinct(this.previousMasks);
     this.previousMasks = undefined;
     this.optimizer.dispose();
+    if (this.average) for (const a of this.average.values()) a.dispose();
     if (this.ownsStrategy) this.strategy.dispose();
   }
 }
@@ -593,6 +638,8 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
     }
     if (!stoppedEarly) await trainer.evaluate();
     result = await trainer.result(stoppedEarly);
+    const average = trainer.averagedWeights();
+    if (average && !stoppedEarly) await hooks.onAveraged?.(average);
   } finally {
     trainer.dispose();
   }
