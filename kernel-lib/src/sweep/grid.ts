@@ -48,6 +48,9 @@ export function loadGrid(file: string): SweepGrid {
 /** One entry of a grid's `methods`: a name, or a name with options (lists expand). */
 export type MethodAxis = string | { method: string; options?: Record<string, unknown>; label?: string; seeds?: SeedAxis };
 
+/** One entry of a grid's `tasks`: a task, or a task with generator options of its own. */
+export type TaskAxis = string | { task: string; taskOptions?: Record<string, unknown> };
+
 /** The seeds of a grid: explicit values, or `count` seeds starting at `from` (default 0). */
 export type SeedAxis = number[] | { count: number; from?: number };
 
@@ -61,8 +64,11 @@ export interface SweepGrid {
   base: Partial<FinetuneConfig>;
   /** Methods to run; default `[base.method ?? 'sft']`. */
   methods: MethodAxis[];
-  /** Tasks (`math`, `code`, a .jsonl path); default `[base.task ?? 'math']`. */
-  tasks: string[];
+  /**
+   * Tasks (`math`, `code`, a .jsonl path), or `{ "task", "taskOptions" }` for a task with options
+   * of its own (merged over `base.taskOptions`); default `[base.task ?? 'math']`.
+   */
+  tasks: TaskAxis[];
   /** Base models by preset name or path; default `[base.base ?? 'micro']`. */
   presets: string[];
   /** Run seeds; default `[base.seed ?? 0]`. */
@@ -232,7 +238,14 @@ export function resolveGrid(input: unknown, where = 'grid'): SweepGrid {
     if (m.options !== undefined && !isPlainObject(m.options)) throw new ConfigError(`${where}.methods[${i}].options must be an object`);
   });
   g.tasks.forEach((t, i) => {
-    if (typeof t !== 'string' || t === '') throw new ConfigError(`${where}.tasks[${i}] must be a task name or .jsonl path`);
+    if (isPlainObject(t)) {
+      const unknown = Object.keys(t).filter((k) => k !== 'task' && k !== 'taskOptions');
+      if (unknown.length) throw new ConfigError(`${where}.tasks[${i}]: unknown key ${JSON.stringify(unknown[0])} (allowed: task, taskOptions)`);
+      if (typeof t.task !== 'string' || t.task === '') throw new ConfigError(`${where}.tasks[${i}].task must be a task name or .jsonl path`);
+      if (t.taskOptions !== undefined && !isPlainObject(t.taskOptions)) throw new ConfigError(`${where}.tasks[${i}].taskOptions must be an object`);
+      return;
+    }
+    if (typeof t !== 'string' || t === '') throw new ConfigError(`${where}.tasks[${i}] must be a task name or .jsonl path, or { "task", "taskOptions" }`);
   });
   g.presets.forEach((t, i) => {
     if (typeof t !== 'string' || t === '') throw new ConfigError(`${where}.presets[${i}] must be a preset name or checkpoint path`);
@@ -306,7 +319,9 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
     const optionAxes = Object.entries(spec.options).map(([k, v]) => [k, Array.isArray(v) ? v : [v]] as [string, unknown[]]);
     for (const methodOptions of cartesian(optionAxes)) {
       const methodLabel = spec.label ?? describeMethod(spec.method, methodOptions);
-      for (const task of tasks) {
+      for (const taskAxis of tasks) {
+        const task = typeof taskAxis === 'string' ? taskAxis : taskAxis.task;
+        const ownOptions = typeof taskAxis === 'string' ? undefined : taskAxis.taskOptions;
         for (const preset of presets) {
           for (const varied of cartesian(varyAxes)) {
             for (const seed of methodSeeds) {
@@ -316,6 +331,7 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
                 method: spec.method,
                 methodOptions: { ...(base.methodOptions ?? {}), ...methodOptions },
                 task,
+                ...(ownOptions ? { taskOptions: { ...(base.taskOptions ?? {}), ...((varied as Partial<FinetuneConfig>).taskOptions ?? {}), ...ownOptions } } : {}),
                 base: preset,
                 seed,
               } as Partial<FinetuneConfig>);
@@ -326,7 +342,8 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
               if (seen.has(key)) continue;
               seen.add(key);
               const variedText = Object.entries(varied).map(([k, v]) => `${k}=${formatValue(v)}`);
-              const label = [methodLabel, task, preset, ...variedText, `seed ${seed}`].join(' · ');
+              const taskText = ownOptions ? `${task} ${Object.entries(ownOptions).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ')}` : task;
+              const label = [methodLabel, taskText, preset, ...variedText, `seed ${seed}`].join(' · ');
               runs.push({ key, label, methodLabel, config });
             }
           }

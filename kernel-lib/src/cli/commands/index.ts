@@ -8,6 +8,7 @@ import bench from './bench';
 import doctor from './doctor';
 import pretrain from './pretrain';
 import claims from './claims';
+import protocol from './protocol';
 import sweep from './sweep';
 import train from './train';
 import worker from './worker';
@@ -20,5 +21,6 @@ export const COMMANDS: readonly Command[] = [
   sweep,
   worker,
   claims,
+  protocol,
   makeHelpCommand(() => COMMANDS),
 ];

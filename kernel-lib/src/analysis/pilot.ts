@@ -1,0 +1,181 @@
+/**
+ * The pilot that chooses the findings' protocol before its confirmatory runs (figures/PROTOCOL.md,
+ * written by `gmt-lab protocol`). Its rules are fixed here, in code, before any pilot run:
+ *
+ * - **Difficulty calibration** (candidate "harder tasks"): SFT, 3 seeds, per task and option;
+ *   the option whose mean test accuracy lies in [60, 85] points and nearest 72.5 is used; if none
+ *   lies inside, the nearest to the range.
+ * - **Per candidate and task**, from SFT and GMT (k = 0.3, tensor scope) on the same ≥ 8 seeds:
+ *   the SD of the paired GMT − SFT test-accuracy differences (points); the failed-seed rate per
+ *   method (a seed is *failed* when its accuracy is below half the median of its method, task and
+ *   candidate); SFT's convergence (the mean over SFT seeds of the validation-loss fall over the
+ *   last 100 updates, as a fraction of the fall from the base model; *converged* below 2%); and
+ *   the machine-minutes of a run (mean wall time; each run has one core).
+ * - **Cost** of a candidate: Σ over tasks of SD² × minutes per run. The seeds a CI half-width h
+ *   needs grow like (SD/h)², so this is proportional to the machine time of a given precision.
+ * - **Choice**: the candidate with the lowest cost among those whose SFT converged on both tasks.
+ * - **Seeds** it implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ 1.5 points (claim 1),
+ *   and with t(0.95, n−1)·SD/√n ≤ 2 points (claim 2, with the GMT − SFT SD standing in for the
+ *   SD of acc(k) − acc(0.3), which the pilot does not measure).
+ */
+import type { RunRecord } from '../sweep/store';
+import { meanCI } from './stats';
+import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
+
+/** Fixed before the pilot: see the file comment. */
+export const PILOT_RULES = Object.freeze({
+  calibrationRange: [60, 85] as const,
+  calibrationTarget: 72.5,
+  failedBelowHalfMedian: 0.5,
+  convergedFallFraction: 0.02,
+  convergenceWindow: 100,
+  claim1HalfWidth: 1.5,
+  claim2HalfWidth: 2,
+  minSeeds: 8,
+});
+
+/** Which weights a candidate evaluates: the trained ones, or their moving average (`ema`). */
+export type PilotEvaluation = 'raw' | 'averaged';
+
+/** One protocol the pilot measures. */
+export interface PilotCandidate {
+  id: string;
+  name: string;
+  /** The pilot grid whose runs it reads (several candidates may share a grid's runs). */
+  grid: string;
+  evaluation: PilotEvaluation;
+  description: string;
+}
+
+/** One task's figures of one candidate. */
+export interface PilotTaskStats {
+  task: string;
+  pairs: number;
+  sftMean: number;
+  gmtMean: number;
+  /** Mean and SD of the paired GMT − SFT differences (points). */
+  diffMean: number;
+  diffSd: number;
+  /** Failed seeds / seeds, per method. */
+  failed: { sft: [number, number]; gmt: [number, number] };
+  /** SFT's validation-loss fall over the last window, as a fraction of the fall from the base (mean over seeds). */
+  sftLateFall: number;
+  converged: boolean;
+  /** Mean wall time of the candidate's runs on this task, in minutes. */
+  minutesPerRun: number;
+}
+
+/** A candidate's figures, its cost and the seeds it would need. */
+export interface PilotCandidateStats {
+  candidate: PilotCandidate;
+  tasks: PilotTaskStats[];
+  converged: boolean;
+  /** Σ over tasks of SD² × minutes per run (lower is better). */
+  cost: number;
+  seedsClaim1: Record<string, number>;
+  seedsClaim2: Record<string, number>;
+}
+
+const accuracyOf = (r: RunRecord, evaluation: PilotEvaluation): number | null => {
+  const m = r.metrics ?? {};
+  const v = evaluation === 'averaged' ? m.testAccuracy : m.rawTestAccuracy ?? m.testAccuracy;
+  return typeof v === 'number' ? 100 * v : null;
+};
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The validation-loss fall over the last `window` updates as a fraction of the fall from the base. */
+export function lateFall(r: RunRecord, window: number): number | null {
+  const evals = r.history?.evals ?? [];
+  const last = evals[evals.length - 1];
+  const earlier = [...evals].reverse().find((e) => last && e.step <= last.step - window);
+  const base = r.metrics?.baseValLoss;
+  if (!last || !earlier || typeof base !== 'number') return null;
+  const total = base - last.valLoss;
+  return total > 0 ? (earlier.valLoss - last.valLoss) / total : null;
+}
+
+/** Seeds for a CI half-width of `h` points at `level` (two-sided), given the SD (t-based). */
+export function seedsFor(sd: number, h: number, level: number): number {
+  if (!(sd > 0)) return 2;
+  let n = 2;
+  while (n < 10000 && (tQuantile(1 - (1 - level) / 2, n - 1) * sd) / Math.sqrt(n) > h) n += 1;
+  return n;
+}
+
+/** The candidate's figures from the pilot store's records of its grid (done runs). */
+export function pilotStats(candidate: PilotCandidate, records: readonly RunRecord[]): PilotCandidateStats {
+  const runs = records.filter((r) => r.grid === candidate.grid && r.status === 'done');
+  const tasks = [...new Set(runs.map((r) => r.config.task))].sort();
+  const stats: PilotTaskStats[] = tasks.map((task) => {
+    const inTask = runs.filter((r) => r.config.task === task);
+    const bySeed = (method: string) => new Map(inTask.filter((r) => r.config.method === method).flatMap((r) => {
+      const a = accuracyOf(r, candidate.evaluation);
+      return a === null ? [] : [[r.config.seed, { acc: a, record: r }] as const];
+    }));
+    const sft = bySeed('sft');
+    const gmt = bySeed('gmt');
+    const seeds = [...sft.keys()].filter((s) => gmt.has(s)).sort((a, b) => a - b);
+    const diffs = seeds.map((s) => gmt.get(s)!.acc - sft.get(s)!.acc);
+    const d = meanCI(diffs);
+    const failed = (m: Map<number, { acc: number }>): [number, number] => {
+      const accs = [...m.values()].map((v) => v.acc);
+      const cut = PILOT_RULES.failedBelowHalfMedian * median(accs);
+      return [accs.filter((a) => a < cut).length, accs.length];
+    };
+    const falls = [...sft.values()].map((v) => lateFall(v.record, PILOT_RULES.convergenceWindow)).filter((x): x is number => x !== null);
+    const sftLateFall = falls.length ? falls.reduce((a, b) => a + b, 0) / falls.length : NaN;
+    const minutes = inTask.map((r) => (r.timings?.totalMs ?? NaN) / 60000).filter(Number.isFinite);
+    return {
+      task, pairs: seeds.length,
+      sftMean: meanCI([...sft.values()].map((v) => v.acc)).mean, gmtMean: meanCI([...gmt.values()].map((v) => v.acc)).mean,
+      diffMean: d.mean, diffSd: d.sd,
+      failed: { sft: failed(sft), gmt: failed(gmt) },
+      sftLateFall, converged: Number.isFinite(sftLateFall) && sftLateFall < PILOT_RULES.convergedFallFraction,
+      minutesPerRun: minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : NaN,
+    };
+  });
+  const cost = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesPerRun, 0);
+  return {
+    candidate,
+    tasks: stats,
+    converged: stats.length > 0 && stats.every((t) => t.converged),
+    cost: stats.length ? cost : NaN,
+    seedsClaim1: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim1HalfWidth, 0.95)])),
+    seedsClaim2: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim2HalfWidth, 0.9)])),
+  };
+}
+
+/**
+ * The candidate the rules choose: the lowest cost among those whose SFT converged on both tasks
+ * and that have ≥ `minSeeds` pairs per task; undefined when none qualifies.
+ */
+export function choosePilot(all: readonly PilotCandidateStats[]): PilotCandidateStats | undefined {
+  const ok = all.filter((c) => c.converged && c.tasks.length >= 2 && c.tasks.every((t) => t.pairs >= PILOT_RULES.minSeeds) && Number.isFinite(c.cost));
+  return [...ok].sort((a, b) => a.cost - b.cost)[0];
+}
+
+/** One calibration option: a task, its options, and SFT's accuracies on it. */
+export interface CalibrationRow {
+  task: string;
+  options: Record<string, unknown>;
+  seeds: number;
+  mean: number;
+  accuracies: number[];
+}
+
+/** The calibration's pick per task (see the file comment). */
+export function calibrationPick(rows: readonly CalibrationRow[]): Map<string, CalibrationRow> {
+  const [lo, hi] = PILOT_RULES.calibrationRange;
+  const out = new Map<string, CalibrationRow>();
+  for (const task of new Set(rows.map((r) => r.task))) {
+    const score = (r: CalibrationRow) => (r.mean >= lo && r.mean <= hi ? Math.abs(r.mean - PILOT_RULES.calibrationTarget) : 1000 + Math.min(Math.abs(r.mean - lo), Math.abs(r.mean - hi)));
+    const best = rows.filter((r) => r.task === task && Number.isFinite(r.mean)).sort((a, b) => score(a) - score(b))[0];
+    if (best) out.set(task, best);
+  }
+  return out;
+}

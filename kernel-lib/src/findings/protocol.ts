@@ -1,0 +1,152 @@
+/**
+ * figures/PROTOCOL.md: the pilot that chooses the findings' protocol (analysis/pilot.ts holds its
+ * rules). Written by `gmt-lab protocol` from the pilot's own store (`data/results/pilot.jsonl`),
+ * never by hand and never from the findings store: pilot runs are not reused in the verdicts.
+ * Before the pilot has run it states the plan and the rules; after, the calibration, the table,
+ * the choice and the seeds it implies.
+ */
+import * as path from 'node:path';
+import { existsSync } from 'node:fs';
+import { calibrationPick, choosePilot, PILOT_RULES, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
+import { meanCI } from '../analysis/stats';
+import { claim1 } from '../analysis/claims';
+import { gridResults } from './reports';
+import { loadGrid, type SweepGrid } from '../sweep/grid';
+import { planSweep } from '../sweep/runner';
+import { ResultStore, type RunRecord } from '../sweep/store';
+import { writeFileAtomic } from '../util/fsx';
+import { runMode, type RunMode } from '../util/config';
+import { findingsPaths } from './paths';
+
+/** The pilot's grids (notebooks/grids/pilot-*.json) and its candidates. */
+export const PILOT_GRIDS = ['pilot-calibration', 'pilot-a', 'pilot-b', 'pilot-c', 'pilot-d'] as const;
+
+export const PILOT_CANDIDATES: readonly PilotCandidate[] = Object.freeze([
+  { id: 'A', name: 'protocol 1', grid: 'pilot-a', evaluation: 'raw', description: 'today\'s protocol: 400 updates of 4 × 8, AdamW lr 2e-3, 20 warmup updates, cosine to 10%, clip 1; the raw weights are scored' },
+  { id: 'B', name: 'harder tasks', grid: 'pilot-b', evaluation: 'raw', description: 'protocol 1 on harder tasks (the calibration below picks the difficulty), so that SFT lands in 60–85% instead of at the ceiling' },
+  { id: 'C', name: 'gentler schedule', grid: 'pilot-c', evaluation: 'raw', description: 'protocol 1 with peak lr 1e-3 and a cosine decay to 0 (the weak code seeds of protocol 1 suggest instability)' },
+  { id: 'D', name: 'larger batch', grid: 'pilot-d', evaluation: 'raw', description: 'protocol 1 with 8 micro-batches per update (64 examples) instead of 4 (twice the compute per run)' },
+  { id: 'E', name: 'protocol 1, averaged weights', grid: 'pilot-a', evaluation: 'averaged', description: 'protocol 1, scoring a moving average of the weights (EMA, decay 0.98: about the last 50 updates) instead of the last ones; the same runs as A' },
+  { id: 'F', name: 'harder tasks, averaged weights', grid: 'pilot-b', evaluation: 'averaged', description: 'B, scoring the moving average of the weights; the same runs as B' },
+  { id: 'G', name: 'gentler schedule, averaged weights', grid: 'pilot-c', evaluation: 'averaged', description: 'C, scoring the moving average of the weights; the same runs as C' },
+  { id: 'H', name: 'larger batch, averaged weights', grid: 'pilot-d', evaluation: 'averaged', description: 'D, scoring the moving average of the weights; the same runs as D' },
+]);
+
+/** Where the pilot's records live (beside the findings store, never inside it). */
+export function pilotStore(mode: RunMode = runMode()): string {
+  return path.join(findingsPaths(mode).resultsDir, 'pilot.jsonl');
+}
+
+/** The records of a grid's planned runs that the store holds (done). */
+async function gridRecords(grid: SweepGrid, latest: Map<string, RunRecord>, mode: RunMode): Promise<RunRecord[]> {
+  const { runs } = await planSweep(grid, { mode });
+  return runs.flatMap((r) => {
+    const rec = latest.get(r.key);
+    return rec && rec.status === 'done' ? [{ ...rec, grid: grid.name }] : [];
+  });
+}
+
+/** Claim 1 of protocol 1 (notebook 02's grid in the findings store), with each task's accuracy range. */
+async function protocolOneClaim1(store: string, gridFile: string, mode: RunMode): Promise<(ReturnType<typeof claim1>[number] & { min: number; max: number })[]> {
+  if (!existsSync(store) || !existsSync(gridFile)) return [];
+  const { rows } = await gridResults(gridFile, store, mode);
+  return claim1(rows, 'gmt', ['math', 'code']).filter((c) => c.diff.n >= 2).map((c) => {
+    const acc = rows.filter((r) => r.task === c.task && (r.method === 'sft' || r.methodLabel === 'gmt') && r.accuracy !== null).map((r) => r.accuracy!);
+    return { ...c, min: Math.min(...acc), max: Math.max(...acc) };
+  });
+}
+
+const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
+const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '—');
+
+/** Computes the pilot's figures and writes figures/PROTOCOL.md; returns the text and the choice. */
+export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: string; text: string; chosen?: PilotCandidateStats; runs: number }> {
+  const paths = findingsPaths(mode);
+  const store = pilotStore(mode);
+  const latest = existsSync(store) ? new ResultStore(store).latest() : new Map<string, RunRecord>();
+  const grids = new Map<string, SweepGrid>();
+  for (const name of PILOT_GRIDS) {
+    const file = path.join(paths.gridsDir, `${name}.json`);
+    if (existsSync(file)) grids.set(name, loadGrid(file));
+  }
+  const records = new Map<string, RunRecord[]>();
+  for (const [name, g] of grids) records.set(name, await gridRecords(g, latest, mode));
+  const runs = [...records.values()].reduce((a, r) => a + r.length, 0);
+
+  // Calibration: SFT's accuracy per task and option.
+  const calibration: CalibrationRow[] = [];
+  for (const r of records.get('pilot-calibration') ?? []) {
+    const options = r.config.taskOptions;
+    const id = `${r.config.task} ${JSON.stringify(options)}`;
+    let row = calibration.find((c) => `${c.task} ${JSON.stringify(c.options)}` === id);
+    if (!row) calibration.push((row = { task: r.config.task, options, seeds: 0, mean: NaN, accuracies: [] }));
+    const a = r.metrics?.rawTestAccuracy ?? r.metrics?.testAccuracy;
+    if (typeof a === 'number') row.accuracies.push(100 * a);
+  }
+  for (const c of calibration) {
+    c.seeds = c.accuracies.length;
+    c.mean = meanCI(c.accuracies).mean;
+  }
+  const picks = calibrationPick(calibration);
+  const stats = PILOT_CANDIDATES.filter((c) => grids.has(c.grid)).map((c) => pilotStats(c, records.get(c.grid) ?? []));
+  const chosen = choosePilot(stats);
+
+  const out: string[] = [];
+  out.push('# The findings\' protocol, chosen by a pilot', '');
+  out.push('Made by `gmt-lab protocol` from the pilot\'s own store (`data/results/pilot.jsonl`); not edited by hand. Pilot runs are never read by the claims: the confirmatory runs use other seeds and their own store.', '');
+  out.push('## Why a pilot', '');
+  const p1 = await protocolOneClaim1(paths.store, path.join(paths.gridsDir, '02_gmt_vs_sft.json'), mode);
+  if (p1.length) {
+    out.push(`Under protocol 1 (notebook 02's grid, on the wasm engine; from \`${path.relative(paths.root, paths.store)}\`), claim 1 was ${p1.map((c) => `${c.verdict} on ${c.task} (paired GMT − SFT ${c.diff.mean >= 0 ? '+' : ''}${f1(c.diff.mean)} [${f1(c.diff.lo)}, ${f1(c.diff.hi)}] points, ${c.diff.n} seeds; SFT ${f1(c.sft.mean)}, runs from ${f1(c.min)} to ${f1(c.max)})`).join(', and ')}, while the paper's gains are 1–2 points.`);
+  }
+  out.push('The pilot measures, per candidate protocol, how much noise a seed costs, and picks the protocol that buys the narrowest intervals per machine-minute.', '');
+  out.push('## Rules (fixed in `kernel-lib/src/analysis/pilot.ts` before the first pilot run)', '',
+    `- **Difficulty calibration** (candidate B): SFT, 3 seeds per task and option; the option whose mean test accuracy lies in [${PILOT_RULES.calibrationRange.join(', ')}] points and nearest ${PILOT_RULES.calibrationTarget} is used (if none lies inside, the nearest to the range).`,
+    `- **Per candidate and task**, from SFT and GMT (k = 0.3, tensor scope) on the same ≥ ${PILOT_RULES.minSeeds} seeds: the SD of the paired GMT − SFT differences in test accuracy (points); the failed-seed rate per method (a seed whose accuracy is below ${PILOT_RULES.failedBelowHalfMedian} × the median of its method, task and candidate); SFT's convergence: the mean over SFT seeds of the validation-loss fall over the last ${PILOT_RULES.convergenceWindow} updates as a fraction of the fall from the base model, *converged* below ${100 * PILOT_RULES.convergedFallFraction}%; and the machine-minutes per run (mean wall time; one core per run).`,
+    '- **Cost** of a candidate: Σ over the two tasks of SD² × minutes per run. The seeds a given interval width needs grow like SD², so the cost is proportional to the machine time of a given precision.',
+    '- **Choice**: the lowest cost among the candidates whose SFT converged on both tasks.',
+    `- **Seeds** the choice implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ ${PILOT_RULES.claim1HalfWidth} points (claim 1, 95% CI), and with t(0.95, n−1)·SD/√n ≤ ${PILOT_RULES.claim2HalfWidth} points (claim 2, 90% CI; the GMT − SFT SD stands in for the SD of acc(k) − acc(0.3), which the pilot does not measure).`,
+    '- Candidates with averaged weights share the runs of their protocol (every pilot run keeps both the raw and the averaged weights\' figures); their minutes per run are those shared runs\'.', '');
+  out.push('## Candidates', '', '| id | candidate | what changes | grid |', '|---|---|---|---|');
+  for (const c of PILOT_CANDIDATES) out.push(`| ${c.id} | ${c.name} | ${c.description} | \`notebooks/grids/${c.grid}.json\` |`);
+  out.push('', 'Every pilot run: the `micro` base on the native engine, 1,000 test problems, seeds 1000–1007 (the confirmatory runs use seeds from 0), validation every 50 updates, the test answers\' loss recorded, and a moving average of the weights kept beside the raw weights.', '');
+
+  out.push('## Difficulty calibration (candidate B)', '');
+  if (calibration.length === 0) out.push('_Not run yet._', '');
+  else {
+    out.push('| task | options | SFT seeds | SFT accuracy (points) | mean | picked |', '|---|---|---|---|---|---|');
+    for (const c of calibration) out.push(`| ${c.task} | \`${JSON.stringify(c.options)}\` | ${c.seeds} | ${c.accuracies.map(f1).join(', ')} | ${f1(c.mean)} | ${picks.get(c.task) === c ? '**yes**' : ''} |`);
+    const b = grids.get('pilot-b');
+    if (b) {
+      const used = (b.base.taskOptions ?? {}) as Record<string, unknown>;
+      out.push('', `Candidate B's grid uses \`${JSON.stringify(used)}\` as \`taskOptions\` (per task below); the rule picks ${[...picks].map(([t, r]) => `${t} \`${JSON.stringify(r.options)}\``).join(', ')}.`);
+    }
+    out.push('');
+  }
+
+  out.push('## Pilot', '');
+  if (stats.every((s) => s.tasks.length === 0)) out.push('_Not run yet: the table, the choice and the seed counts appear here once the pilot grids are in the store._', '');
+  else {
+    out.push('| candidate | task | pairs | SFT mean | GMT mean | GMT − SFT mean | paired SD | failed seeds SFT / GMT | SFT late fall | converged | min/run |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of stats) {
+      for (const t of s.tasks) {
+        out.push(`| ${s.candidate.id} ${s.candidate.name} | ${t.task} | ${t.pairs} | ${f1(t.sftMean)} | ${f1(t.gmtMean)} | ${t.diffMean >= 0 ? '+' : ''}${f1(t.diffMean)} | ${f2(t.diffSd)} | ${t.failed.sft[0]}/${t.failed.sft[1]} · ${t.failed.gmt[0]}/${t.failed.gmt[1]} | ${Number.isFinite(t.sftLateFall) ? `${(100 * t.sftLateFall).toFixed(2)}%` : '—'} | ${t.converged ? 'yes' : 'no'} | ${f2(t.minutesPerRun)} |`);
+      }
+    }
+    out.push('', '| candidate | converged on both tasks | cost Σ SD² × min | seeds for claim 1 (±1.5, 95%) | seeds for claim 2 (±2, 90%) |', '|---|---|---|---|---|');
+    for (const s of stats) {
+      out.push(`| ${s.candidate.id} ${s.candidate.name} | ${s.converged ? 'yes' : 'no'} | ${f1(s.cost)} | ${Object.entries(s.seedsClaim1).map(([t, n]) => `${t} ${n}`).join(', ')} | ${Object.entries(s.seedsClaim2).map(([t, n]) => `${t} ${n}`).join(', ')} |`);
+    }
+    out.push('');
+    out.push('## Choice', '');
+    if (!chosen) out.push('_No candidate qualifies yet (SFT converged on both tasks, ≥ 8 pairs per task)._', '');
+    else {
+      out.push(`**${chosen.candidate.id}: ${chosen.candidate.name}** — ${chosen.candidate.description}.`, '',
+        `Seeds it implies: claim 1 ${Object.entries(chosen.seedsClaim1).map(([t, n]) => `${n} on ${t}`).join(', ')} (per method); claim 2 ${Object.entries(chosen.seedsClaim2).map(([t, n]) => `${n} on ${t}`).join(', ')} (per k and scope).`, '');
+    }
+  }
+  const text = `${out.join('\n')}\n`;
+  const file = path.join(paths.figuresDir, 'PROTOCOL.md');
+  writeFileAtomic(file, text);
+  return { file, text, chosen, runs };
+}
