@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { median, medianInterval, quantile } from '../src/util/stats';
 import { Rng } from '../src/util/rng';
+import { bootstrapMeanCI, meanCI, wilcoxonP } from '../src/analysis/stats';
 
 test('quantile and median interpolate between order statistics', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -34,4 +35,21 @@ test('medianInterval covers the true median about as often as it says', () => {
   }
   // Exact coverage of ranks 3..10 at n = 12 is 96.1%; allow sampling error of 2,000 trials.
   assert.ok(covered / trials > 0.94 && covered / trials < 0.98, `coverage ${covered / trials}`);
+});
+
+test('bootstrapMeanCI: seeded, repeatable, brackets the mean, close to the t interval for a symmetric sample', () => {
+  const xs = Array.from({ length: 40 }, (_, i) => Math.sin(i * 1.7) * 3 + 1);
+  const a = bootstrapMeanCI(xs, 0.95, 5000, 7);
+  assert.deepEqual(bootstrapMeanCI(xs, 0.95, 5000, 7), a);
+  assert.ok(a.lo < a.mean && a.mean < a.hi);
+  const t = meanCI(xs);
+  assert.ok(Math.abs((a.hi - a.lo) - (t.hi - t.lo)) < 0.15 * (t.hi - t.lo), `bootstrap width ${a.hi - a.lo} vs t width ${t.hi - t.lo}`);
+  assert.ok(Number.isNaN(bootstrapMeanCI([1]).lo));
+});
+
+test('wilcoxonP: exact p of ten differences of one sign is 2/2^10; zeros are dropped; a symmetric set is far from significant', () => {
+  assert.ok(Math.abs(wilcoxonP([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) - 2 / 1024) < 1e-12);
+  assert.ok(Math.abs(wilcoxonP([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) - 2 / 1024) < 1e-12);
+  assert.ok(wilcoxonP([-3, -1, 1, 3, -2, 2]) > 0.5);
+  assert.ok(Number.isNaN(wilcoxonP([0, 0, 4])));
 });

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { train, type TrainResult } from '../src/train/trainer';
 import { weightsSha256 } from '../src/model/hash';
+import { GPT } from '../src/model/gpt';
 import { getStrategy } from '../src/tuning/registry';
 import type { HostBatch, ParamInfo, TensorBatch, TrainableModel } from '../src/types';
 import { ConfigError } from '../src/util/config';
@@ -257,4 +258,40 @@ test('bad options are clear errors', async () => {
   await assert.rejects(train(model, { nextBatch: short, steps: 2, accum: 1 }), /ran out of batches/);
   assert.equal(weightsSha256(model.params), weightsSha256(model.params));
   model.dispose();
+});
+
+test('ema: the moving average of the weights follows θ̄ ← d·θ̄ + (1 − d)·θ after every update and leaves training unchanged', async () => {
+  await tf.setBackend('wasm');
+  const cfg = { vocabSize: 20, contextLength: 8, dModel: 8, nLayers: 1, nHeads: 2, seed: 3 };
+  const batches = (i: number) => ({ batchSize: 2, seqLen: 8, inputs: Int32Array.from({ length: 16 }, (_, k) => (k * 3 + i) % 20), targets: Int32Array.from({ length: 16 }, (_, k) => (k * 5 + i) % 20), weights: new Float32Array(16).fill(1) });
+  const run = async (ema: number) => {
+    const model = new GPT(cfg);
+    const seen: Float32Array[][] = [model.params.map((p) => p.variable.dataSync().slice() as Float32Array)];
+    let i = 0;
+    let average: Float32Array[] | undefined;
+    await train(model, {
+      strategy: 'sft', steps: 5, accum: 1, lr: 1e-2, warmup: 0, seed: 1, ema,
+      nextBatch: () => batches(i++),
+      onUpdate: () => { seen.push(model.params.map((p) => p.variable.dataSync().slice() as Float32Array)); },
+      onAveraged: (w) => { average = model.params.map((p) => w.get(p.name)!.dataSync().slice() as Float32Array); },
+    });
+    const sha = weightsSha256(model.params);
+    model.dispose();
+    return { sha, seen, average };
+  };
+  try {
+    const plain = await run(0);
+    const tensors = tf.memory().numTensors;
+    const averaged = await run(0.5);
+    assert.equal(tf.memory().numTensors, tensors, 'the average left tensors behind');
+    assert.equal(averaged.sha, plain.sha, 'keeping an average changed training');
+    assert.equal(plain.average, undefined);
+    const expected = averaged.seen[0]!.map((w) => Float32Array.from(w));
+    for (const step of averaged.seen.slice(1)) {
+      step.forEach((w, p) => { for (let k = 0; k < w.length; k++) expected[p]![k] = Math.fround(Math.fround(0.5 * expected[p]![k]!) + Math.fround(0.5 * w[k]!)); });
+    }
+    averaged.average!.forEach((a, p) => assert.deepEqual(a, expected[p], `parameter ${p}`));
+  } finally {
+    await tf.setBackend('cpu');
+  }
 });
