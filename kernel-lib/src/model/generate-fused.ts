@@ -37,7 +37,25 @@ export function canGenerateFused(): boolean {
  * prefill) by up to `maxNew` tokens; returns the new tokens per prompt. `threads`: threads each
  * kernel may use.
  */
+/** Largest key/value cache of one pass, in bytes: more prompts are decoded in several passes. */
+const CACHE_BYTES = 256 * 2 ** 20;
+
 export function generateFused(
+  model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[], pick: TokenPicker,
+  stop: number | undefined, threads: number,
+): number[][] {
+  const { contextLength: L, dModel: d, nLayers } = model.config;
+  const rows = Math.max(1, Math.floor(CACHE_BYTES / (2 * nLayers * L * d * 4)));
+  if (prompts.length <= rows) return decode(model, prompts, maxNew, temperature, rngs, pick, stop, threads);
+  const out: number[][] = [];
+  for (let i = 0; i < prompts.length; i += rows) {
+    out.push(...decode(model, prompts.slice(i, i + rows), maxNew, temperature, rngs.slice(i, i + rows), pick, stop, threads));
+  }
+  return out;
+}
+
+/** One pass of {@link generateFused} over prompts whose cache fits. */
+function decode(
   model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[], pick: TokenPicker,
   stop: number | undefined, threads: number,
 ): number[][] {
