@@ -65,6 +65,9 @@ process.env.GMT_MODE = options.mode;
 // Committed notebooks must not carry plotly.js (4.8 MB) in their outputs; they show the PNG and,
 // where the frontend renders plotly, the interactive figure.
 if (options.mode === 'full') process.env.GMT_PLOTLYJS = 'never';
+// ... nor anything that changes from one run to the next (a progress bar's elapsed time), so that
+// a reproduce on an unchanged store leaves them byte for byte as they were.
+if (options.mode === 'full') process.env.GMT_STABLE_OUTPUT = '1';
 // The notebooks' own sweeps then make nothing either.
 if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
