@@ -389,7 +389,7 @@ interface VPage {
   route(pattern: string, handler: (route: { request(): { url(): string }; abort(): Promise<void>; continue(): Promise<void> }) => unknown): Promise<void>;
   on(event: 'pageerror', fn: (e: Error) => void): void;
   goto(url: string, opts?: object): Promise<unknown>;
-  waitForSelector(selector: string, opts?: object): Promise<unknown>;
+  waitForFunction(fn: () => unknown, arg?: unknown, opts?: object): Promise<unknown>;
   evaluate<R>(fn: () => R): Promise<R>;
   close(): Promise<void>;
 }
@@ -407,9 +407,11 @@ export async function verifyGallery(indexFile: string, opts: { timeoutMs?: numbe
   const timeout = opts.timeoutMs ?? 20_000;
   const problems: string[] = [];
   const browser = await launchChromium<VBrowser>();
-  const open = async (file: string): Promise<{ page: VPage; errors: string[] }> => {
+  try {
+    // One tab for everything: the figure pages load the same plotly.js, which the tab's renderer
+    // then compiles once.
     const page = await browser.newPage();
-    const errors: string[] = [];
+    let errors: string[] = [];
     await page.route('**/*', (route) => {
       const url = route.request().url();
       if (url.startsWith('file://')) return route.continue();
@@ -417,34 +419,32 @@ export async function verifyGallery(indexFile: string, opts: { timeoutMs?: numbe
       return route.abort();
     });
     page.on('pageerror', (e) => errors.push(`script error: ${e.message.split('\n')[0]}`));
-    await page.goto(pathToFileURL(file).href, { waitUntil: 'load', timeout });
-    return { page, errors };
-  };
-  try {
-    const { page, errors } = await open(indexFile);
+    await page.goto(pathToFileURL(indexFile).href, { waitUntil: 'load', timeout });
     const seen = await page.evaluate(() => ({
       images: Array.from(document.images).map((i) => ({ src: i.getAttribute('src') ?? '', ok: i.complete && i.naturalWidth > 0 })),
       figures: Array.from(document.querySelectorAll('a.interactive')).map((a) => a.getAttribute('href') ?? ''),
     }));
-    await page.close();
     for (const img of seen.images) if (!img.ok) problems.push(`image ${decodeURI(img.src)} did not load`);
     problems.push(...errors.map((e) => `index.html: ${e}`));
     for (const href of seen.figures) {
-      const file = path.join(path.dirname(indexFile), ...decodeURI(href).split('/'));
       const name = decodeURI(href);
+      const file = path.join(path.dirname(indexFile), ...name.split('/'));
       if (!fs.existsSync(file)) {
         problems.push(`${name}: no such file`);
         continue;
       }
-      const fig = await open(file);
-      try {
-        await fig.page.waitForSelector('.main-svg', { timeout, state: 'attached' });
-      } catch {
-        const text = await fig.page.evaluate(() => document.body.innerText.slice(0, 200)).catch(() => '');
+      errors = [];
+      await page.goto(pathToFileURL(file).href, { waitUntil: 'load', timeout });
+      // Drawn, or plotly.js absent after the page loaded (then it never will be).
+      const drawn = await page
+        .waitForFunction(() => document.querySelector('.main-svg') !== null || !(window as unknown as { Plotly?: unknown }).Plotly, undefined, { timeout })
+        .then(() => page.evaluate(() => document.querySelector('.main-svg') !== null))
+        .catch(() => false);
+      if (!drawn) {
+        const text = await page.evaluate(() => document.body.innerText.slice(0, 200)).catch(() => '');
         problems.push(`${name} drew no figure${text ? `: "${text.replace(/\s+/g, ' ').trim()}"` : ''}`);
       }
-      problems.push(...fig.errors.map((e) => `${name}: ${e}`));
-      await fig.page.close();
+      problems.push(...errors.map((e) => `${name}: ${e}`));
     }
     return { images: seen.images.length, figures: seen.figures.length, problems };
   } finally {
