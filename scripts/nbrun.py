@@ -19,6 +19,9 @@ copy, and checked for the markers; after the last cell it listens for a short wh
 reason.
 
 The executed copy is written even when the notebook fails, so the failure can be looked at.
+It carries no execution timestamps (nbclient's per-cell `execution` metadata is neither recorded
+nor kept from the source), so executing an unchanged notebook on unchanged inputs writes the same
+bytes: a reproduce that changes nothing leaves the committed notebooks as they are.
 """
 
 import argparse
@@ -154,6 +157,12 @@ def find_marker(nb):
     return None
 
 
+def strip_timestamps(nb):
+    """Drops the per-cell `execution` timestamps an earlier nbclient run left in the metadata."""
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+
+
 def read_tail(path, limit=4000):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -171,7 +180,7 @@ def run_one(path, out_path, timeout, drain_seconds):
         kernel_name=KERNEL_NAME,
         timeout=math.ceil(timeout) if timeout > 0 else None,
         allow_errors=False,
-        record_timing=True,
+        record_timing=False,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
     )
     failure = None
@@ -189,6 +198,7 @@ def run_one(path, out_path, timeout, drain_seconds):
         kernel_log.seek(0)
         kernel_text = kernel_log.read()
     attach_late_output(nb, client.late)
+    strip_timestamps(nb)
     if failure is not None and failure.cell is not None:
         failure.detail = error_text(nb.cells[failure.cell])
     if failure is None:

@@ -10,8 +10,13 @@
 //                  save their figures and tables. Full mode writes the outputs into the notebooks
 //                  themselves (committed, so a reader sees the evidence without running anything);
 //                  fast mode into build/notebooks.
-//   3. claims      figures/CLAIMS.md from the store and the benchmark (`gmt-lab claims`)
-//   4. check       re-runs --check (default 2) stored runs picked at random and compares their
+//   3. claims      figures/CLAIMS.md from the store and the benchmark, with the figure behind
+//                  each claim (`gmt-lab claims`)
+//   4. gallery     figures/index.html and figures/README.md: every figure and table with its
+//                  caption, notebook, paper section and claim (captions: kernel-lib's findings
+//                  catalog); then opened offline in Chromium: every image must load and every
+//                  interactive figure draw
+//   5. check       re-runs --check (default 2) stored runs picked at random and compares their
 //                  weights sha256 with the store's: same config, same machine build, same bits
 //
 // Full mode: data/results/ and figures/ (committed); fast mode: build/fast/.
@@ -65,6 +70,9 @@ process.env.GMT_MODE = options.mode;
 // Committed notebooks must not carry plotly.js (4.8 MB) in their outputs; they show the PNG and,
 // where the frontend renders plotly, the interactive figure.
 if (options.mode === 'full') process.env.GMT_PLOTLYJS = 'never';
+// ... nor anything that changes from one run to the next (a progress bar's elapsed time), so that
+// a reproduce on an unchanged store leaves them byte for byte as they were.
+if (options.mode === 'full') process.env.GMT_STABLE_OUTPUT = '1';
 // The notebooks' own sweeps then make nothing either.
 if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
@@ -131,6 +139,15 @@ const steps = [
       const verdicts = [...text.matchAll(/\*\*(reproduced|contradicted|not reproduced|inconclusive|no data)\*\*/g)].map((m) => m[1]);
       const count = verdicts.reduce((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});
       return `${rel(file)}: ${Object.entries(count).map(([v, n]) => `${n} ${v}`).join(', ')}${missing ? `; the store lacks ${missing} planned runs` : ''}`;
+    },
+  },
+  {
+    name: 'gallery',
+    run: async () => {
+      const gallery = gmt.writeGallery({ mode: options.mode });
+      const check = await gmt.verifyGallery(gallery.index);
+      if (check.problems.length) throw new Error(`the gallery does not open as it should:\n  ${check.problems.join('\n  ')}`);
+      return `${rel(gallery.index)} and ${rel(gallery.readme)}: ${gallery.figures} figures, ${gallery.tables} tables; opened offline: ${check.images} images loaded, ${check.figures} interactive figures drawn`;
     },
   },
   {

@@ -15,12 +15,17 @@ import {
   histogramFigure,
   logHistogram,
   figureCsv,
+  figureElementId,
   figureHtml,
+  launchChromium,
   lineFigure,
+  plotlyJsSource,
+  relativeUrl,
   methodColor,
   withFigureExporter,
 } from '../src/plots';
-import { progress, tableBundle } from '../src/notebook';
+import { progress, stableOutput, tableBundle } from '../src/notebook';
+import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../src/util/config';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -86,6 +91,118 @@ test('HTML export is self-contained: plotly.js inlined, no external script', () 
   assert.match(html, /gmt-curve-label/);
   // Only the two script elements we write may close.
   assert.equal(html.match(/<\/script>/g)?.length, 2);
+});
+
+test('HTML export with a shared plotly.js: a small page that loads it by a relative URL, written once', () => {
+  const dir = tmpDir();
+  try {
+    const shared = path.join(dir, 'figures', 'plotly.min.js');
+    const base = path.join(dir, 'figures', 'nb one', 'loss');
+    const [file] = [path.join(dir, 'figures', 'nb one', 'loss.html')];
+    return exportFigure(curves(), base, { formats: ['html', 'csv'], plotlyJs: { file: shared } }).then(async (written) => {
+      assert.deepEqual(written.map((f) => path.basename(f)), ['loss.html', 'loss.csv']);
+      const html = fs.readFileSync(file!, 'utf8');
+      assert.ok(html.length < 20_000, `the page holds no plotly.js (${html.length} bytes)`);
+      assert.match(html, /<script src="\.\.\/plotly\.min\.js"><\/script>/);
+      assert.match(html, /gmt-curve-label/);
+      assert.ok(!html.includes('<img'), 'no PNG exported, so no fallback image');
+      assert.equal(fs.readFileSync(shared, 'utf8'), plotlyJsSource());
+      // Exported again: the same bytes, and the shared file is left alone (same content).
+      const before = fs.statSync(shared).mtimeMs;
+      await new Promise((r) => setTimeout(r, 20));
+      await exportFigure(curves(), base, { formats: ['html'], plotlyJs: { file: shared } });
+      assert.equal(fs.readFileSync(file!, 'utf8'), html);
+      assert.equal(fs.statSync(shared).mtimeMs, before, 'plotly.min.js was rewritten though it was up to date');
+      // A stale or damaged copy is replaced.
+      fs.writeFileSync(shared, '/* old */');
+      await exportFigure(curves(), base, { formats: ['html'], plotlyJs: { file: shared } });
+      assert.equal(fs.statSync(shared).size, Buffer.byteLength(plotlyJsSource()));
+      assert.equal(relativeUrl('/a/b c', '/a/plotly #1.js'), '../plotly%20%231.js');
+      await assert.rejects(exportFigure(curves(), base, { formats: ['html'], plotlyJs: 'shared' as never }), /plotlyJs must be 'inline' or \{ file/);
+    }).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+});
+
+/** What a page opened from file:// shows: plotly's SVG drawn, images loaded, requests that left file://. */
+async function openOffline(url: string): Promise<{ drawn: number; plots: number; images: { src: string; ok: boolean }[]; text: string; remote: string[]; errors: string[] }> {
+  type Page = {
+    route(pattern: string, handler: (route: { request(): { url(): string }; abort(): Promise<void>; continue(): Promise<void> }) => unknown): Promise<void>;
+    on(event: 'pageerror', fn: (e: Error) => void): void;
+    goto(url: string, opts?: object): Promise<unknown>;
+    waitForTimeout(ms: number): Promise<void>;
+    evaluate<R>(fn: () => R): Promise<R>;
+  };
+  const browser = await launchChromium<{ newPage(): Promise<Page>; close(): Promise<void> }>();
+  try {
+    const page = await browser.newPage();
+    const remote: string[] = [];
+    const errors: string[] = [];
+    await page.route('**/*', (route) => (route.request().url().startsWith('file://') ? route.continue() : (remote.push(route.request().url()), route.abort())));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url, { waitUntil: 'load' });
+    await page.waitForTimeout(300);
+    const seen = await page.evaluate(() => ({
+      drawn: document.querySelectorAll('.main-svg').length,
+      plots: document.querySelectorAll('.js-plotly-plot').length,
+      images: Array.from(document.images).map((i) => ({ src: i.getAttribute('src') ?? '', ok: i.complete && i.naturalWidth > 0 })),
+      text: document.body.innerText,
+    }));
+    return { ...seen, remote, errors };
+  } finally {
+    await browser.close();
+  }
+}
+
+test('a shared-plotly.js page opens offline from file:// and draws; without plotly.min.js it says so and shows the PNG', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    const shared = path.join(dir, 'plotly.min.js');
+    await exportFigure(curves(), path.join(dir, 'nb', 'loss'), { formats: ['png', 'html'], plotlyJs: { file: shared } });
+    const url = pathToFileURL(path.join(dir, 'nb', 'loss.html')).href;
+    const ok = await openOffline(url);
+    assert.ok(ok.drawn > 0, 'plotly drew its SVG');
+    assert.deepEqual(ok.remote, []);
+    assert.deepEqual(ok.errors, []);
+    fs.rmSync(shared);
+    const broken = await openOffline(url);
+    assert.equal(broken.drawn, 0);
+    assert.match(broken.text, /needs plotly\.js at \.\.\/plotly\.min\.js/);
+    assert.deepEqual(broken.images, [{ src: 'loss.png', ok: true }], 'the static image stands in');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('figure element ids come from the content: the same in every process, one per figure and size', async () => {
+  const id = figureElementId(curves());
+  assert.match(id, /^gmt-fig-[0-9a-f]{16}$/);
+  assert.equal(figureElementId(curves()), id);
+  assert.notEqual(figureElementId(curves(), { height: 300 }), id);
+  assert.notEqual(figureElementId(barFigure({ categories: ['a'], series: [{ name: 'x', values: [1] }] })), id);
+  const { execFileSync } = await import('node:child_process');
+  const other = execFileSync(process.execPath, ['--import', 'tsx', '-e', `const p = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'plots'))}); const f = p.lineFigure({ title: 'Validation loss', xTitle: 'step', yTitle: 'loss', series: [{ name: 'sft', x: [0, 10, 20], y: [2.5, 1.9, 1.6], band: [0.1, 0.2, 0.15] }, { name: 'gmt-curve-label', colorKey: 'gmt', x: [0, 10, 20], y: [2.5, 1.7, 1.4] }] }); process.stdout.write(p.figureElementId(f));`], { encoding: 'utf8' });
+  assert.equal(other, id, 'another process gives the same id');
+  const html = (await figureBundle(curves())).data['text/html'] as string;
+  assert.ok(html.includes(`id="${id}"`));
+});
+
+test('the same figure shown twice on one page: both copies draw (they share their content-derived id)', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    const shared = path.join(dir, 'plotly.min.js');
+    fs.writeFileSync(shared, plotlyJsSource());
+    const out = (await figureBundle(curves())).data['text/html'] as string;
+    const other = (await figureBundle(barFigure({ categories: ['a'], series: [{ name: 'x', values: [1] }] }))).data['text/html'] as string;
+    fs.writeFileSync(path.join(dir, 'page.html'), `<!DOCTYPE html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head><body>${out}${other}${out}</body></html>`);
+    const seen = await openOffline(pathToFileURL(path.join(dir, 'page.html')).href);
+    assert.deepEqual(seen.errors, []);
+    assert.equal(seen.plots, 3, 'three figures drawn');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('export writes a real SVG and PNG rendered by Chromium', { skip: skipNoChromium, timeout: 120_000 }, async () => {
@@ -197,6 +314,34 @@ test('progress outside a notebook prints throttled lines, always the first and l
   assert.match(lines[0], /^train \[-+\] 1\/100 1% /);
   assert.match(lines[1], /^train \[#{24}\] 100\/100 100% .* loss=0\.01\n$/);
   assert.throws(() => progress(0), /progress total must be >= 1/);
+});
+
+test('GMT_STABLE_OUTPUT=1: progress lines carry no elapsed time or ETA, so a re-run prints the same', () => {
+  const lines: string[] = [];
+  const original = process.stdout.write;
+  const saved = process.env.GMT_STABLE_OUTPUT;
+  process.stdout.write = ((chunk: string) => {
+    lines.push(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    process.env.GMT_STABLE_OUTPUT = '1';
+    const p = progress(10, { label: 'sweep', minIntervalMs: 0 });
+    for (let i = 1; i <= 10; i++) p.update(i);
+    p.finish({ ran: 0 });
+    const timed = progress(2, { label: 'timed', minIntervalMs: 0, showTime: true });
+    timed.update(2);
+  } finally {
+    process.stdout.write = original;
+    if (saved === undefined) delete process.env.GMT_STABLE_OUTPUT;
+    else process.env.GMT_STABLE_OUTPUT = saved;
+  }
+  assert.equal(lines[0], 'sweep [##----------------------] 1/10 10%\n');
+  assert.equal(lines[lines.length - 2], 'sweep [########################] 10/10 100% ran=0\n');
+  assert.match(lines[lines.length - 1]!, /^timed \[#{24}\] 2\/2 100% \d+\.\ds < \d/, 'showTime overrides');
+  assert.equal(stableOutput({}), false);
+  assert.equal(stableOutput({ GMT_STABLE_OUTPUT: '0' }), false);
+  assert.throws(() => stableOutput({ GMT_STABLE_OUTPUT: 'yes' }), /GMT_STABLE_OUTPUT must be 0 or 1/);
 });
 
 test('reference lines, heatmaps and histograms: their CSV holds the data behind them', () => {

@@ -129,6 +129,46 @@ describe('notebook runner', () => {
     assert.match(output, /FAIL nb\/die\.ipynb cell 1: the kernel died/);
   });
 
+  test('executing a notebook in place twice writes the same bytes: no timestamps, figure ids from content', () => {
+    // Inside the checkout (build/ is git-ignored), so that the kernel resolves @gmt-lab/kernel-lib.
+    mkdirSync(path.join(repoRoot, 'build'), { recursive: true });
+    const work = mkdtempSync(path.join(repoRoot, 'build', 'gmt-runner-inplace-'));
+    try {
+      const file = path.join(work, 'same.ipynb');
+      const nb = JSON.parse(readFileSync(writeNotebook('same.ipynb', [
+        "import * as gmt from '@gmt-lab/kernel-lib';\nconst fig = gmt.lineFigure({ title: 't', series: [{ name: 'a', x: [1, 2], y: [3, 4] }] });",
+        // The live figure's number of redraws depends on timing; the ids saved must not.
+        "const live = gmt.liveFigure({ minIntervalMs: 0, png: false, plotlyJs: 'never' });\nfor (let i = 0; i < 3 + Math.floor(Math.random() * 5); i++) live.update(fig);\nawait live.close();",
+        "await gmt.showFigure(fig, { png: false, plotlyJs: 'never' });\nawait gmt.showFigure(gmt.lineFigure({ title: 'u', series: [{ name: 'b', x: [1], y: [2] }] }), { png: false, plotlyJs: 'never' });",
+        "const bar = gmt.progress(3, { label: 'work' });\nfor (let i = 1; i <= 3; i++) { await new Promise((r) => setTimeout(r, 30 * Math.random())); bar.update(i); }\nbar.finish();",
+      ]), 'utf8'));
+      // A source saved by an older runner carries nbclient's timestamps; they must go.
+      nb.cells[0].metadata.execution = { 'iopub.status.busy': '2026-01-01T00:00:00.000000Z' };
+      writeFileSync(file, JSON.stringify(nb, null, 1));
+      const execute = () => {
+        const r = spawnSync(process.execPath, [runner, '--inplace', file], {
+          cwd: work, encoding: 'utf8', timeout: 180_000, env: { ...process.env, GMT_STABLE_OUTPUT: '1', GMT_PLOTLYJS: 'never' },
+        });
+        assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+        return readFileSync(file, 'utf8');
+      };
+      const first = execute();
+      const second = execute();
+      const saved = JSON.parse(first);
+      assert.deepEqual(saved.cells.map((c) => c.metadata.execution), saved.cells.map(() => undefined), 'no execution timestamps');
+      const ids = [...first.matchAll(/id=\\"(gmt-fig-[^\\"]*)\\"/g)].map((m) => m[1]);
+      assert.equal(ids.length, 3, 'three figure outputs (the live one, then two)');
+      for (const id of ids) assert.match(id, /^gmt-fig-[0-9a-f]{16}$/);
+      assert.equal(ids[0], ids[1], 'the same figure shown twice gets the same id');
+      assert.notEqual(ids[1], ids[2]);
+      assert.match(streamText(saved.cells[3]) + JSON.stringify(saved.cells[3].outputs), /work \[#{24}\] 3\/3 100%/);
+      assert.doesNotMatch(JSON.stringify(saved.cells[3].outputs), /\d\.\ds|\d+ms/, 'no elapsed time with GMT_STABLE_OUTPUT=1');
+      assert.equal(second, first, 'the second execution changed the notebook');
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   test('bad arguments are rejected with a usage message', () => {
     const missing = runRunner([path.join(dir, 'nb', 'missing.ipynb')]);
     assert.equal(missing.status, 2);

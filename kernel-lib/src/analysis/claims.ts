@@ -17,6 +17,28 @@ import { ConfigError } from '../util/config';
 import { equivalenceTest, meanCI, pairedTest, type PairedComparison } from './stats';
 import type { ResultRow } from './results';
 
+/** The paper's three claims, numbered as in CLAIMS.md. */
+export type ClaimId = 1 | 2 | 3;
+
+/** Each claim in a few words: CLAIMS.md's headings are `Claim N: <title>`. */
+export const CLAIM_TITLES: Readonly<Record<ClaimId, string>> = {
+  1: 'GMT beats vanilla fine-tuning',
+  2: 'insensitive to the mask ratio',
+  3: 'compute cost comparable to SFT',
+};
+
+/** A figure CLAIMS.md shows under a claim (paths relative to CLAIMS.md). */
+export interface ClaimFigure {
+  /** The PNG; when `missing`, the path it will have. */
+  png: string;
+  title: string;
+  caption: string;
+  /** Other files of the figure, e.g. `{ interactive: 'x.html', data: 'x.csv' }`. */
+  links: Record<string, string>;
+  /** The figure has not been made yet: CLAIMS.md says which notebook makes it. */
+  missing?: { notebook: string };
+}
+
 /** A verdict of one claim on one slice (task, scope). */
 export type Verdict = 'reproduced' | 'contradicted' | 'not reproduced' | 'inconclusive' | 'no data';
 
@@ -179,7 +201,14 @@ export function claimsMarkdown(input: {
   claim3: Claim3Result[];
   provenance: Record<'claim1' | 'claim2' | 'claim3', ClaimsProvenance | null>;
   notes?: string[];
+  /** Figures shown under each claim, after its verdicts. */
+  figures?: Partial<Record<ClaimId, readonly ClaimFigure[]>>;
 }): string {
+  const figureLines = (claim: ClaimId): string[] => (input.figures?.[claim] ?? []).flatMap((f) => {
+    const links = Object.entries(f.links).map(([label, href]) => `[${label}](${href})`).join(' · ');
+    if (f.missing) return [`_The figure behind this claim, \`${f.png}\`, has not been made yet: run notebook \`${f.missing.notebook}\`._`, ''];
+    return [`![${f.title}](${f.png})`, '', `*${f.title}.* ${f.caption}${links ? ` (${links})` : ''}`, ''];
+  });
   const out: string[] = [];
   out.push('# Claims of the GMT paper, tested at this lab\'s scale', '');
   out.push('Made by `npm run reproduce` (`gmt-lab claims`) from the committed result store; not edited by hand.',
@@ -188,13 +217,13 @@ export function claimsMarkdown(input: {
     '1. **GMT beats SFT**, per task: *reproduced* if the 95% CI of the paired GMT − SFT difference (same seeds) lies above 0; *contradicted* if it lies below 0; *inconclusive* otherwise.',
     `2. **Insensitive to the mask ratio**, per task and scope: *reproduced* if, for every k in ${CLAIM2_RATIOS.join(', ')}, the 90% CI of the paired difference to k = 0.3 lies within ±${CLAIM2_MARGIN} points (equivalence, TOST at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive* otherwise. Also reported: the smallest k above 0.3 whose difference to k = 0.3 has a 95% CI below 0 (where accuracy starts to fall).`,
     `3. **Cost comparable to SFT**: GMT's update time over SFT's, median of per-round ratios in an interleaved benchmark, with its 95% interval; *reproduced* if the upper bound is ≤ ${CLAIM3_BOUND}; *not reproduced* if the lower bound is above ${CLAIM3_BOUND}; *inconclusive* otherwise. The whole-run wall-time ratio (mean over paired seeds) is reported beside it.`, '');
-  out.push('## Claim 1: GMT beats vanilla fine-tuning', '');
+  out.push(`## Claim 1: ${CLAIM_TITLES[1]}`, '');
   out.push('| task | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | p | seeds | verdict |', '|---|---|---|---|---|---|---|');
   for (const c of input.claim1) {
     out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | ${f3(c.diff.pValue)} | ${c.diff.n} | **${c.verdict}** |`);
   }
-  out.push('', ...provenanceLines(input.provenance.claim1), '');
-  out.push('## Claim 2: insensitive to the mask ratio', '');
+  out.push('', ...figureLines(1), ...provenanceLines(input.provenance.claim1), '');
+  out.push(`## Claim 2: ${CLAIM_TITLES[2]}`, '');
   out.push('| task | scope | k | acc(k) − acc(0.3) [90% CI] | seeds | TOST ±3 |', '|---|---|---|---|---|---|');
   for (const c of input.claim2) {
     for (const k of c.checks) out.push(`| ${c.task} | ${c.scope} | ${k.ratio} | ${sgn(k.diff)} [${sgn(k.lo)}, ${sgn(k.hi)}] | ${k.n} | ${k.verdict} |`);
@@ -203,14 +232,14 @@ export function claimsMarkdown(input: {
   for (const c of input.claim2) {
     out.push(`- ${c.task}, ${c.scope} scope: **${c.verdict}**; accuracy ${c.fallsFrom === null ? 'does not fall significantly below k = 0.3 at any larger k measured' : `first falls significantly below k = 0.3 at k = ${c.fallsFrom}`}.`);
   }
-  out.push('', ...provenanceLines(input.provenance.claim2), '');
-  out.push('## Claim 3: compute cost comparable to SFT', '');
+  out.push('', ...figureLines(2), ...provenanceLines(input.provenance.claim2), '');
+  out.push(`## Claim 3: ${CLAIM_TITLES[3]}`, '');
   out.push('| GMT scope | update time / SFT [95% CI] | whole-run training time / SFT: median of pairs; mean [95% CI] | verdict |', '|---|---|---|---|');
   for (const c of input.claim3) {
     const wall = c.wallRatio ? `${f3(c.wallRatio.median)}; ${f3(c.wallRatio.mean)} [${f3(c.wallRatio.lo)}, ${f3(c.wallRatio.hi)}] (${c.wallRatio.n} pairs)` : '—';
     out.push(`| ${c.scope} | ${f3(c.updateRatio)} [${f3(c.updateCi[0])}, ${f3(c.updateCi[1])}] | ${wall} | **${c.verdict}** |`);
   }
-  out.push('', ...provenanceLines(input.provenance.claim3), '');
+  out.push('', ...figureLines(3), ...provenanceLines(input.provenance.claim3), '');
   if (input.notes?.length) out.push('## Notes', '', ...input.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
 }

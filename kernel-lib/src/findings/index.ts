@@ -4,3 +4,5 @@ export * from './figures';
 export * from './reports';
 export * from './bench';
 export * from './gpu';
+export * from './catalog';
+export * from './gallery';

@@ -6,7 +6,8 @@
  * - {@link comparisonReport} (notebook 02): mean ± CI per method and task, paired differences
  *   against SFT with Holm-adjusted p-values, forgetting, and the noise study;
  * - {@link ratioReport} (notebook 03): accuracy against the mask ratio per scope;
- * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark.
+ * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark, with the
+ *   PNG of the figure behind each claim (`claimFigures`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +24,7 @@ import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import type { CachedBench } from './bench';
+import { claimFigures } from './gallery';
 
 /** A grid's planned runs and, for those the store has, their records and result rows. */
 export interface GridResults {
@@ -215,6 +217,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
       claim3: provenanceOf(benchRecords, mode, paths.store, paths.root),
     },
     notes,
+    figures: claimFigures(paths.figuresDir),
   });
   writeFileAtomic(paths.claims, text);
   return { file: paths.claims, text, missing: new Set([...g2.missingKeys, ...g3.missingKeys]).size };

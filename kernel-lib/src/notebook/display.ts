@@ -209,6 +209,18 @@ export function showTable(table: TableLike, opts: ShowTableOptions = {}): void {
 // ---------------------------------------------------------------------------------------------
 // Progress
 
+/**
+ * Whether outputs should leave out what changes from one run to the next (`GMT_STABLE_OUTPUT=1`,
+ * which `npm run reproduce` sets for the committed notebooks): a progress bar then shows no elapsed
+ * time or ETA, so re-executing a notebook on an unchanged store saves the same bytes.
+ */
+export function stableOutput(env: NodeJS.ProcessEnv = process.env): boolean {
+  const raw = env.GMT_STABLE_OUTPUT;
+  if (raw === undefined || raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new ConfigError(`GMT_STABLE_OUTPUT must be 0 or 1; got ${JSON.stringify(raw)}`);
+}
+
 /** Options of {@link progress}. */
 export interface ProgressOptions {
   /** Shown before the bar, e.g. `"train gmt"`. */
@@ -218,6 +230,8 @@ export interface ProgressOptions {
    * stdout (one line per redraw). The first and last steps are always shown.
    */
   minIntervalMs?: number;
+  /** Show elapsed time and ETA; default true unless `GMT_STABLE_OUTPUT=1` ({@link stableOutput}). */
+  showTime?: boolean;
 }
 
 /** A progress bar handle. */
@@ -251,6 +265,7 @@ export function progress(total: number, opts: ProgressOptions = {}): Progress {
   const rich = inNotebook();
   const minInterval = checkNumber('minIntervalMs', opts.minIntervalMs ?? (rich ? 250 : 2000), { min: 0 });
   const label = opts.label ? `${opts.label} ` : '';
+  const showTime = opts.showTime ?? !stableOutput();
   const displayId = newDisplayId();
   const start = performance.now();
   let lastDraw = -Infinity;
@@ -266,14 +281,14 @@ export function progress(total: number, opts: ProgressOptions = {}): Progress {
     const eta = done > 0 ? (elapsed / done) * (total - done) : Infinity;
     const width = 24;
     const filled = Math.round(frac * width);
-    const timing = final ? `${formatSeconds(elapsed)}` : `${formatSeconds(elapsed)} < ${formatSeconds(eta)}`;
+    const timing = !showTime ? '' : final ? `${formatSeconds(elapsed)}` : `${formatSeconds(elapsed)} < ${formatSeconds(eta)}`;
     const metricText = formatMetrics(metrics);
-    const text = `${label}[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} ${(frac * 100).toFixed(0)}% ${timing}${metricText ? ` ${metricText}` : ''}`;
+    const text = `${label}[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} ${(frac * 100).toFixed(0)}%${timing ? ` ${timing}` : ''}${metricText ? ` ${metricText}` : ''}`;
     if (rich) {
       const html =
         `<div class="gmt-progress" style="font-family:monospace;font-size:13px">${escapeHtml(label)}` +
         `<progress value="${done}" max="${total}" style="width:220px;vertical-align:middle"></progress> ` +
-        `${done}/${total} ${escapeHtml(timing)} ${escapeHtml(metricText)}</div>`;
+        `${[`${done}/${total}`, timing, metricText].filter((t) => t !== '').map(escapeHtml).join(' ')}</div>`;
       displayBundle({ 'text/html': html, 'text/plain': text }, { displayId, update: drawn });
     } else {
       process.stdout.write(`${text}\n`);

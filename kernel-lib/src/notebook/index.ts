@@ -14,6 +14,7 @@ export {
   ProgressOptions,
   Progress,
   progress,
+  stableOutput,
 } from './display';
 export { sweepWithProgress } from './sweep';
 export { TrainingDisplay, trainingDisplay } from './training';

@@ -11,6 +11,11 @@
  *   `window.Plotly` so a page never loads it twice.
  * - `image/png` — the static fallback for renderers that skip HTML.
  * - `text/plain` — a one-line description for terminals and logs.
+ *
+ * The plot `<div>`'s id is a digest of what it draws (figure and size), never a process id, a
+ * counter or a random number, so a notebook executed twice is saved byte for byte the same. The
+ * same figure shown twice on one page gets one id twice; its script draws into every element that
+ * carries it, so both copies come alive.
  */
 import { createHash } from 'crypto';
 import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
@@ -37,17 +42,17 @@ export interface FigureBundleOptions {
   exporter?: FigureExporter;
   /** PNG pixel density; default 1.5 (sharp enough on screens, keeps notebooks small). */
   pngScale?: number;
-  /** Element id of the plot `<div>`; default derived from the figure and a counter. */
+  /** Element id of the plot `<div>`; default {@link figureElementId} (a digest of the figure and its size). */
   elementId?: string;
 }
 
-let elementCounter = 0;
-
-/** A page-unique element id: content hash + process id + counter (no randomness needed). */
-function elementIdFor(fig: PlotlyFigure): string {
-  const hash = createHash('sha1').update(JSON.stringify(fig)).digest('hex').slice(0, 10);
-  elementCounter += 1;
-  return `gmt-fig-${hash}-${process.pid}-${elementCounter}`;
+/**
+ * The default element id of a figure's `<div>`: `gmt-fig-` and 16 hex digits of the sha256 of the
+ * figure and its size. The same figure gets the same id in every process and every run.
+ */
+export function figureElementId(fig: PlotlyFigure, size: { width?: number; height?: number } = {}): string {
+  const hash = createHash('sha256').update(JSON.stringify({ fig, width: size.width ?? DEFAULT_WIDTH, height: size.height ?? DEFAULT_HEIGHT })).digest('hex').slice(0, 16);
+  return `gmt-fig-${hash}`;
 }
 
 function describe(fig: PlotlyFigure): string {
@@ -69,16 +74,21 @@ export function figureBundleHtml(fig: PlotlyFigure, opts: { elementId: string; w
     parts.push(`<script type="text/javascript">/* plotly.js ${plotlyJsVersion()} (MIT) */\nif (!window.Plotly) {\n${scriptSafe(plotlyJsSource())}\n}</script>`);
   }
   // Waits up to 10 s for plotly.js (another output may still be loading it); if it never comes
-  // the PNG placeholder stays, which is the right fallback.
+  // the PNG placeholder stays, which is the right fallback. Draws into every element with this id:
+  // the same figure shown twice on a page carries the same (content-derived) id twice.
   parts.push(
     '<script type="text/javascript">(function () {',
-    `  var el = document.getElementById(${scriptJson(elementId)});`,
+    `  var id = ${scriptJson(elementId)};`,
     `  var fig = ${scriptJson({ data: fig.data, layout: { ...fig.layout, width: undefined, height, autosize: true } })};`,
     `  var config = ${scriptJson(config)};`,
     '  function draw() {',
-    '    if (!el || !window.Plotly) return false;',
-    '    el.innerHTML = "";',
-    '    window.Plotly.newPlot(el, fig.data, fig.layout, config);',
+    '    if (!window.Plotly) return false;',
+    '    var els = Array.prototype.filter.call(document.getElementsByClassName("gmt-figure"), function (e) { return e.id === id; });',
+    '    if (els.length === 0) return false;',
+    '    els.forEach(function (el) {',
+    '      el.innerHTML = "";',
+    '      window.Plotly.newPlot(el, fig.data, fig.layout, config);',
+    '    });',
     '    return true;',
     '  }',
     '  if (!draw()) { var tries = 0; var timer = setInterval(function () { if (draw() || ++tries > 50) clearInterval(timer); }, 200); }',
@@ -96,7 +106,7 @@ export async function figureBundle(fig: PlotlyFigure, opts: FigureBundleOptions 
     const png = await opts.exporter.toImage(fig, 'png', { width, height, scale: opts.pngScale ?? 1.5 });
     pngBase64 = png.toString('base64');
   }
-  const elementId = opts.elementId ?? elementIdFor(fig);
+  const elementId = opts.elementId ?? figureElementId(fig, { width, height });
   const bundle: MimeBundle = {
     'application/vnd.plotly.v1+json': { data: fig.data, layout: { ...fig.layout, height }, config: { ...DISPLAY_CONFIG, ...(fig.config ?? {}) } },
     'text/html': figureBundleHtml(fig, { elementId, width, height, pngBase64, includePlotlyJs: opts.includePlotlyJs }),

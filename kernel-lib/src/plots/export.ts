@@ -1,8 +1,13 @@
 /**
  * Static export of figures: SVG and PNG rendered by plotly.js in real Chromium (jsdom breaks
- * plotly's text layout), a self-contained HTML file with plotly.js inlined, the figure JSON,
- * and the CSV of the data behind it. Nothing is fetched from the network: plotly.js comes from
+ * plotly's text layout), an HTML page that draws the interactive figure, the figure JSON, and the
+ * CSV of the data behind it. Nothing is fetched from the network: plotly.js comes from
  * node_modules and Chromium runs with networking features off.
+ *
+ * Where an HTML figure finds plotly.js (4.8 MB) is the caller's choice ({@link PlotlyJsPlacement}):
+ * by default it is inlined, so the page opens alone wherever it is copied; with `{ file }` many
+ * pages share one copy through a relative `<script src>` (figures/ does this: one
+ * `figures/plotly.min.js`, pages of a few KB that still open offline from `file://`).
  *
  * One {@link FigureExporter} keeps one browser open for many figures; call `close()` when done.
  */
@@ -10,6 +15,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, checkNumber } from '../util/config';
+import { writeFileAtomic } from '../util/fsx';
 import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
 
 /** What `exportFigure` can write. */
@@ -26,12 +32,28 @@ export interface ImageOptions {
   scale?: number;
 }
 
+/**
+ * Where an exported HTML figure gets plotly.js from:
+ *
+ * - `'inline'` (the default): plotly.js is written into the page (4.8 MB per figure), so the file
+ *   opens on its own wherever it is copied — right for a figure written outside `figures/`, such
+ *   as `gmt-lab bench --figure`'s or one a user exports;
+ * - `{ file }`: one shared copy at `file` (written there when it is missing or holds another
+ *   version), loaded by a relative `<script src>`. The page weighs a few KB and opens offline
+ *   (also from `file://`) as long as it keeps its place relative to `file`; without the file it
+ *   says so and shows the PNG beside it, when there is one. `figures/` uses
+ *   `figures/plotly.min.js` (see `exportFindings`).
+ */
+export type PlotlyJsPlacement = 'inline' | { file: string };
+
 /** Options of {@link exportFigure}. */
 export interface ExportOptions extends ImageOptions {
   /** Default `['svg', 'png', 'html', 'csv']` — what figures/ holds for each figure. */
   formats?: readonly FigureFormat[];
   /** Reuse this exporter's browser; otherwise one is launched and closed for this call. */
   exporter?: FigureExporter;
+  /** How the HTML figure gets plotly.js; default `'inline'` (see {@link PlotlyJsPlacement}). */
+  plotlyJs?: PlotlyJsPlacement;
 }
 
 /** Chromium flags: headless, no sandbox (containers), and no background network traffic. */
@@ -99,10 +121,32 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** A standalone HTML page showing the figure, with plotly.js inlined (works offline). */
-export function figureHtml(fig: PlotlyFigure): string {
+/** Options of {@link figureHtml}. */
+export interface FigureHtmlOptions {
+  /**
+   * URL of plotly.js, relative to the page (e.g. `../plotly.min.js`), loaded by `<script src>`.
+   * Without it plotly.js is inlined and the page is self-contained.
+   */
+  plotlyJsSrc?: string;
+  /** An image (URL relative to the page) shown, with a note, when plotly.js did not load. */
+  fallbackImage?: string;
+}
+
+/**
+ * An HTML page showing the figure, interactive, offline: plotly.js inlined (the default), or
+ * loaded from `opts.plotlyJsSrc`. When that script is missing the page says where it looked and
+ * shows `opts.fallbackImage`.
+ */
+export function figureHtml(fig: PlotlyFigure, opts: FigureHtmlOptions = {}): string {
   checkFigure(fig, 'figureHtml');
   const config = { ...DISPLAY_CONFIG, ...(fig.config ?? {}) };
+  const script = opts.plotlyJsSrc === undefined
+    ? `<script>/* plotly.js ${plotlyJsVersion()} (MIT) */\n${scriptSafe(plotlyJsSource())}</script>`
+    : `<script src="${escapeHtml(opts.plotlyJsSrc)}"></script>`;
+  const missing = opts.plotlyJsSrc === undefined
+    ? ''
+    : `<p style="font:15px sans-serif;margin:16px">This interactive figure needs plotly.js at <code>${escapeHtml(opts.plotlyJsSrc)}</code> (relative to this page), which did not load.${opts.fallbackImage ? ' The static image:' : ''}</p>` +
+      (opts.fallbackImage ? `<img src="${escapeHtml(opts.fallbackImage)}" alt="${escapeHtml(figureTitle(fig))}" style="max-width:100%">` : '');
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
@@ -110,15 +154,40 @@ export function figureHtml(fig: PlotlyFigure): string {
     '<meta charset="utf-8">',
     `<title>${escapeHtml(figureTitle(fig))}</title>`,
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<script>/* plotly.js ${plotlyJsVersion()} (MIT) */\n${scriptSafe(plotlyJsSource())}</script>`,
+    script,
     '</head>',
     '<body style="margin:0;background:#fff">',
     '<div id="gmt-figure" style="width:100vw;height:100vh"></div>',
-    `<script>Plotly.newPlot('gmt-figure', ${scriptJson(fig.data)}, ${scriptJson(fig.layout)}, ${scriptJson(config)});</script>`,
+    '<script>',
+    'var el = document.getElementById(\'gmt-figure\');',
+    `if (window.Plotly) Plotly.newPlot(el, ${scriptJson(fig.data)}, ${scriptJson(fig.layout)}, ${scriptJson(config)});`,
+    `else el.innerHTML = ${scriptJson(missing || 'plotly.js did not load.')};`,
+    '</script>',
     '</body>',
     '</html>',
     '',
   ].join('\n');
+}
+
+/** A URL from `fromDir` to `file`: relative, `/`-separated, each segment percent-encoded. */
+export function relativeUrl(fromDir: string, file: string): string {
+  return path.relative(path.resolve(fromDir), path.resolve(file)).split(path.sep).map(encodeURIComponent).join('/');
+}
+
+/**
+ * Writes plotly.js (the version {@link plotlyJsVersion} names) to `file` unless it already holds
+ * exactly that; returns whether it wrote. The shared copy of {@link PlotlyJsPlacement} `{ file }`.
+ */
+export function writePlotlyJs(file: string): boolean {
+  const source = Buffer.from(plotlyJsSource(), 'utf8');
+  try {
+    const st = fs.statSync(file);
+    if (st.isFile() && st.size === source.length && fs.readFileSync(file).equals(source)) return false;
+  } catch {
+    // missing: write it
+  }
+  writeFileAtomic(file, source);
+  return true;
 }
 
 function csvField(value: unknown): string {
@@ -196,6 +265,28 @@ interface PwBrowser {
   close(): Promise<void>;
 }
 
+/**
+ * Launches headless Chromium (`CHROMIUM_PATH` or `/usr/bin/chromium`) with {@link CHROMIUM_ARGS}
+ * through playwright-core and returns its playwright `Browser` (typed by the caller). Throws a
+ * clear error naming `apt-get install chromium` when the binary is missing or does not start.
+ */
+export async function launchChromium<B = PwBrowser>(opts: { executablePath?: string } = {}): Promise<B> {
+  const executablePath = opts.executablePath ?? chromiumPath();
+  if (!fs.existsSync(executablePath)) {
+    throw new Error(
+      `Chromium not found at ${executablePath}: static figure export (SVG/PNG) needs it. ` +
+        `Install it with \`apt-get install chromium\` (Debian/Ubuntu) or point CHROMIUM_PATH at a Chromium or Chrome binary.`,
+    );
+  }
+  const { chromium } = require('playwright-core') as { chromium: { launch(o: object): Promise<B> } };
+  try {
+    return await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new Error(`could not start Chromium at ${executablePath} (${msg}); try \`apt-get install chromium\` or set CHROMIUM_PATH`);
+  }
+}
+
 /** One headless Chromium with plotly.js loaded, reused for many figures. */
 export class FigureExporter {
   private constructor(
@@ -208,21 +299,7 @@ export class FigureExporter {
    * page. Throws a clear error naming `apt-get install chromium` when the binary is missing.
    */
   static async launch(opts: { executablePath?: string } = {}): Promise<FigureExporter> {
-    const executablePath = opts.executablePath ?? chromiumPath();
-    if (!fs.existsSync(executablePath)) {
-      throw new Error(
-        `Chromium not found at ${executablePath}: static figure export (SVG/PNG) needs it. ` +
-          `Install it with \`apt-get install chromium\` (Debian/Ubuntu) or point CHROMIUM_PATH at a Chromium or Chrome binary.`,
-      );
-    }
-    const { chromium } = require('playwright-core') as { chromium: { launch(o: object): Promise<PwBrowser> } };
-    let browser: PwBrowser;
-    try {
-      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
-    } catch (e) {
-      const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      throw new Error(`could not start Chromium at ${executablePath} (${msg}); try \`apt-get install chromium\` or set CHROMIUM_PATH`);
-    }
+    const browser = await launchChromium<PwBrowser>(opts);
     try {
       const page = await browser.newPage();
       await page.setContent('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>');
@@ -305,6 +382,10 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
     throw new ConfigError(`exportFigure: basePath ${JSON.stringify(basePath)} should not carry an extension; formats add it`);
   }
   const size = resolveImageOptions(opts);
+  const placement = opts.plotlyJs ?? 'inline';
+  if (placement !== 'inline' && (typeof placement !== 'object' || typeof placement.file !== 'string' || placement.file === '')) {
+    throw new ConfigError(`exportFigure: plotlyJs must be 'inline' or { file: 'path/to/plotly.min.js' }, got ${JSON.stringify(placement)}`);
+  }
   fs.mkdirSync(path.dirname(path.resolve(basePath)), { recursive: true });
 
   const needsBrowser = formats.includes('svg') || formats.includes('png');
@@ -321,9 +402,16 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
         case 'png':
           fs.writeFileSync(file, await exporter!.toImage(fig, 'png', size));
           break;
-        case 'html':
-          fs.writeFileSync(file, figureHtml(fig));
+        case 'html': {
+          if (placement === 'inline') {
+            fs.writeFileSync(file, figureHtml(fig));
+            break;
+          }
+          writePlotlyJs(placement.file);
+          const fallbackImage = formats.includes('png') ? relativeUrl(path.dirname(file), `${basePath}.png`) : undefined;
+          fs.writeFileSync(file, figureHtml(fig, { plotlyJsSrc: relativeUrl(path.dirname(file), placement.file), fallbackImage }));
           break;
+        }
         case 'json':
           fs.writeFileSync(file, `${JSON.stringify(fig, null, 1)}\n`);
           break;
@@ -349,9 +437,9 @@ export interface NamedFigure {
 
 /**
  * Saves each figure as `dir/<name>.{svg,png,html,csv}` (or `formats`) with one Chromium for the
- * whole batch. Returns the paths written.
+ * whole batch. Returns the paths written. `plotlyJs` as in {@link exportFigure} (default inline).
  */
-export async function exportFigures(figures: readonly NamedFigure[], dir: string, opts: { formats?: readonly FigureFormat[]; exporter?: FigureExporter } = {}): Promise<string[]> {
+export async function exportFigures(figures: readonly NamedFigure[], dir: string, opts: { formats?: readonly FigureFormat[]; exporter?: FigureExporter; plotlyJs?: PlotlyJsPlacement } = {}): Promise<string[]> {
   for (const f of figures) {
     if (!/^[A-Za-z0-9._-]+$/.test(f.name)) throw new ConfigError(`exportFigures: figure name ${JSON.stringify(f.name)} must be letters, digits, ".", "_" or "-"`);
   }
@@ -361,7 +449,7 @@ export async function exportFigures(figures: readonly NamedFigure[], dir: string
   const written: string[] = [];
   try {
     for (const f of figures) {
-      written.push(...(await exportFigure(f.fig, path.join(dir, f.name), { formats, exporter, width: f.width, height: f.height })));
+      written.push(...(await exportFigure(f.fig, path.join(dir, f.name), { formats, exporter, width: f.width, height: f.height, plotlyJs: opts.plotlyJs })));
     }
   } finally {
     if (exporter && exporter !== opts.exporter) await exporter.close();

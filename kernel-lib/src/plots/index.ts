@@ -9,17 +9,22 @@ export {
   FIGURE_FORMATS,
   ImageOptions,
   ExportOptions,
+  PlotlyJsPlacement,
+  FigureHtmlOptions,
   FigureExporter,
+  launchChromium,
   withFigureExporter,
   exportFigure,
   exportFigures,
   NamedFigure,
   figureHtml,
+  relativeUrl,
+  writePlotlyJs,
   figureCsv,
   writeFigureCsv,
   chromiumPath,
   plotlyJsSource,
   plotlyJsVersion,
 } from './export';
-export { MimeBundle, DisplayContent, FigureBundleOptions, figureBundle, figureBundleHtml } from './bundle';
+export { MimeBundle, DisplayContent, FigureBundleOptions, figureBundle, figureBundleHtml, figureElementId } from './bundle';
 export { TableLike, tableRows, tableColumns, formatCell, tableMarkdown, tableCsv, exportTable } from './tables';
