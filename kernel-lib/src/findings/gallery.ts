@@ -108,7 +108,7 @@ export interface GalleryItem {
 
 const FIGURE_EXTS = ['png', 'svg', 'html', 'json'];
 const KNOWN_EXTS = new Set([...FIGURE_EXTS, 'csv', 'md']);
-const GALLERY_FILES = new Set(['index.html', 'README.md', 'CLAIMS.md', SHARED_PLOTLY_JS]);
+const GALLERY_FILES = new Set(['index.html', 'README.md', 'CLAIMS.md', 'PROTOCOL.md', SHARED_PLOTLY_JS]);
 
 function unescapeHtml(text: string): string {
   return text.replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]!);
