@@ -62,21 +62,36 @@ static float *thread_scratch(size_t floats) {
 #define SPIN_ROUNDS 2000
 #define YIELD_ROUNDS 20000
 
-typedef void (*task_fn)(void *ctx, int tid, int nth);
+/* fn(ctx, chunk, nchunks) computes one chunk of a kernel. */
+typedef void (*task_fn)(void *ctx, int chunk, int nchunks);
 
+/*
+ * The pool hands out a kernel's chunks one at a time: the caller and every awake worker claim
+ * the next chunk until none is left, so a worker that is slow to wake (the other core busy, a
+ * sleeping thread) costs nothing but its share, which the caller then takes: a kernel is never
+ * slower than on one thread by more than the claiming. Which thread computes a chunk does not
+ * change a bit of the result (see the file comment).
+ *
+ * `claim` packs one dispatch's generation, its chunk count and the next chunk to hand out into
+ * one word, claimed by compare-and-swap: a worker that wakes after its dispatch has ended sees
+ * the next chunk past the count (or another generation) and claims nothing.
+ */
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t dispatch; /* one dispatcher at a time (worker_threads share the process) */
   int workers;              /* threads started besides the caller */
   int threads;              /* threads a kernel may use, caller included */
-  atomic_uint gen;
-  atomic_int pending;
+  _Atomic uint64_t claim;   /* generation (32 bits) | chunk count (16) | next chunk (16) */
+  atomic_int done;          /* chunks of the current dispatch finished */
   task_fn fn;
   void *ctx;
-  int nth;
   int sleeping;
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .dispatch = PTHREAD_MUTEX_INITIALIZER, .workers = 0, .threads = 1 };
+
+#define CLAIM_GEN(c) ((uint32_t)((c) >> 32))
+#define CLAIM_COUNT(c) ((int)(((c) >> 16) & 0xffff))
+#define CLAIM_NEXT(c) ((int)((c) & 0xffff))
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__)
@@ -86,32 +101,43 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-typedef struct { int tid; unsigned gen; } worker_start;
+/** Claims and computes chunks of dispatch `gen` until none is left. */
+static void run_chunks(uint32_t gen) {
+  uint64_t c = atomic_load(&pool.claim);
+  for (;;) {
+    if (CLAIM_GEN(c) != gen || CLAIM_NEXT(c) >= CLAIM_COUNT(c)) return;
+    if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+    /* The dispatch cannot end before this chunk is done, so fn and ctx are still its own. */
+    pool.fn(pool.ctx, CLAIM_NEXT(c), CLAIM_COUNT(c));
+    atomic_fetch_add(&pool.done, 1);
+    c = atomic_load(&pool.claim);
+  }
+}
+
+typedef struct { int tid; uint32_t gen; } worker_start;
 
 static void *worker_main(void *arg) {
   worker_start start = *(worker_start *)arg;
   free(arg);
-  int tid = start.tid;
-  /* The generation at creation, not at start: a task dispatched before this thread first runs
+  /* The generation at creation, not at start: a dispatch made before this thread first runs
    * must still be seen as new. */
-  unsigned seen = start.gen;
+  uint32_t seen = start.gen;
   for (;;) {
-    unsigned g;
+    uint32_t g;
     int spins = 0;
-    while ((g = atomic_load(&pool.gen)) == seen && spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+    while ((g = CLAIM_GEN(atomic_load(&pool.claim))) == seen && spins < SPIN_ROUNDS + YIELD_ROUNDS) {
       if (spins++ < SPIN_ROUNDS) cpu_relax();
       else sched_yield();
     }
     if (g == seen) {
       pthread_mutex_lock(&pool.mu);
       pool.sleeping++;
-      while ((g = atomic_load(&pool.gen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+      while ((g = CLAIM_GEN(atomic_load(&pool.claim))) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
       pool.sleeping--;
       pthread_mutex_unlock(&pool.mu);
     }
     seen = g;
-    if (tid < pool.nth) pool.fn(pool.ctx, tid, pool.nth);
-    atomic_fetch_sub(&pool.pending, 1);
+    run_chunks(g);
   }
   return NULL;
 }
@@ -127,7 +153,7 @@ static int pool_set_threads(int threads) {
     worker_start *start = (worker_start *)malloc(sizeof(worker_start));
     if (!start) break;
     start->tid = pool.workers + 1;
-    start->gen = atomic_load(&pool.gen); /* stable: dispatches hold pool.dispatch, as we do */
+    start->gen = CLAIM_GEN(atomic_load(&pool.claim)); /* stable: dispatches hold pool.dispatch, as we do */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&th, &attr, worker_main, start);
@@ -140,24 +166,31 @@ static int pool_set_threads(int threads) {
   return pool.threads;
 }
 
-/** Runs fn(ctx, tid, n) for tid in [0, n) (tid 0 on the caller) and returns when all are done.
- * n is capped by the pool; another thread already dispatching makes this call run alone. */
+/** Chunks per thread of a split kernel: a few each, so that a late worker's share stays small. */
+#define CHUNKS_PER_THREAD 4
+
+/**
+ * Runs fn(ctx, chunk, nchunks) for every chunk of `n` threads' work (n ≤ the pool's threads;
+ * `CHUNKS_PER_THREAD` chunks each, one chunk when n is 1) on the caller and the workers, and
+ * returns when all are done. Another thread already dispatching makes this call run alone.
+ */
 static void pool_run(task_fn fn, void *ctx, int n) {
   if (n > pool.threads) n = pool.threads;
   if (n <= 1 || pthread_mutex_trylock(&pool.dispatch) != 0) {
-    for (int t = 0; t < (n < 1 ? 1 : n); t++) fn(ctx, t, n < 1 ? 1 : n);
+    fn(ctx, 0, 1);
     return;
   }
+  int nchunks = n * CHUNKS_PER_THREAD;
   pool.fn = fn;
   pool.ctx = ctx;
-  pool.nth = n;
-  atomic_store(&pool.pending, pool.workers);
+  atomic_store(&pool.done, 0);
+  uint32_t gen = CLAIM_GEN(atomic_load(&pool.claim)) + 1;
   pthread_mutex_lock(&pool.mu);
-  atomic_fetch_add(&pool.gen, 1);
+  atomic_store(&pool.claim, (uint64_t)gen << 32 | (uint64_t)nchunks << 16);
   if (pool.sleeping) pthread_cond_broadcast(&pool.cv);
   pthread_mutex_unlock(&pool.mu);
-  fn(ctx, 0, n);
-  for (int spins = 0; atomic_load(&pool.pending) > 0; spins++) {
+  run_chunks(gen);
+  for (int spins = 0; atomic_load(&pool.done) < nchunks; spins++) {
     if (spins < SPIN_ROUNDS) cpu_relax();
     else sched_yield();
   }
@@ -589,19 +622,20 @@ END
 /* 16 independent chains (fewer are latency-bound on cores with two FMA pipes of latency 4). */
 #define PEAK_CHAINS 16
 
-typedef struct { long iters; double sink[MAX_THREADS]; } peak_task;
+typedef struct { long iters; int chunks; double sink[MAX_THREADS * CHUNKS_PER_THREAD]; } peak_task;
 
-static void peak_worker(void *p, int tid, int nth) {
+static void peak_worker(void *p, int chunk, int nchunks) {
   peak_task *t = (peak_task *)p;
   vf acc[PEAK_CHAINS], b = vf_splat(1.0000001f), c = vf_splat(1e-7f);
-  for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = vf_splat((float)(i + tid));
+  for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = vf_splat((float)(i + chunk));
   for (long it = 0; it < t->iters; it++) {
 #pragma GCC unroll 16
     for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = MADD(acc[i], b, c);
   }
   float s = 0.0f;
   for (int i = 0; i < PEAK_CHAINS; i++) s += vf_lane0(acc[i]);
-  t->sink[tid] = s;
+  t->sink[chunk] = s;
+  t->chunks = nchunks;
 }
 
 static double now_s(void) {
@@ -616,15 +650,15 @@ KERNEL_HEAP(fma_peak, 2, 0)
   int had = pool.threads;
   pool_set_threads(threads);
   int n = pool.threads;
-  peak_task t = { .iters = 100000 };
+  peak_task t = { .iters = 100000, .chunks = 1 };
   double best = 0;
   /* Size the run to about ms milliseconds, then keep the best of three. */
   for (int round = 0; round < 4; round++) {
     double t0 = now_s();
     pool_run(peak_worker, &t, n);
     double dt = now_s() - t0;
-    double gf = (double)t.iters * PEAK_CHAINS * VW * 2 * n / dt / 1e9;
-    if (round == 0) t.iters = (long)(t.iters * (ms / 3 / 1000) / (dt > 1e-6 ? dt : 1e-6)) + 1;
+    double gf = (double)t.iters * PEAK_CHAINS * VW * 2 * t.chunks / dt / 1e9;
+    if (round == 0) t.iters = (long)(t.iters * (ms / 3 / 1000) / (dt > 1e-6 ? dt : 1e-6) / (t.chunks > n ? t.chunks / n : 1)) + 1;
     else if (gf > best) best = gf;
   }
   pool.threads = had;
