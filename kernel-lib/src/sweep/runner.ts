@@ -218,13 +218,14 @@ async function runInProcess(
 }
 
 function runInWorkers(
-  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number }, progress: SweepProgress,
+  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number; cancelGraceMs?: number }, progress: SweepProgress,
   record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
 ): Promise<boolean> {
   const queue = [...todo];
   const { file, execArgv } = workerEntry();
   const env = { ...process.env, GMT_WORKERS: String(layout.threads) };
   const live = new Set<ChildProcess>();
+  const graceMs = layout.cancelGraceMs ?? CANCEL_GRACE_MS;
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
     let cancelling = false;
@@ -253,7 +254,7 @@ function runInWorkers(
       if (active === 0) finish(true);
       graceTimer = setTimeout(() => {
         for (const w of live) w.kill('SIGKILL');
-      }, CANCEL_GRACE_MS);
+      }, graceMs);
       graceTimer.unref();
     };
     signal?.addEventListener('abort', onAbort);
@@ -322,7 +323,7 @@ function runInWorkers(
           record({
             kind: 'gmt-lab/run', v: 1, key: run.key, status: cancelling ? 'cancelled' : 'failed', label: run.label, methodLabel: run.methodLabel, grid,
             config: run.config, inputs: { base: '' },
-            error: { message: cancelling ? `cancelled; the worker did not stop within ${CANCEL_GRACE_MS / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
+            error: { message: cancelling ? `cancelled; the worker did not stop within ${graceMs / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
             provenance: provenance(context, layout.parallel ?? layout.jobs),
           });
         } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
@@ -356,6 +357,8 @@ export async function runPlanned(
     parallel?: number;
     /** The execution context, when the caller has it already. */
     context?: ExecutionContext;
+    /** After `signal`, how long a run may take to stop before its process is killed (default {@link CANCEL_GRACE_MS}). */
+    cancelGraceMs?: number;
   } = {},
 ): Promise<RunRecord[]> {
   const layout = defaultSweepLayout();
@@ -370,7 +373,7 @@ export async function runPlanned(
   };
   const emit = (): void => opts.onProgress?.(progress.running.map((r) => ({ ...r })));
   if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, emit, opts.signal);
-  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel }, progress, record, emit, opts.signal);
+  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel, cancelGraceMs: opts.cancelGraceMs }, progress, record, emit, opts.signal);
   return runs.map((r) => got.get(r.key)!);
 }
 
