@@ -13,6 +13,7 @@ import { initBackend } from '../backend';
 import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
 import { executeRun, provenance, type RunProgress } from './execute';
 import { currentExecutionContext, expandGrid, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
+import { lockStore } from './lock';
 import { isFinal, ResultStore, type RunRecord } from './store';
 import type { QueueProgress } from './queue';
 
@@ -146,8 +147,9 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   if (opts.queue !== undefined && opts.fresh) throw new ConfigError('sweep: fresh cannot be used with queue (workers return the runs they already made)');
   const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
   const t0 = performance.now();
-  const finished = opts.fresh ? new Set<string>() : store.finishedKeys();
-  const todo = runs.filter((r) => !finished.has(r.key));
+  const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
+  let finished = opts.fresh ? new Set<string>() : store.finishedKeys();
+  let todo = runs.filter((r) => !finished.has(r.key));
   const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const durations: number[] = [];
   const emit = (last?: RunRecord): void => {
@@ -165,15 +167,26 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     progress.running = progress.running.filter((x) => x.key !== r.key);
     emit(r);
   };
-  emit();
+  // One writer per store: a sweep with runs to make holds the store's lock (a second one is
+  // refused, naming this one), and reads what is finished again under it.
+  const lock = todo.length > 0 && !storeOnly ? lockStore(store.file) : undefined;
+  if (lock && !opts.fresh) {
+    finished = store.finishedKeys();
+    todo = runs.filter((r) => !finished.has(r.key));
+    progress.skipped = runs.length - todo.length;
+  }
   let cancelled = false;
-  const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
-  if (todo.length > 0 && !storeOnly) {
-    if (opts.queue !== undefined) {
-      const { collectFromQueue } = await import('./queue');
-      cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
-    } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
-    else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
+  try {
+    emit();
+    if (todo.length > 0 && !storeOnly) {
+      if (opts.queue !== undefined) {
+        const { collectFromQueue } = await import('./queue');
+        cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
+      } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal);
+      else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads }, progress, record, emit, opts.signal);
+    }
+  } finally {
+    lock?.release();
   }
   const latest = store.latest();
   const records = new Map<string, RunRecord>();
