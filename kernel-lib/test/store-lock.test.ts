@@ -173,6 +173,10 @@ test('lockStore: stale locks (dead pid, reused pid, rebooted machine, another ma
   const old = new Date(Date.now() - 60_000);
   fs.utimesSync(lockFile, old, old);
   takes('an empty lock file');
+  // A store whose folder does not exist yet (a first sweep into build/…).
+  const fresh = lockStore(path.join(dir, 'not', 'yet', 'store.jsonl'));
+  assert.ok(fs.existsSync(path.join(dir, 'not', 'yet', 'store.jsonl.lock')));
+  fresh.release();
   // Releasing never removes someone else's lock.
   const mine = lockStore(store);
   write({ pid: 4242, host: 'gpu-box' });
@@ -212,7 +216,7 @@ test('eight processes racing for a stale lock: exactly one takes it, the others 
 
 test('two sweeps in one process (a notebook running a cell twice): the second is refused naming this process; a store-only read is not', { timeout: 120_000 }, async () => {
   const dir = tmp('gmt-store-lock-inproc-');
-  const store = path.join(dir, 'store.jsonl');
+  const store = path.join(dir, 'results', 'store.jsonl'); // a folder the first sweep makes
   const small = tinyGrid({ name: 'store-lock-inproc', seeds: [0] });
   const first = runSweep(small, { store, jobs: 1 });
   const deadline = Date.now() + 60_000;

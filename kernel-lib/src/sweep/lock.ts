@@ -17,8 +17,9 @@
  * Taking over a stale lock happens under a second `O_EXCL` file (`<store>.lock.steal`), so two
  * sweeps that find the same stale lock do not both take it.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 /** How often a holder refreshes its lock's modification time. */
 export const LOCK_HEARTBEAT_MS = 10_000;
@@ -158,6 +159,8 @@ function describe(h: StoreLockHolder, ageMs: number): string {
  */
 export function lockStore(storeFile: string): StoreLock {
   const file = `${storeFile}.lock`;
+  // A new store's folder may not exist yet (the store makes it on its first append).
+  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const holder = me();
   const body = `${JSON.stringify(holder)}\n`;
   for (let attempt = 0; attempt < 50; attempt++) {

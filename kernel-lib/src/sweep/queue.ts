@@ -529,10 +529,11 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
     if (processing > 0) {
       emit({ type: 'warning', message: `${processing} run${processing === 1 ? '' : 's'} could not be handed back within ${stopMs / 1000} s (Redis at ${url.shown} ${connection.status === 'ready' ? 'is slow' : 'is unreachable'}); another worker takes ${processing === 1 ? 'it' : 'them'} over after the stall timeout (${stallMs / 1000} s)` });
     }
-    if (!(await settlesWithin(worker.close(true), end - performance.now() - 500))) {
-      // Never awaited unbounded: with Redis gone, BullMQ may wait on a connection for ever.
-      await settlesWithin(worker.disconnect(), 100);
-    }
+    // With Redis there, a graceful close lets BullMQ finish recording what the runs returned;
+    // without it, a forced one. Neither is awaited past the bound: with Redis gone, BullMQ may
+    // wait on a connection for ever.
+    const closing = connection.status === 'ready' ? worker.close() : worker.close(true);
+    if (!(await settlesWithin(closing, end - performance.now() - 500))) await settlesWithin(worker.disconnect(), 100);
   } finally {
     opts.signal?.removeEventListener('abort', stop);
     connection.disconnect();

@@ -49,7 +49,10 @@ export default defineCommand({
         },
       });
       io.stderr(`gmt-lab worker: stopped; ${outcome.finished} runs made${outcome.fromCache ? `, ${outcome.fromCache} returned from the cache` : ''}\n`);
-      return stop.signal.aborted ? 130 : 0;
+      const code = stop.signal.aborted ? 130 : 0;
+      // The stop is bounded; so is the exit, should a connection Redis never answered keep the process alive.
+      setTimeout(() => process.exit(code), 1000).unref();
+      return code;
     } finally {
       stop.release();
     }
