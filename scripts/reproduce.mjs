@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]`: remake the evidence
+// `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]` (or --check=N, ...): remake the evidence
 // behind every finding. `npm run setup` has already run (prereproduce).
 //
 //   1. sweeps      every findings grid (notebooks/grids/02, 03, 05) into the mode's result store,
@@ -23,6 +23,7 @@
 
 import { existsSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs as nodeParseArgs } from 'node:util';
 import { repoRoot } from './lib/env.mjs';
 import { runNotebooks } from './notebooks.mjs';
 
@@ -33,29 +34,44 @@ const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh | --store
   --check   stored runs to re-run for the same-weights check (default 2; 0 skips it)
   --jobs    runs in parallel (default: one per core)`;
 
+// node:util's parser: `--check 4` and `--check=4`, switches without values, anything else an
+// error. Its messages are long; each mistake is said here in one line naming the option.
 function parseArgs(argv) {
-  const o = { mode: 'full', fresh: false, storeOnly: false, check: 2, jobs: undefined };
+  const spec = {
+    mode: { type: 'string' }, fresh: { type: 'boolean' }, 'store-only': { type: 'boolean' },
+    check: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  };
+  const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--mode') o.mode = value();
-    else if (a === '--fresh') o.fresh = true;
-    else if (a === '--store-only') o.storeOnly = true;
-    else if (a === '--check') o.check = Number(value());
-    else if (a === '--jobs') o.jobs = Number(value());
-    else if (a === '-h' || a === '--help') {
-      console.log(usage);
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}`);
+    if (!a.startsWith('-')) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+    const name = a.replace(/^--?/, '').replace(/=.*$/, '');
+    const key = name === 'h' ? 'help' : name;
+    if (!spec[key]) throw new Error(`unknown option ${a.replace(/=.*$/, '')} (known: ${known})`);
+    if (spec[key].type === 'boolean' && a.includes('=')) throw new Error(`--${key} is a switch and takes no value`);
+    if (spec[key].type === 'string' && !a.includes('=')) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new Error(`--${key} needs a value, as --${key} V or --${key}=V`);
+      i++;
+    }
   }
-  if (o.mode !== 'fast' && o.mode !== 'full') throw new Error(`--mode must be fast or full, got "${o.mode}"`);
+  const { values, tokens } = nodeParseArgs({ args: argv, options: spec, strict: true, tokens: true });
+  for (const key of Object.keys(spec)) {
+    if (tokens.filter((t) => t.kind === 'option' && t.name === key).length > 1) throw new Error(`--${key} given more than once`);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const whole = (key, min) => {
+    const raw = values[key];
+    if (raw === undefined) return undefined;
+    if (!/^\d+$/.test(raw) || Number(raw) < min) throw new Error(`--${key} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+  const o = { mode: values.mode ?? 'full', fresh: values.fresh ?? false, storeOnly: values['store-only'] ?? false, check: whole('check', 0) ?? 2, jobs: whole('jobs', 1) };
+  if (o.mode !== 'fast' && o.mode !== 'full') throw new Error(`--mode must be one of fast, full; got ${JSON.stringify(o.mode)}`);
   if (o.fresh && o.storeOnly) throw new Error('--fresh and --store-only exclude each other');
-  if (!Number.isInteger(o.check) || o.check < 0) throw new Error('--check must be an integer ≥ 0');
-  if (o.jobs !== undefined && (!Number.isInteger(o.jobs) || o.jobs < 1)) throw new Error('--jobs must be an integer ≥ 1');
   return o;
 }
 
@@ -63,7 +79,7 @@ let options;
 try {
   options = parseArgs(process.argv.slice(2));
 } catch (e) {
-  console.error(`reproduce: ${e.message}\n${usage}`);
+  console.error(`reproduce: ${e.message} (npm run reproduce -- --help lists the options)`);
   process.exit(2);
 }
 process.env.GMT_MODE = options.mode;

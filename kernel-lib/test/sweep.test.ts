@@ -74,7 +74,7 @@ test('run keys change with the config, the inputs and the execution context', ()
 test('fields added later keep the keys of stored runs: a neutral value, or a field that decides nothing for the run', () => {
   const config = resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2 });
   const without = (c: object, ...fields: string[]): FinetuneConfig => Object.fromEntries(Object.entries(c).filter(([k]) => !fields.includes(k))) as FinetuneConfig;
-  const stored = runKey(without(config, 'maskTrace', 'maskTraceOf', 'strictText'), ctx, { base: 'a' });
+  const stored = runKey(without(config, 'maskTrace', 'maskTraceOf', 'strictText', 'context', 'contextInit'), ctx, { base: 'a' });
   assert.equal(runKey(config, ctx, { base: 'a' }), stored, 'defaults of later fields leave an untraced run\'s key alone');
   assert.equal(runKey({ ...config, maskTraceOf: 'nonzero' }, ctx, { base: 'a' }), stored, 'what a trace reads decides nothing without a trace');
   const traced = { ...config, maskTrace: 5 };
@@ -83,6 +83,23 @@ test('fields added later keep the keys of stored runs: a neutral value, or a fie
   assert.equal(runKey({ ...traced, maskTraceOf: 'nonzero' }, ctx, { base: 'a' }), storedTrace, 'traces stored before maskTraceOf existed read nonzero entries');
   assert.notEqual(runKey(traced, ctx, { base: 'a' }), storedTrace, 'a trace of the masks is not a stored trace of nonzero entries');
   assert.throws(() => resolveFinetuneConfig({ maskTraceOf: 'grad' as 'mask' }), /maskTraceOf must be "mask" or "nonzero"/);
+  // A longer context is another run, and so is each way of starting its new positions; without
+  // one, how they would start decides nothing.
+  assert.equal(runKey({ ...config, contextInit: 'tile' }, ctx, { base: 'a' }), stored, 'contextInit decides nothing without a context');
+  const long = runKey({ ...config, context: 1024 }, ctx, { base: 'a' });
+  assert.notEqual(long, stored);
+  assert.notEqual(runKey({ ...config, context: 1024, contextInit: 'tile' }, ctx, { base: 'a' }), long);
+  assert.throws(() => resolveFinetuneConfig({ context: 5000 }), /finetune config context must be in \[2, 4096\], got 5000/);
+  assert.throws(() => resolveFinetuneConfig({ contextInit: 'zeros' as 'tile' }), /contextInit must be one of normal, tile; got "zeros"/);
+  // Every record of the committed findings store keys the same with today's fields as without them.
+  const records = fs.readFileSync(path.join(repoRoot, 'data/results/findings.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunRecord);
+  assert.ok(records.length > 100);
+  for (const r of records) {
+    const p = r.provenance;
+    const context: ExecutionContext = { kernelLib: p.kernelLib, backend: p.backend, gradientPath: p.gradientPath, ...(p.adapter ? { adapter: p.adapter } : {}) };
+    const resolved = resolveFinetuneConfig(r.config);
+    assert.equal(runKey(resolved, context, r.inputs), runKey(without(resolved, 'context', 'contextInit'), context, r.inputs), `${r.label}: its key is kept`);
+  }
 });
 
 test('the mask trace reads the method\'s own mask: SIFT\'s fixed mask overlaps itself exactly, kept fractions match the method\'s', async () => {

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -96,7 +96,16 @@ describe('setup: Debian packages', { skip: !isRoot && 'the apt-get branch runs o
     const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
     if (!setpriv) return; // util-linux is part of every Debian base image; nothing to check without it
     const { bin, log } = fakeTools();
-    const r = spawnSync(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, setup, '--only', 'system'], {
+    // The other user may not read this checkout (a clone in a 0700 folder, a 0750 home): it runs
+    // a copy of what setup loads, in the test's own world-readable folder.
+    const copy = path.join(dir, 'checkout');
+    for (const file of ['scripts/setup.mjs', ...readdirSync(path.join(repoRoot, 'scripts', 'lib')).map((f) => `scripts/lib/${f}`)]) {
+      mkdirSync(path.dirname(path.join(copy, file)), { recursive: true, mode: 0o755 });
+      copyFileSync(path.join(repoRoot, file), path.join(copy, file));
+      chmodSync(path.join(copy, file), 0o644);
+    }
+    for (const d of [copy, path.join(copy, 'scripts'), path.join(copy, 'scripts', 'lib')]) chmodSync(d, 0o755);
+    const r = spawnSync(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(copy, 'scripts', 'setup.mjs'), '--only', 'system'], {
       encoding: 'utf8',
       cwd: dir,
       env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH}`, CHROMIUM_PATH: path.join(dir, 'no-chromium') },

@@ -60,8 +60,8 @@ export function defineCommand<O extends OptionSpecs>(def: CommandDefinition<O>):
         return await def.run(args, io);
       } catch (e) {
         if (e instanceof UsageError || e instanceof ConfigError) {
-          io.stderr(`gmt-lab ${def.name}: ${e.message}\n`);
-          if (e instanceof UsageError) io.stderr(`Run "gmt-lab ${def.name} --help" for usage.\n`);
+          // One line: the mistake, and where the options are listed.
+          io.stderr(`gmt-lab ${def.name}: ${e.message}${e instanceof UsageError ? ` (gmt-lab ${def.name} --help lists the options)` : ''}\n`);
           return 2;
         }
         const detail = e instanceof Error ? (process.env.GMT_DEBUG ? e.stack ?? e.message : e.message) : String(e);

@@ -31,8 +31,7 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.stderr(`gmt-lab: unknown command ${JSON.stringify(name)} (known: ${COMMANDS.map((c) => c.name).join(', ')})\n`);
-    io.stderr('Run "gmt-lab help" for usage.\n');
+    io.stderr(`gmt-lab: unknown command ${JSON.stringify(name)} (known: ${COMMANDS.map((c) => c.name).join(', ')}; gmt-lab help lists them)\n`);
     return 2;
   }
   try {

@@ -16,3 +16,4 @@ export {
   type UpdateTimings, type TimeUpdatesOptions, type GenerationTimings,
 } from './bench';
 export { updateFlops, gmtMaskOps, type UpdateFlops } from './flops';
+export { CONTEXT_INITS, MAX_CONTEXT, extendPositionTable, loadCheckpointWithContext, type ContextInit, type ContextOptions } from './context';

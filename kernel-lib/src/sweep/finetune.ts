@@ -20,7 +20,7 @@ import { generate } from '../model/generate';
 import { GPT } from '../model/gpt';
 import type { GPTConfig } from '../model/config';
 import { hostBackendName, withGenerationModel } from '../model/host-copy';
-import { loadCheckpoint } from '../model/safetensors';
+import { CONTEXT_INITS, loadCheckpointWithContext, MAX_CONTEXT, type ContextInit } from '../model/context';
 import { train, toTensorBatch, type GradientsInfo, type TrainHooks, type TrainResult } from '../train/trainer';
 import { getStrategy } from '../tuning/registry';
 import { checkSchedule } from '../train/schedule';
@@ -117,6 +117,15 @@ export interface FinetuneConfig {
    * as `rawValLoss`, `rawTestAccuracy`, `rawTestLoss`.
    */
   ema: number;
+  /**
+   * Context of the fine-tuned model: `null` (default) — the base checkpoint's own (128 for
+   * `nano` and `micro`); a longer one extends the base's position table at load
+   * (`loadCheckpointWithContext`), so that long examples (GSM8K's worked answers) fit. At most
+   * 4,096; time per update grows with the rows' length.
+   */
+  context: number | null;
+  /** With `context`: how the new position rows start, `normal` (default) or `tile` (see `ContextInit`). */
+  contextInit: ContextInit;
 }
 
 /** Defaults: the calibrated protocol for `micro` on `math` (see README, calibration). */
@@ -148,6 +157,8 @@ export const FINETUNE_DEFAULTS: FinetuneConfig = {
   strictText: false,
   testLoss: false,
   ema: 0,
+  context: null,
+  contextInit: 'normal',
 };
 
 /** The complete, JSON-serialisable record of a fine-tuning run. */
@@ -159,6 +170,10 @@ export interface FinetuneResult {
     train: number; validation: number; test: number; scored: ScoredTask | null; text?: TextStatsSummary;
     /** For a task file: examples left out because their completion is longer than the model's context. */
     tooLong?: number;
+    /** For a task file: examples used whose prompt was cut from the left to fit the context. */
+    promptCut?: number;
+    /** With `config.context` beyond the base's: the base's context, the one trained at, and how new positions started. */
+    context?: { base: number; extended: number; init: ContextInit };
   };
   train: TrainResult;
   metrics: {
@@ -211,6 +226,8 @@ export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): Fine
   if (typeof c.strictText !== 'boolean') throw new ConfigError(`finetune config strictText must be true or false, got ${JSON.stringify(c.strictText)}`);
   if (typeof c.testLoss !== 'boolean') throw new ConfigError(`finetune config testLoss must be true or false, got ${JSON.stringify(c.testLoss)}`);
   if (c.maskTraceOf !== 'mask' && c.maskTraceOf !== 'nonzero') throw new ConfigError(`finetune config maskTraceOf must be "mask" or "nonzero", got ${JSON.stringify(c.maskTraceOf)}`);
+  if (c.context !== null) checkNumber('finetune config context', c.context, { min: 2, max: MAX_CONTEXT, integer: true });
+  if (!CONTEXT_INITS.includes(c.contextInit)) throw new ConfigError(`finetune config contextInit must be one of ${CONTEXT_INITS.join(', ')}; got ${JSON.stringify(c.contextInit)}`);
   if (typeof c.scoreBase !== 'boolean') throw new ConfigError(`finetune config scoreBase must be true or false, got ${JSON.stringify(c.scoreBase)}`);
   // Build (and drop) the strategy once so a bad method or option fails before any data or model work.
   getStrategy(c.method, c.methodOptions).dispose();
@@ -332,7 +349,7 @@ export function loadTaskData(
   const lines = loadJsonl(config.task, { tokenizer: new CharTokenizer({ unknown: config.strictText ? 'error' : 'unk' }), stats });
   const all = opts.fits ? lines.filter(opts.fits) : lines;
   if (lines.length > 0 && all.length === 0) {
-    throw new ConfigError(`${config.task}: none of its ${lines.length} examples fits the model's context (each completion is too long); use a base model with a longer context`);
+    throw new ConfigError(`${config.task}: none of its ${lines.length} examples fits the model's context (each completion is too long); use a base model with a longer context, or extend this one's (context, --context N)`);
   }
   const order = new Rng(config.dataSeed).shuffle(all.map((_, i) => i));
   // Hold out 10% each for validation and test, at least one line each, so small files still report a loss.
@@ -400,10 +417,10 @@ export async function packedTextLoss(model: GPT, batch: HostBatch): Promise<numb
  * `factsAccuracy` generates from `generator` (the model itself, or its host copy on webgpu:
  * see `withGenerationModel`); `generalValLoss` runs on `model` where it trains.
  */
-export function forgettingProbe(model: GPT, tokenizer: CharTokenizer): { factsAccuracy: (generator: GPT) => Promise<number>; generalValLoss: () => Promise<number> } {
+export function forgettingProbe(model: GPT, tokenizer: CharTokenizer, seqLen = model.config.contextLength): { factsAccuracy: (generator: GPT) => Promise<number>; generalValLoss: () => Promise<number> } {
   const corpusConfig = resolveGeneralConfig({ seed: 0, ...PROTOCOL_CORPUS } as never);
   const corpus = generateGeneralCorpus(corpusConfig as never);
-  const packed = packText(corpus.validation, tokenizer, { seqLen: model.config.contextLength });
+  const packed = packText(corpus.validation, tokenizer, { seqLen });
   const valBatch = sliceHostBatch(packed, 0, Math.min(packed.batchSize, 64));
   const facts = arithmeticFactExamples(corpusConfig.maxValue, corpusConfig.operations);
   return {
@@ -432,7 +449,7 @@ export async function finetune(
   const { keepModel, log, ...trainHooks } = hooks;
   const tokenizer = new CharTokenizer();
   const base = resolveBaseCheckpoint(config.base);
-  const model = loadCheckpoint(base.path);
+  const { model, baseContextLength } = loadCheckpointWithContext(base.path, { context: config.context, init: config.contextInit, seed: config.seed });
   // The moving average of the weights, with `ema` (built from the trainer's when training ends).
   let averaged: GPT | undefined;
   try {
@@ -447,13 +464,26 @@ export async function finetune(
     if (tooLong) {
       log?.(`${config.task}: ${tooLong.toLocaleString('en-US')} example${tooLong === 1 ? ' has a completion' : 's have completions'} longer than the model's context (${seqLen} positions), left out`);
     }
+    // Examples used whose prompt is cut from the left to fit (`overflow: 'truncate-prompt'`).
+    const all = [...data.train, ...data.validation, ...data.test];
+    const promptCut = data.text ? all.filter((e) => tokenizer.encode(e.prompt).length + tokenizer.encode(e.completion).length + 1 > seqLen).length : 0;
+    if (data.text) {
+      const total = all.length + (tooLong ?? 0);
+      const fmt = (n: number): string => n.toLocaleString('en-US');
+      log?.(
+        `${config.task}: ${fmt(all.length)} of ${fmt(total)} examples used (${(Math.floor((1000 * all.length) / total) / 10).toFixed(1)}%) at context ${seqLen}` +
+          `${seqLen > baseContextLength ? ` (the base's ${baseContextLength}, extended: ${config.contextInit})` : ''}` +
+          `${tooLong ? `; ${fmt(tooLong)} left out` : ''}${promptCut ? `; ${fmt(promptCut)} with the start of the prompt cut to fit` : ''}`,
+      );
+    }
     const scorable = data.scored !== null && data.test.length > 0;
     const score = async (generator: GPT): Promise<{ accuracy: number; samples: FinetuneResult['samples'] } | undefined> => {
       if (!scorable) return undefined;
       const report = await evaluateTask(data.scored!, data.test, (prompts) => greedyComplete(generator, tokenizer, prompts, config.maxNewTokens), { batchSize: 250 });
       return { accuracy: report.accuracy, samples: report.perExample.slice(0, 5).map((p) => ({ prompt: p.prompt, generated: p.generated, correct: p.correct })) };
     };
-    const probe = config.forgetting ? forgettingProbe(model, tokenizer) : undefined;
+    // Forgetting is measured where the base model was trained: windows of its own context.
+    const probe = config.forgetting ? forgettingProbe(model, tokenizer, baseContextLength) : undefined;
     // Everything one phase generates (test scoring, the facts probe) shares one generation model,
     // so a webgpu run copies its weights to the host at most once before and once after training.
     const generationPhase = async (withScore: boolean, target: GPT = model, targetProbe = probe): Promise<{ scored?: Awaited<ReturnType<typeof score>>; forgetting?: { factsAccuracy: number; generalValLoss: number } }> => {
@@ -468,7 +498,9 @@ export async function finetune(
       };
     };
 
-    const valLoss = (target: GPT = model): Promise<number> => validationLoss(target, data.validation, tokenizer, 64, config.padTo);
+    // 64 rows of the base contexts (128) per chunk; as many tokens per chunk at a longer context.
+    const valChunk = Math.max(1, Math.floor((64 * 128) / Math.max(128, seqLen)));
+    const valLoss = (target: GPT = model): Promise<number> => validationLoss(target, data.validation, tokenizer, valChunk, config.padTo);
     const baseValLoss = await valLoss();
     const before = await generationPhase(config.scoreBase);
     const baseForgetting = before.forgetting;
@@ -522,11 +554,11 @@ export async function finetune(
     outer?.removeEventListener('abort', onOuterAbort);
     // With `ema`, the averaged weights are what is evaluated; the raw weights' figures are kept beside.
     const evaluated = averaged ?? model;
-    const evaluatedProbe = averaged && config.forgetting ? forgettingProbe(averaged, tokenizer) : probe;
+    const evaluatedProbe = averaged && config.forgetting ? forgettingProbe(averaged, tokenizer, baseContextLength) : probe;
     const after = result.stoppedEarly ? {} : await generationPhase(true, evaluated, evaluatedProbe);
     const rawScored = averaged ? (await generationPhase(true, model, undefined)).scored : undefined;
     const testLoss = async (target: GPT): Promise<number | undefined> =>
-      config.testLoss && !result.stoppedEarly && data.test.length > 0 ? validationLoss(target, data.test, tokenizer, 64, config.padTo) : undefined;
+      config.testLoss && !result.stoppedEarly && data.test.length > 0 ? validationLoss(target, data.test, tokenizer, valChunk, config.padTo) : undefined;
     const finalTestLoss = await testLoss(evaluated);
     const rawTestLoss = averaged ? await testLoss(model) : undefined;
     const rawValLoss = result.final.valLoss ?? (diverged ? NaN : await valLoss());
@@ -540,7 +572,8 @@ export async function finetune(
       base: { path: base.path, sha256: base.sha256, model: model.config },
       data: {
         train: data.train.length, validation: data.validation.length, test: data.test.length, scored: data.scored,
-        ...(data.text ? { text: data.text.stats } : {}), ...(tooLong ? { tooLong } : {}),
+        ...(data.text ? { text: data.text.stats } : {}), ...(tooLong ? { tooLong } : {}), ...(promptCut ? { promptCut } : {}),
+        ...(seqLen > baseContextLength ? { context: { base: baseContextLength, extended: seqLen, init: config.contextInit } } : {}),
       },
       train: result,
       metrics: {

@@ -161,11 +161,12 @@ function readInput<T>(read: () => T, what: string): T {
  * does not orphan a store. (A change that alters results without a new field must bump
  * kernel-lib's version instead, which is part of every key.)
  */
-export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0, maskTraceOf: 'nonzero', strictText: false, testLoss: false, ema: 0 });
+export const KEY_NEUTRAL_FIELDS: Readonly<Partial<FinetuneConfig>> = Object.freeze({ maskTrace: 0, maskTraceOf: 'nonzero', strictText: false, testLoss: false, ema: 0, context: null });
 
 /** Fields that decide nothing for some configs, and are left out of those configs' keys. */
 const KEY_MOOT_FIELDS: Readonly<Partial<Record<keyof FinetuneConfig, (config: FinetuneConfig) => boolean>>> = {
   maskTraceOf: (config) => config.maskTrace === 0,
+  contextInit: (config) => config.context === null,
 };
 
 /**

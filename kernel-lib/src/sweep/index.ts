@@ -8,3 +8,4 @@ export * from './store';
 export * from './execute';
 export * from './runner';
 export * from './queue';
+export * from './lock';

@@ -41,6 +41,17 @@ const MISSING_CHECK_MS = 10_000;
 export const DEFAULT_ATTEMPTS = 3;
 /** Default lock/stall timeout of a worker's runs. */
 export const DEFAULT_STALL_MS = 30_000;
+/**
+ * Default bound on a worker's stop: from SIGINT/SIGTERM (its `signal`) to the end of
+ * {@link runQueueWorker}, whatever Redis does. Runs in progress get all but the last 5 s of it
+ * to stop at an update boundary (then their processes are killed); what is not handed back by
+ * the end is left to the stall timeout, as after a kill -9.
+ */
+export const DEFAULT_STOP_MS = 20_000;
+/** The end of the stop bound kept for handing runs back (through Redis) and closing the connections. */
+const STOP_HANDBACK_MS = 5_000;
+/** The end of the stop bound kept for closing the connections. */
+const STOP_CLOSE_MS = 2_000;
 
 /** What the coordinator's progress says about the queue (`SweepProgress.queue`). */
 export interface QueueProgress {
@@ -202,6 +213,34 @@ function failedRecord(job: Job<RunJobData, RunRecord>, context: ExecutionContext
   };
 }
 
+/** Resolves true when `promise` settles within `ms`, false otherwise (its timer cleared either way). */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('stopped'));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const t = setTimeout(done, ms);
@@ -332,6 +371,8 @@ export interface QueueWorkerOptions {
   name?: string;
   /** Stops the worker: runs in progress stop at their next update and go back to the queue. */
   signal?: AbortSignal;
+  /** Bound on the stop after `signal`, also while Redis is unreachable (default {@link DEFAULT_STOP_MS}). */
+  stopMs?: number;
   onEvent?: (e: QueueWorkerEvent) => void;
 }
 
@@ -345,12 +386,19 @@ export function defaultWorkerCache(): string {
  * finished. Rejects (after handing its run back) when a run's key does not match what this
  * machine would make — different base checkpoint or task file — since its records would be
  * wrong for the sweep.
+ *
+ * Stopping is bounded by `stopMs` (default 20 s), also while Redis is unreachable: runs in
+ * progress stop at their next update and go back to the queue; a finished run's record is in
+ * the local cache before it is handed back, so a hand-back lost here is returned again later
+ * without training; a run that could not be handed back keeps its lock until the stall timeout,
+ * then another worker takes it over (as after a kill -9).
  */
 export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finished: number; fromCache: number }> {
   const layout = defaultSweepLayout();
   const jobs = checkNumber('worker jobs', opts.jobs ?? layout.jobs, { min: 1, max: 64, integer: true });
   const threads = checkNumber('worker threads', opts.threads ?? layout.threads, { min: 1, max: 8, integer: true });
   const stallMs = checkNumber('worker stall timeout (ms)', opts.stallMs ?? DEFAULT_STALL_MS, { min: 1000, max: 3_600_000, integer: true });
+  const stopMs = checkNumber('worker stop timeout (ms)', opts.stopMs ?? DEFAULT_STOP_MS, { min: 5000, max: 3_600_000, integer: true });
   const { url } = await checkQueue(opts.queue);
   const context = await sweepContext(threads);
   const name = queueName(context);
@@ -359,7 +407,12 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
   const emit = opts.onEvent ?? (() => undefined);
   const { Worker, DelayedError } = await import('bullmq');
   const connection = await openConnection(opts.queue, `gmt-lab worker ${workerName}`);
-  const registry = await connection.hgetall(REGISTRY_KEY).catch(() => ({}) as Record<string, string>);
+  // Commands wait while Redis is away; a stop asked meanwhile must not wait with them.
+  const registry = await untilAborted(connection.hgetall(REGISTRY_KEY), opts.signal).catch(() => ({}) as Record<string, string>);
+  if (opts.signal?.aborted) {
+    connection.disconnect();
+    return { finished: 0, fromCache: 0 };
+  }
   const others = Object.entries(registry).filter(([n]) => n !== name);
   if (others.length && !registry[name]) {
     const list = others.map(([n, v]) => `${n} (${Object.values((JSON.parse(v) as { context: ExecutionContext }).context).join(', ')})`).join('; ');
@@ -370,20 +423,33 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
   let finished = 0;
   let fromCache = 0;
   let stopping = false;
+  /** Processors running: a run, or handing one back. */
+  let processing = 0;
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
   });
+  let stopStarted = 0;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    stopStarted = performance.now();
     for (const c of controllers) c.abort();
     resolveStopped();
   };
 
+  // Counts processors (a run, or handing one back) so a stop knows when they are done.
+  const counted = (fn: (job: Job<RunJobData, RunRecord>, token?: string) => Promise<RunRecord>) => async (job: Job<RunJobData, RunRecord>, token?: string): Promise<RunRecord> => {
+    processing += 1;
+    try {
+      return await fn(job, token);
+    } finally {
+      processing -= 1;
+    }
+  };
   const worker: Worker<RunJobData, RunRecord> = new Worker<RunJobData, RunRecord>(
     name,
-    async (job, token) => {
+    counted(async (job, token) => {
       const { run, grid } = job.data;
       const attempt = job.attemptsMade + 1;
       const mine = runKey(run.config, context, inputDigests(run.config));
@@ -409,10 +475,11 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
       controllers.add(ac);
       if (stopping) ac.abort();
       let lastReport = 0;
-      let rec: RunRecord;
+      // No record when the stop came before the run's process had started it.
+      let rec: RunRecord | undefined;
       try {
         [rec] = (await runPlanned([run], {
-          jobs: 1, threads, grid, signal: ac.signal, parallel: jobs, context,
+          jobs: 1, threads, grid, signal: ac.signal, parallel: jobs, context, cancelGraceMs: Math.max(1000, stopMs - STOP_HANDBACK_MS),
           onProgress: (running) => {
             const r = running[0];
             const now = performance.now();
@@ -420,17 +487,17 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
             lastReport = now;
             job.updateProgress({ step: r.step, steps: r.steps, loss: r.loss }).catch(() => undefined);
           },
-        })) as [RunRecord];
+        })) as (RunRecord | undefined)[];
       } finally {
         controllers.delete(ac);
       }
-      rec.queue = { worker: workerName, attempt };
-      if (rec.status === 'cancelled') {
+      if (rec === undefined || rec.status === 'cancelled') {
         // Stopping: the run goes back to the queue for another worker, without using an attempt.
         await job.moveToDelayed(Date.now(), token);
         emit({ type: 'handback', key: run.key, label: run.label });
         throw new DelayedError();
       }
+      rec.queue = { worker: workerName, attempt };
       if (isFinal(rec.status)) cache?.append(rec);
       emit({ type: 'end', record: rec, fromCache: false });
       if (rec.status === 'failed') {
@@ -439,7 +506,7 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
       }
       finished += 1;
       return rec;
-    },
+    }),
     { connection, concurrency: jobs, lockDuration: stallMs, stalledInterval: stallMs, maxStalledCount: 2, name: workerName },
   );
   let lastError = 0;
@@ -453,7 +520,20 @@ export async function runQueueWorker(opts: QueueWorkerOptions): Promise<{ finish
   opts.signal?.addEventListener('abort', stop);
   try {
     await stopped;
-    await worker.close();
+    // No new runs (pausing asks nothing of Redis); runs in progress stop and go back to the queue
+    // (through Redis) within the bound; then the connections are closed without waiting for
+    // Redis (BullMQ's graceful close waits for it for ever).
+    void worker.pause(true).catch(() => undefined);
+    const end = stopStarted + stopMs;
+    while (processing > 0 && performance.now() < end - STOP_CLOSE_MS) await sleep(50);
+    if (processing > 0) {
+      emit({ type: 'warning', message: `${processing} run${processing === 1 ? '' : 's'} could not be handed back within ${stopMs / 1000} s (Redis at ${url.shown} ${connection.status === 'ready' ? 'is slow' : 'is unreachable'}); another worker takes ${processing === 1 ? 'it' : 'them'} over after the stall timeout (${stallMs / 1000} s)` });
+    }
+    // With Redis there, a graceful close lets BullMQ finish recording what the runs returned;
+    // without it, a forced one. Neither is awaited past the bound: with Redis gone, BullMQ may
+    // wait on a connection for ever.
+    const closing = connection.status === 'ready' ? worker.close() : worker.close(true);
+    if (!(await settlesWithin(closing, end - performance.now() - 500))) await settlesWithin(worker.disconnect(), 100);
   } finally {
     opts.signal?.removeEventListener('abort', stop);
     connection.disconnect();

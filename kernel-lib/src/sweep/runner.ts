@@ -14,6 +14,7 @@ import { engineChoice, type EngineName } from '../backend/engine';
 import { ConfigError, checkNumber, runMode, type RunMode } from '../util/config';
 import { executeRun, provenance, type RunProgress } from './execute';
 import { currentExecutionContext, expandGrid, gridForMode, resolveGrid, type ExecutionContext, type PlannedRun, type SweepGrid } from './grid';
+import { lockStore } from './lock';
 import { isFinal, ResultStore, type RunRecord } from './store';
 import type { QueueProgress } from './queue';
 
@@ -153,8 +154,9 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
   const engine = gridForMode(grid, opts.mode ?? runMode()).engine;
   const t0 = performance.now();
-  const finished = opts.fresh ? new Set<string>() : store.finishedKeys();
-  const todo = runs.filter((r) => !finished.has(r.key));
+  const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
+  let finished = opts.fresh ? new Set<string>() : store.finishedKeys();
+  let todo = runs.filter((r) => !finished.has(r.key));
   const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const durations: number[] = [];
   const emit = (last?: RunRecord): void => {
@@ -172,15 +174,26 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     progress.running = progress.running.filter((x) => x.key !== r.key);
     emit(r);
   };
-  emit();
+  // One writer per store: a sweep with runs to make holds the store's lock (a second one is
+  // refused, naming this one), and reads what is finished again under it.
+  const lock = todo.length > 0 && !storeOnly ? lockStore(store.file) : undefined;
+  if (lock && !opts.fresh) {
+    finished = store.finishedKeys();
+    todo = runs.filter((r) => !finished.has(r.key));
+    progress.skipped = runs.length - todo.length;
+  }
   let cancelled = false;
-  const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
-  if (todo.length > 0 && !storeOnly) {
-    if (opts.queue !== undefined) {
-      const { collectFromQueue } = await import('./queue');
-      cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
-    } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal, engine);
-    else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads, engine }, progress, record, emit, opts.signal);
+  try {
+    emit();
+    if (todo.length > 0 && !storeOnly) {
+      if (opts.queue !== undefined) {
+        const { collectFromQueue } = await import('./queue');
+        cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
+      } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal, engine);
+      else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads, engine }, progress, record, emit, opts.signal);
+    }
+  } finally {
+    lock?.release();
   }
   const latest = store.latest();
   const records = new Map<string, RunRecord>();
@@ -229,13 +242,14 @@ async function runInProcess(
 }
 
 function runInWorkers(
-  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number; engine?: EngineName }, progress: SweepProgress,
+  todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number; engine?: EngineName; cancelGraceMs?: number }, progress: SweepProgress,
   record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
 ): Promise<boolean> {
   const queue = [...todo];
   const { file, execArgv } = workerEntry();
   const env = workerEnv(layout.threads, layout.engine);
   const live = new Set<ChildProcess>();
+  const graceMs = layout.cancelGraceMs ?? CANCEL_GRACE_MS;
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
     let cancelling = false;
@@ -264,7 +278,7 @@ function runInWorkers(
       if (active === 0) finish(true);
       graceTimer = setTimeout(() => {
         for (const w of live) w.kill('SIGKILL');
-      }, CANCEL_GRACE_MS);
+      }, graceMs);
       graceTimer.unref();
     };
     signal?.addEventListener('abort', onAbort);
@@ -333,7 +347,7 @@ function runInWorkers(
           record({
             kind: 'gmt-lab/run', v: 1, key: run.key, status: cancelling ? 'cancelled' : 'failed', label: run.label, methodLabel: run.methodLabel, grid,
             config: run.config, inputs: { base: '' },
-            error: { message: cancelling ? `cancelled; the worker did not stop within ${CANCEL_GRACE_MS / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
+            error: { message: cancelling ? `cancelled; the worker did not stop within ${graceMs / 1000} s and was killed` : `the worker process ended (${why}) during the run${tail ? `: ${tail}` : ''}` },
             provenance: provenance(context, layout.parallel ?? layout.jobs),
           });
         } else if (code !== 0 && queue.length > 0 && stderr.includes('sweep worker:')) {
@@ -369,6 +383,8 @@ export async function runPlanned(
     context?: ExecutionContext;
     /** The engine the runs were planned on (their grid's `engine`). */
     engine?: EngineName;
+    /** After `signal`, how long a run may take to stop before its process is killed (default {@link CANCEL_GRACE_MS}). */
+    cancelGraceMs?: number;
   } = {},
 ): Promise<RunRecord[]> {
   const layout = defaultSweepLayout();
@@ -383,7 +399,7 @@ export async function runPlanned(
   };
   const emit = (): void => opts.onProgress?.(progress.running.map((r) => ({ ...r })));
   if (jobs === 0) await runInProcess([...runs], context, progress.grid, progress, record, emit, opts.signal, opts.engine);
-  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel, engine: opts.engine }, progress, record, emit, opts.signal);
+  else await runInWorkers([...runs], context, progress.grid, { jobs, threads, parallel: opts.parallel, engine: opts.engine, cancelGraceMs: opts.cancelGraceMs }, progress, record, emit, opts.signal);
   return runs.map((r) => got.get(r.key)!);
 }
 

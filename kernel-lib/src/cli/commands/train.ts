@@ -43,6 +43,9 @@ export default defineCommand({
     testSize: { type: 'number', summary: 'test problems scored at the end', min: 0, integer: true, default: D.testSize },
     valSize: { type: 'number', summary: 'validation examples for the validation loss', min: 1, integer: true, default: D.valSize },
     scoreBase: { type: 'boolean', summary: 'also score the base model before training' },
+    maxNewTokens: { type: 'number', summary: 'longest completion generated when scoring (GSM8K\'s worked answers need ~500)', min: 1, integer: true, default: D.maxNewTokens },
+    context: { type: 'number', summary: 'context of the fine-tuned model: extends the base\'s position table at load so long examples fit (default: the base\'s own)', min: 2, max: 4096, integer: true },
+    contextInit: { type: 'string', summary: 'with --context: how the new positions start (normal: seeded N(0, 0.02²); tile: the base\'s rows repeated, plus that noise)', choices: ['normal', 'tile'], default: D.contextInit },
     strictText: { type: 'boolean', summary: 'stop at a task-file character without an ASCII form (default: it trains as UNK, and a summary line says how many)' },
     out: { type: 'string', summary: 'folder for result.json and model.safetensors', metavar: 'DIR' },
     json: { type: 'boolean', summary: 'print the result record as JSON on stdout' },
@@ -60,7 +63,8 @@ export default defineCommand({
     const config: Partial<FinetuneConfig> = {
       task: o.task, method: o.method, methodOptions, base: o.base ?? o.preset, steps: o.steps, accum: o.accum, batchSize: o.batch,
       lr: o.lr, warmup: Math.min(o.warmup, o.steps), clipNorm: o.clipNorm === 0 ? null : o.clipNorm, seed: o.seed, dataSeed: o.dataSeed, evalEvery: o.evalEvery,
-      testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase, strictText: o.strictText,
+      testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase, strictText: o.strictText, maxNewTokens: o.maxNewTokens,
+      context: o.context ?? null, contextInit: o.contextInit as FinetuneConfig['contextInit'],
     };
     const backend = await initBackend({ quiet: true });
     io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}\n`);
