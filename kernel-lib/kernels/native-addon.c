@@ -66,32 +66,38 @@ static float *thread_scratch(size_t floats) {
 typedef void (*task_fn)(void *ctx, int chunk, int nchunks);
 
 /*
- * The pool hands out a kernel's chunks one at a time: the caller and every awake worker claim
- * the next chunk until none is left, so a worker that is slow to wake (the other core busy, a
- * sleeping thread) costs nothing but its share, which the caller then takes: a kernel is never
- * slower than on one thread by more than the claiming. Which thread computes a chunk does not
- * change a bit of the result (see the file comment).
+ * A kernel split among n threads is n × CHUNKS_PER_THREAD chunks; thread t owns chunks
+ * [t·k, (t+1)·k) and claims them first, in order, then takes what is left of the others' (from
+ * their ends). So every thread keeps computing the same rows or columns kernel after kernel
+ * (their data stays in its core's caches), and a worker that is slow to wake (the other core
+ * busy, a sleeping thread) costs only its share, which the others take: a kernel is never much
+ * slower than on one thread. Which thread computes a chunk does not change a bit of the result
+ * (see the file comment).
  *
- * `claim` packs one dispatch's generation, its chunk count and the next chunk to hand out into
- * one word, claimed by compare-and-swap: a worker that wakes after its dispatch has ended sees
- * the next chunk past the count (or another generation) and claims nothing.
+ * `gen` identifies the dispatch, and each owner's slot packs the dispatch's generation with the
+ * next chunk to hand out from its range, claimed by compare-and-swap: a worker that wakes after
+ * its dispatch has ended finds every slot exhausted or of another generation, and claims nothing.
  */
+#define CHUNKS_PER_THREAD 4
+
+typedef struct { _Alignas(64) _Atomic uint64_t word; /* generation (32 bits) | next chunk of the range (32) */ } owner_slot;
+
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t dispatch; /* one dispatcher at a time (worker_threads share the process) */
   int workers;              /* threads started besides the caller */
   int threads;              /* threads a kernel may use, caller included */
-  _Atomic uint64_t claim;   /* generation (32 bits) | chunk count (16) | next chunk (16) */
+  _Atomic uint64_t gen;     /* generation (32 bits) | threads of the dispatch (32) */
   atomic_int done;          /* chunks of the current dispatch finished */
   task_fn fn;
   void *ctx;
   int sleeping;
+  owner_slot slots[MAX_THREADS];
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .dispatch = PTHREAD_MUTEX_INITIALIZER, .workers = 0, .threads = 1 };
 
-#define CLAIM_GEN(c) ((uint32_t)((c) >> 32))
-#define CLAIM_COUNT(c) ((int)(((c) >> 16) & 0xffff))
-#define CLAIM_NEXT(c) ((int)((c) & 0xffff))
+#define GEN_OF(w) ((uint32_t)((w) >> 32))
+#define LOW_OF(w) ((int)((w) & 0xffffffffu))
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__)
@@ -101,16 +107,21 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/** Claims and computes chunks of dispatch `gen` until none is left. */
-static void run_chunks(uint32_t gen) {
-  uint64_t c = atomic_load(&pool.claim);
-  for (;;) {
-    if (CLAIM_GEN(c) != gen || CLAIM_NEXT(c) >= CLAIM_COUNT(c)) return;
-    if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-    /* The dispatch cannot end before this chunk is done, so fn and ctx are still its own. */
-    pool.fn(pool.ctx, CLAIM_NEXT(c), CLAIM_COUNT(c));
-    atomic_fetch_add(&pool.done, 1);
-    c = atomic_load(&pool.claim);
+/** Thread `tid` claims and computes chunks of dispatch `gen` (n threads): its own range first. */
+static void run_chunks(int tid, uint32_t gen, int n) {
+  int k = CHUNKS_PER_THREAD, nchunks = n * k;
+  for (int j = 0; j < n; j++) {
+    int owner = (tid + j) % n;
+    uint64_t w = atomic_load(&pool.slots[owner].word);
+    for (;;) {
+      if (GEN_OF(w) != gen) return;
+      if (LOW_OF(w) >= k) break;
+      if (!atomic_compare_exchange_weak(&pool.slots[owner].word, &w, w + 1)) continue;
+      /* The dispatch cannot end before this chunk is done, so fn and ctx are still its own. */
+      pool.fn(pool.ctx, owner * k + LOW_OF(w), nchunks);
+      atomic_fetch_add(&pool.done, 1);
+      w = atomic_load(&pool.slots[owner].word);
+    }
   }
 }
 
@@ -119,25 +130,26 @@ typedef struct { int tid; uint32_t gen; } worker_start;
 static void *worker_main(void *arg) {
   worker_start start = *(worker_start *)arg;
   free(arg);
+  int tid = start.tid;
   /* The generation at creation, not at start: a dispatch made before this thread first runs
    * must still be seen as new. */
   uint32_t seen = start.gen;
   for (;;) {
-    uint32_t g;
+    uint64_t g;
     int spins = 0;
-    while ((g = CLAIM_GEN(atomic_load(&pool.claim))) == seen && spins < SPIN_ROUNDS + YIELD_ROUNDS) {
+    while (GEN_OF(g = atomic_load(&pool.gen)) == seen && spins < SPIN_ROUNDS + YIELD_ROUNDS) {
       if (spins++ < SPIN_ROUNDS) cpu_relax();
       else sched_yield();
     }
-    if (g == seen) {
+    if (GEN_OF(g) == seen) {
       pthread_mutex_lock(&pool.mu);
       pool.sleeping++;
-      while ((g = CLAIM_GEN(atomic_load(&pool.claim))) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+      while (GEN_OF(g = atomic_load(&pool.gen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
       pool.sleeping--;
       pthread_mutex_unlock(&pool.mu);
     }
-    seen = g;
-    run_chunks(g);
+    seen = GEN_OF(g);
+    run_chunks(tid, seen, LOW_OF(g));
   }
   return NULL;
 }
@@ -153,7 +165,7 @@ static int pool_set_threads(int threads) {
     worker_start *start = (worker_start *)malloc(sizeof(worker_start));
     if (!start) break;
     start->tid = pool.workers + 1;
-    start->gen = CLAIM_GEN(atomic_load(&pool.claim)); /* stable: dispatches hold pool.dispatch, as we do */
+    start->gen = GEN_OF(atomic_load(&pool.gen)); /* stable: dispatches hold pool.dispatch, as we do */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&th, &attr, worker_main, start);
@@ -165,9 +177,6 @@ static int pool_set_threads(int threads) {
   pthread_mutex_unlock(&pool.dispatch);
   return pool.threads;
 }
-
-/** Chunks per thread of a split kernel: a few each, so that a late worker's share stays small. */
-#define CHUNKS_PER_THREAD 4
 
 /**
  * Runs fn(ctx, chunk, nchunks) for every chunk of `n` threads' work (n ≤ the pool's threads;
@@ -184,12 +193,13 @@ static void pool_run(task_fn fn, void *ctx, int n) {
   pool.fn = fn;
   pool.ctx = ctx;
   atomic_store(&pool.done, 0);
-  uint32_t gen = CLAIM_GEN(atomic_load(&pool.claim)) + 1;
+  uint32_t gen = GEN_OF(atomic_load(&pool.gen)) + 1;
+  for (int t = 0; t < n; t++) atomic_store(&pool.slots[t].word, (uint64_t)gen << 32);
   pthread_mutex_lock(&pool.mu);
-  atomic_store(&pool.claim, (uint64_t)gen << 32 | (uint64_t)nchunks << 16);
+  atomic_store(&pool.gen, (uint64_t)gen << 32 | (uint32_t)n);
   if (pool.sleeping) pthread_cond_broadcast(&pool.cv);
   pthread_mutex_unlock(&pool.mu);
-  run_chunks(gen);
+  run_chunks(0, gen, n);
   for (int spins = 0; atomic_load(&pool.done) < nchunks; spins++) {
     if (spins < SPIN_ROUNDS) cpu_relax();
     else sched_yield();
