@@ -295,3 +295,33 @@ test('ema: the moving average of the weights follows θ̄ ← d·θ̄ + (1 − d
     await tf.setBackend('cpu');
   }
 });
+
+test('GMT builds no mask tensors when nothing reads them: same weights, kept fractions and overlaps as with a hook that reads them', async () => {
+  const run = async (hook: boolean) => {
+    const model = new TinyModel({ seed: 5 });
+    let maskTensors = 0;
+    const result = await train(model, {
+      strategy: { name: 'gmt', options: { ratio: 0.4 } }, steps: 6, accum: 2, lr: 1e-2, seed: 2, nextBatch: tinyBatches(3),
+      ...(hook ? { onGradients: (info: { masks?: ReadonlyMap<string, unknown> }) => { maskTensors += info.masks?.size ?? 0; } } : {}),
+    });
+    const sha = weightsSha256(model.params);
+    model.dispose();
+    return { sha, maskTensors, kept: result.history.map((h) => h.keptFraction), jaccard: result.history.map((h) => h.maskJaccard), byTensor: result.history.map((h) => h.keptByTensor) };
+  };
+  for (const backend of ['cpu', 'wasm']) {
+    await tf.setBackend(backend);
+    const withHook = await run(true);
+    const without = await run(false);
+    check(withHook, without);
+  }
+  await tf.setBackend('cpu');
+});
+
+function check(withHook: { sha: string; maskTensors: number; kept: number[]; jaccard: unknown[]; byTensor: unknown[] }, without: typeof withHook): void {
+  assert.ok(withHook.maskTensors > 0, 'the hook saw no masks');
+  assert.equal(without.sha, withHook.sha);
+  assert.deepEqual(without.kept, withHook.kept);
+  assert.deepEqual(without.jaccard, withHook.jaccard);
+  assert.deepEqual(without.byTensor, withHook.byTensor);
+  assert.ok(without.kept.every((k) => k < 1), `kept fractions ${without.kept}`);
+}

@@ -448,6 +448,7 @@ export class Trainer {
       params: this.model.params,
       seed: this.config.seed,
       steps: this.config.steps,
+      needsMasks: this.hooks.onGradients !== undefined,
       computeGradients: (batch) => {
         const { loss, grads } = this.gradients(batch);
         loss.dispose();
@@ -535,7 +536,7 @@ export class Trainer {
 
     // Loss and ‖Γ‖ come back in one small readback; mask statistics too, unless the strategy
     // already counted them (GMT does so on the host copy it selects from).
-    const known = update.masks ? update.stats : undefined;
+    const known = update.stats;
     const read = await maskStatistics(known ? undefined : update.masks, known ? undefined : this.previousMasks, [lossMean, gradNorm]);
     const stats = known ? { ...known, extras: read.extras } : read;
     lossMean.dispose();
@@ -560,7 +561,7 @@ export class Trainer {
       gradientsMs,
       transformMs,
     };
-    if (config.recordKeptByTensor && update.masks) record.keptByTensor = stats.keptByTensor;
+    if (config.recordKeptByTensor && (update.masks || update.stats)) record.keptByTensor = stats.keptByTensor;
     if (stats.jaccard !== undefined) record.maskJaccard = stats.jaccard;
     this.history.push(record);
     await hooks.onUpdate?.(record);

@@ -82,7 +82,11 @@ export class GmtStrategy implements TuningStrategy<GmtOptions> {
 
   init(ctx: StrategyInitContext): void {
     // The strategy never reads T_k, so on webgpu an update keeps one sync point.
-    this.masker = new GradientMasker(ctx.params, { ratio: this.options.ratio, scope: this.options.scope, readThresholds: false });
+    // Masks as tensors only where someone reads them: maskUpdate steps on them, and hooks.
+    this.masker = new GradientMasker(ctx.params, {
+      ratio: this.options.ratio, scope: this.options.scope, readThresholds: false,
+      keepMasks: this.options.maskUpdate || ctx.needsMasks !== false,
+    });
     this.params = ctx.params;
   }
 
@@ -90,6 +94,7 @@ export class GmtStrategy implements TuningStrategy<GmtOptions> {
     // ratio 0 keeps every entry; take the identity path so that the run is SFT bit for bit.
     if (this.options.ratio === 0) return { grads: new Map(accumulatedGrads) };
     const { grads, masks, stats } = await applyWithSignal(requireInit(this.masker, 'gmt'), this.options.signal, accumulatedGrads, this.params);
+    if (masks.size === 0) return { grads, stats };
     return this.options.maskUpdate ? { grads, masks, updateMasks: masks, stats } : { grads, masks, stats };
   }
 

@@ -209,7 +209,10 @@ export interface MaskUpdateStats {
 export interface MaskResult {
   /** Γ ⊙ M per parameter name. */
   grads: Map<string, tf.Tensor>;
-  /** M per parameter name, float32 with 1 = kept. */
+  /**
+   * M per parameter name, float32 with 1 = kept. Empty when the masker was made with
+   * `keepMasks: false` (host and wasm paths, where `stats` says what the masks held).
+   */
   masks: Map<string, tf.Tensor>;
   /**
    * T_k per parameter name (the threshold of its segment; −∞ = all kept). Empty on the device
@@ -366,17 +369,24 @@ export class GradientMasker {
 
   /** See the constructor's `readThresholds`. */
   readonly readThresholds: boolean;
+  /** See the constructor's `keepMasks`. */
+  readonly keepMasks: boolean;
 
   /**
    * @param options.readThresholds `false`: on the device path (webgpu) the thresholds are left on
    *   the device and `MaskResult.thresholds` is empty, so `apply` reads nothing back and an update
    *   keeps a single sync point (the trainer's read of its scalars). Default `true`. The host
    *   and wasm paths know the thresholds anyway and always report them.
+   * @param options.keepMasks `false`: `apply` returns Γ ⊙ M and the statistics without building M
+   *   as tensors (host and wasm paths; the device path needs them for its counts), for callers
+   *   that never read the masks. On wasm that spares two tensors per parameter and update.
+   *   Default `true`.
    */
-  constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope; readThresholds?: boolean }) {
+  constructor(params: readonly MaskParam[], options: { ratio: number; scope: MaskScope; readThresholds?: boolean; keepMasks?: boolean }) {
     this.ratio = checkMaskRatio('ratio', options.ratio);
     this.scope = checkScope('scope', options.scope);
     this.readThresholds = options.readThresholds ?? true;
+    this.keepMasks = options.keepMasks ?? true;
     const names = new Set<string>();
     for (const p of params) {
       if (names.has(p.name)) throw new ConfigError(`GradientMasker: duplicate parameter name "${p.name}"`);
@@ -567,16 +577,18 @@ export class GradientMasker {
         const score = tensors[i]!;
         thresholds.set(name, threshold);
         if (threshold > -Infinity) {
-          const maskInfo = be.makeOutput(grad.shape, 'float32');
+          // Without kept masks, M goes to the select's scratch (free once the selection is done;
+          // it holds a whole segment, so any tensor of it).
+          const maskInfo = this.keepMasks ? be.makeOutput(grad.shape, 'float32') : undefined;
           const outInfo = be.makeOutput(grad.shape, 'float32');
           kept.push(k.mask_apply(heap.ptrs[i]!, be.getMemoryOffset(grad.dataId), score.size, low, high,
-            be.getMemoryOffset(maskInfo.dataId), be.getMemoryOffset(outInfo.dataId), heap.bitset, offset));
-          masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
+            maskInfo ? be.getMemoryOffset(maskInfo.dataId) : heap.scratch, be.getMemoryOffset(outInfo.dataId), heap.bitset, offset));
+          if (maskInfo) masks.set(name, tf.engine().makeTensorFromTensorInfo(maskInfo, tf.backend()));
           maskedGrads.set(name, tf.engine().makeTensorFromTensorInfo(outInfo, tf.backend()));
         } else {
           // Nothing dropped (NaN included): M = 1, Γ ⊙ M = Γ, all bits set.
           kept.push(k.mark_bits(heap.ptrs[i]!, score.size, low, high, heap.bitset, offset));
-          masks.set(name, tf.onesLike(grad));
+          if (this.keepMasks) masks.set(name, tf.onesLike(grad));
           maskedGrads.set(name, tf.clone(grad));
         }
         offset += score.size;
@@ -706,9 +718,10 @@ export class GradientMasker {
       const threshold = thresholds[i] as number;
       const grad = grads.get(name)!;
       const mask = keepMask(tensors[i]!, threshold);
-      masks.set(name, mask);
       // Γ ⊙ 1 is Γ bit for bit: share the storage instead of multiplying.
       maskedGrads.set(name, threshold <= 0 ? tf.clone(grad) : tf.mul(grad, mask));
+      if (this.keepMasks) masks.set(name, mask);
+      else mask.dispose();
       thresholdByName.set(name, threshold);
     });
     const sizes = tensors.map((t) => t.size);

@@ -17,7 +17,11 @@ import type { MaskUpdateStats } from './mask';
 export interface MaskedUpdate {
   /** What the optimizer steps on, per parameter name. */
   grads: Map<string, tf.Tensor>;
-  /** The gradient mask M per parameter (float32, 1 = kept). Absent when nothing is masked. */
+  /**
+   * The gradient mask M per parameter (float32, 1 = kept). Absent when nothing is masked, or when
+   * the caller said it does not read masks (`StrategyInitContext.needsMasks`) and `stats` holds
+   * what they would have said.
+   */
   masks?: Map<string, tf.Tensor>;
   /**
    * Masks for the final optimizer update (weight decay included): entries at 0 are left exactly
@@ -41,6 +45,12 @@ export interface StrategyInitContext {
   seed: number;
   /** Planned number of optimizer updates. */
   steps: number;
+  /**
+   * Whether the caller reads the mask tensors of `transform`'s result (the trainer: when an
+   * `onGradients` hook is set). `false` lets a strategy that reports `stats` leave them out.
+   * Absent means true.
+   */
+  needsMasks?: boolean;
   /** Gradients of the model's loss on one batch, keyed by parameter name; the caller disposes them. */
   computeGradients(batch: HostBatch): Map<string, tf.Tensor>;
   /**

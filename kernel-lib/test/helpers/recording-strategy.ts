@@ -30,7 +30,8 @@ export class RecordingStrategy implements TuningStrategy {
     return this.inner.options;
   }
   async init(ctx: StrategyInitContext): Promise<void> {
-    await this.inner.init?.(ctx);
+    // The recorder reads the masks, so it asks for them whatever the trainer's hooks.
+    await this.inner.init?.({ ...ctx, needsMasks: true });
   }
   async transform(g: ReadonlyMap<string, tf.Tensor>, step: number): Promise<MaskedUpdate> {
     const gamma = host(g)!;
