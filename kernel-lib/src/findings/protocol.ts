@@ -118,8 +118,9 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     for (const c of calibration) out.push(`| ${c.task} | \`${JSON.stringify(c.options)}\` | ${c.seeds} | ${c.accuracies.map(f1).join(', ')} | ${f1(c.mean)} | ${picks.get(c.task) === c ? '**yes**' : ''} |`);
     const b = grids.get('pilot-b');
     if (b) {
-      const used = (b.base.taskOptions ?? {}) as Record<string, unknown>;
-      out.push('', `Candidate B's grid uses \`${JSON.stringify(used)}\` as \`taskOptions\` (per task below); the rule picks ${[...picks].map(([t, r]) => `${t} \`${JSON.stringify(r.options)}\``).join(', ')}.`);
+      const used = b.tasks.map((t) => (typeof t === 'string' ? `${t} (protocol 1's options)` : `${t.task} \`${JSON.stringify(t.taskOptions ?? {})}\``));
+      const agrees = [...picks].every(([task, r]) => b.tasks.some((t) => typeof t !== 'string' && t.task === task && JSON.stringify(t.taskOptions ?? {}) === JSON.stringify(r.options)));
+      out.push('', `The rule picks ${[...picks].map(([t, r]) => `${t} \`${JSON.stringify(r.options)}\``).join(' and ')}; candidate B's grid uses ${used.join(' and ')}${agrees ? ', as the rule says' : ' — NOT what the rule picks'}.`);
     }
     out.push('');
   }
