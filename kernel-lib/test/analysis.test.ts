@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { equivalenceTest, holm, meanCI, pairedTest } from '../src/analysis/stats';
 import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type ResultRow } from '../src/analysis/results';
-import { claim1, claim1Verdict, claim2, claim3Verdict, claimsMarkdown } from '../src/analysis/claims';
+import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown } from '../src/analysis/claims';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
 import { seedsForHalfWidth, comparisonReport } from '../src/findings/reports';
 import { resolveFinetuneConfig } from '../src/sweep/finetune';
@@ -70,7 +70,7 @@ test('the verdict rules of claims 1 and 3', () => {
 function row(over: Partial<ResultRow>): ResultRow {
   return {
     key: Math.random().toString(36), grid: 'g', status: 'done', method: 'sft', methodLabel: 'sft', task: 'math', preset: 'micro', seed: 0,
-    ratio: null, scope: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, baseValLoss: 4, facts: 80, baseFacts: 80,
+    ratio: null, scope: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, testLoss: null, baseValLoss: 4, facts: 80, baseFacts: 80,
     generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, peakTensorMiB: null, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
     ...over,
   };
@@ -147,4 +147,25 @@ test('tables as Markdown and CSV files', () => {
   const files = exportTable(rows, path.join(dir, 'sub', 't'), { caption: 'Caption' });
   assert.deepEqual(files.map((f) => path.basename(f)), ['t.md', 't.csv']);
   assert.match(fs.readFileSync(files[0]!, 'utf8'), /^Caption\n\n\| method/);
+});
+
+test('claim 1b: lower test-answer loss for GMT on the same seeds reproduces it; claim 1 carries the bootstrap, Wilcoxon and failed seeds', () => {
+  assert.equal(claim1bVerdict({ n: 10, lo: -0.02, hi: -0.001 }), 'reproduced');
+  assert.equal(claim1bVerdict({ n: 10, lo: 0.001, hi: 0.02 }), 'contradicted');
+  assert.equal(claim1bVerdict({ n: 10, lo: -0.01, hi: 0.01 }), 'inconclusive');
+  assert.equal(claim1bVerdict({ n: 1, lo: NaN, hi: NaN }), 'no data');
+  const rows: ResultRow[] = [];
+  for (let seed = 0; seed < 12; seed++) {
+    const base = 0.05 + 0.01 * Math.sin(seed);
+    rows.push(row({ seed, method: 'sft', methodLabel: 'sft', testLoss: base, accuracy: seed === 3 ? 20 : 80 + seed % 3 }));
+    rows.push(row({ seed, method: 'gmt', methodLabel: 'gmt', testLoss: base - 0.004 - 0.001 * (seed % 2), accuracy: 81 + seed % 4 }));
+  }
+  const [b] = claim1b(rows, 'gmt', ['math']);
+  assert.equal(b!.verdict, 'reproduced');
+  assert.ok(b!.diff.hi < 0 && Math.abs(b!.diff.mean + 0.0045) < 1e-9, `diff ${b!.diff.mean}`);
+  const [c] = claim1(rows, 'gmt', ['math']);
+  assert.deepEqual(c!.failed.sft, [1, 12]);
+  assert.deepEqual(c!.failed.gmt, [0, 12]);
+  assert.ok(c!.bootstrap.lo <= c!.diff.mean && c!.diff.mean <= c!.bootstrap.hi);
+  assert.ok(c!.wilcoxonP > 0 && c!.wilcoxonP < 0.05, `wilcoxon p ${c!.wilcoxonP}`);
 });

@@ -3,7 +3,13 @@
  * (figures/CLAIMS.md repeats them). The rules are applied mechanically to the result store:
  *
  * 1. GMT beats SFT (per task): *reproduced* if the 95% CI of the paired GMT − SFT accuracy
- *    difference lies above 0, *contradicted* if it lies below 0, *inconclusive* otherwise.
+ *    difference lies above 0, *contradicted* if it lies below 0, *inconclusive* otherwise. Beside
+ *    the t interval: a percentile bootstrap interval, the Wilcoxon signed-rank p, and each
+ *    method's failed-seed rate (a seed below half its method's median accuracy).
+ * 1b. GMT fits the task better (per task; written before protocol 2's runs): the same rule on the
+ *    mean per-token loss of the test answers, lower being better: *reproduced* if the 95% CI of
+ *    the paired GMT − SFT difference lies below 0, *contradicted* if above 0, *inconclusive*
+ *    otherwise.
  * 2. Insensitive to the mask ratio (per task and scope): *reproduced* if for every k in
  *    {0.1, 0.2, 0.4, 0.5} the 90% CI of the paired difference to k = 0.3 lies within ±3 points
  *    (TOST equivalence at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive*
@@ -14,7 +20,7 @@
  *    1.05, *inconclusive* otherwise. The whole-run wall-time ratio is reported beside it.
  */
 import { ConfigError } from '../util/config';
-import { equivalenceTest, meanCI, pairedTest, type PairedComparison } from './stats';
+import { bootstrapMeanCI, equivalenceTest, meanCI, pairedTest, wilcoxonP, type PairedComparison } from './stats';
 import type { ResultRow } from './results';
 
 /** The paper's three claims, numbered as in CLAIMS.md. */
@@ -56,7 +62,40 @@ export interface Claim1Result {
   sft: { n: number; mean: number; lo: number; hi: number };
   gmt: { n: number; mean: number; lo: number; hi: number };
   diff: PairedComparison;
+  /** Percentile bootstrap 95% interval of the mean paired difference (10,000 resamples, seed 0). */
+  bootstrap: { lo: number; hi: number };
+  /** Two-sided p of the Wilcoxon signed-rank test of the paired differences. */
+  wilcoxonP: number;
+  /** Failed seeds / seeds per method: accuracy below half the method's median on the task. */
+  failed: { sft: [number, number]; gmt: [number, number] };
   verdict: Verdict;
+}
+
+/** The rule of claim 1b on a paired loss comparison (GMT − SFT; lower loss is better). */
+export function claim1bVerdict(c: Pick<PairedComparison, 'lo' | 'hi' | 'n'>): Verdict {
+  if (!(c.n >= 2) || !Number.isFinite(c.lo)) return 'no data';
+  if (c.hi < 0) return 'reproduced';
+  if (c.lo > 0) return 'contradicted';
+  return 'inconclusive';
+}
+
+/** Claim 1b on one task: the test answers' per-token loss, GMT − SFT on the same seeds. */
+export interface Claim1bResult {
+  task: string;
+  sft: { n: number; mean: number; lo: number; hi: number };
+  gmt: { n: number; mean: number; lo: number; hi: number };
+  diff: PairedComparison;
+  /** The difference relative to SFT's mean loss. */
+  relative: number;
+  verdict: Verdict;
+}
+
+/** Failed seeds of a set of accuracies: below half their median. */
+function failedSeeds(acc: readonly number[]): [number, number] {
+  const s = [...acc].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  const median = s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return [acc.filter((a) => a < 0.5 * median).length, acc.length];
 }
 
 function pairBySeed(rows: readonly ResultRow[], a: (r: ResultRow) => boolean, b: (r: ResultRow) => boolean, metric: (r: ResultRow) => number | null): { x: number[]; y: number[] } {
@@ -78,9 +117,28 @@ export function claim1(rows: readonly ResultRow[], gmtLabel: string, tasks: read
     const inTask = rows.filter((r) => r.task === task);
     const { x, y } = pairBySeed(inTask, (r) => r.methodLabel === gmtLabel, (r) => r.method === 'sft', (r) => r.accuracy);
     const diff = pairedTest(x, y);
-    const s = meanCI(inTask.filter((r) => r.method === 'sft' && r.accuracy !== null).map((r) => r.accuracy!));
-    const g = meanCI(inTask.filter((r) => r.methodLabel === gmtLabel && r.accuracy !== null).map((r) => r.accuracy!));
-    return { task, sft: s, gmt: g, diff, verdict: claim1Verdict(diff) };
+    const diffs = x.map((v, i) => v - (y[i] as number));
+    const b = bootstrapMeanCI(diffs, 0.95, 10000, 0);
+    const sftAcc = inTask.filter((r) => r.method === 'sft' && r.accuracy !== null).map((r) => r.accuracy!);
+    const gmtAcc = inTask.filter((r) => r.methodLabel === gmtLabel && r.accuracy !== null).map((r) => r.accuracy!);
+    return {
+      task, sft: meanCI(sftAcc), gmt: meanCI(gmtAcc), diff,
+      bootstrap: { lo: b.lo, hi: b.hi }, wilcoxonP: wilcoxonP(diffs),
+      failed: { sft: failedSeeds(sftAcc), gmt: failedSeeds(gmtAcc) },
+      verdict: claim1Verdict(diff),
+    };
+  });
+}
+
+/** Claim 1b per task from result rows with `testLoss`: GMT (`gmtLabel`) against SFT on the same seeds. */
+export function claim1b(rows: readonly ResultRow[], gmtLabel: string, tasks: readonly string[]): Claim1bResult[] {
+  return tasks.map((task) => {
+    const inTask = rows.filter((r) => r.task === task);
+    const { x, y } = pairBySeed(inTask, (r) => r.methodLabel === gmtLabel, (r) => r.method === 'sft', (r) => r.testLoss);
+    const diff = pairedTest(x, y);
+    const s = meanCI(inTask.filter((r) => r.method === 'sft' && r.testLoss !== null).map((r) => r.testLoss!));
+    const g = meanCI(inTask.filter((r) => r.methodLabel === gmtLabel && r.testLoss !== null).map((r) => r.testLoss!));
+    return { task, sft: s, gmt: g, diff, relative: diff.mean / s.mean, verdict: claim1bVerdict(diff) };
   });
 }
 
@@ -214,7 +272,8 @@ export function claimsMarkdown(input: {
   out.push('Made by `npm run reproduce` (`gmt-lab claims`) from the committed result store; not edited by hand.',
     'The paper (Li et al., arXiv 2406.15330) released no numbers we could compare digit for digit, so each claim is tested as a claim. Accuracies are in points (0–100) of greedy exact-answer accuracy on held-out test problems.', '');
   out.push('## Verdict rules (written before the full-mode runs)', '',
-    '1. **GMT beats SFT**, per task: *reproduced* if the 95% CI of the paired GMT − SFT difference (same seeds) lies above 0; *contradicted* if it lies below 0; *inconclusive* otherwise.',
+    '1. **GMT beats SFT**, per task: *reproduced* if the 95% CI of the paired GMT − SFT difference (same seeds) lies above 0; *contradicted* if it lies below 0; *inconclusive* otherwise. Under protocol 2 the t interval is shown beside a percentile bootstrap interval (10,000 resamples), the Wilcoxon signed-rank p and each method\'s failed-seed rate (a seed below half its method\'s median accuracy); the verdict follows the t interval.',
+    '1b. **GMT fits the task better** (protocol 2; written before its runs), per task: the mean per-token loss of the test answers (completion tokens, as the validation loss), lower being better: *reproduced* if the 95% CI of the paired GMT − SFT difference lies below 0; *contradicted* if it lies above 0; *inconclusive* otherwise.',
     `2. **Insensitive to the mask ratio**, per task and scope: *reproduced* if, for every k in ${CLAIM2_RATIOS.join(', ')}, the 90% CI of the paired difference to k = 0.3 lies within ±${CLAIM2_MARGIN} points (equivalence, TOST at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive* otherwise. Also reported: the smallest k above 0.3 whose difference to k = 0.3 has a 95% CI below 0 (where accuracy starts to fall).`,
     `3. **Cost comparable to SFT**: GMT's update time over SFT's, median of per-round ratios in an interleaved benchmark, with its 95% interval; *reproduced* if the upper bound is ≤ ${CLAIM3_BOUND}; *not reproduced* if the lower bound is above ${CLAIM3_BOUND}; *inconclusive* otherwise. The whole-run wall-time ratio (mean over paired seeds) is reported beside it.`, '');
   out.push(`## Claim 1: ${CLAIM_TITLES[1]}`, '');

@@ -30,6 +30,8 @@ export interface ResultRow {
   /** Test accuracy in points (0–100); null when not scored. */
   accuracy: number | null;
   valLoss: number | null;
+  /** Mean per-token loss of the test answers (`testLoss` runs; claim 1b); null elsewhere. */
+  testLoss: number | null;
   baseValLoss: number | null;
   /** Arithmetic facts answered after / before fine-tuning, in points (forgetting probe). */
   facts: number | null;
@@ -68,6 +70,7 @@ export function resultRow(r: RunRecord): ResultRow {
     testSize: r.config.testSize,
     accuracy: pts(m.testAccuracy),
     valLoss: num(m.valLoss),
+    testLoss: num(m.testLoss),
     baseValLoss: num(m.baseValLoss),
     facts: pts(m.factsAccuracy),
     baseFacts: pts(m.baseFactsAccuracy),
