@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { equivalenceTest, holm, meanCI, pairedTest } from '../src/analysis/stats';
 import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type ResultRow } from '../src/analysis/results';
 import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown } from '../src/analysis/claims';
+import { ablationTableRows, answerAblations } from '../src/analysis/ablations';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
 import { seedsForHalfWidth, comparisonReport } from '../src/findings/reports';
 import { resolveFinetuneConfig } from '../src/sweep/finetune';
@@ -70,7 +71,7 @@ test('the verdict rules of claims 1 and 3', () => {
 function row(over: Partial<ResultRow>): ResultRow {
   return {
     key: Math.random().toString(36), grid: 'g', status: 'done', method: 'sft', methodLabel: 'sft', task: 'math', preset: 'micro', seed: 0,
-    ratio: null, scope: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, testLoss: null, baseValLoss: 4, facts: 80, baseFacts: 80,
+    ratio: null, scope: null, signal: null, maskUpdate: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, testLoss: null, baseValLoss: 4, facts: 80, baseFacts: 80,
     generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, peakTensorMiB: null, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
     ...over,
   };
@@ -168,4 +169,24 @@ test('claim 1b: lower test-answer loss for GMT on the same seeds reproduces it; 
   assert.deepEqual(c!.failed.gmt, [0, 12]);
   assert.ok(c!.bootstrap.lo <= c!.diff.mean && c!.diff.mean <= c!.bootstrap.hi);
   assert.ok(c!.wilcoxonP > 0 && c!.wilcoxonP < 0.05, `wilcoxon p ${c!.wilcoxonP}`);
+});
+
+test('notebook 06\'s questions: each pairs its two cells by seed and answers by the sign of the 95% interval', () => {
+  const rows: ResultRow[] = [];
+  for (let seed = 0; seed < 6; seed++) {
+    const jitter = (seed % 3) - 1;
+    rows.push(row({ seed, method: 'sft', methodLabel: 'sft', ratio: 0, accuracy: 70 + jitter }));
+    for (const ratio of [0.1, 0.3, 0.5]) {
+      rows.push(row({ seed, method: 'gmt', methodLabel: `gmt ${ratio}`, ratio, scope: 'tensor', signal: 'grad', maskUpdate: false, accuracy: 75 + jitter + (ratio === 0.5 ? -4 + 0.1 * seed : 0) }));
+    }
+    rows.push(row({ seed, method: 'gmt', methodLabel: 'gmt global', ratio: 0.3, scope: 'global', signal: 'grad', maskUpdate: false, accuracy: 75 + (seed % 2 ? 2 : -2) }));
+  }
+  const answers = new Map(answerAblations(rows).map((a) => [a.question.id, a]));
+  assert.equal(answers.get('gmt-vs-sft')!.answer, 'A higher');
+  assert.equal(answers.get('gmt-vs-sft')!.diff.n, 6);
+  assert.equal(answers.get('ratio-0.1')!.answer, 'no difference found', 'identical cells: a zero-width interval at 0');
+  assert.equal(answers.get('ratio-0.5')!.answer, 'A lower');
+  assert.equal(answers.get('scope')!.answer, 'no difference found');
+  assert.equal(answers.get('signal-grad-weight')!.answer, 'no data');
+  assert.equal(ablationTableRows([answers.get('gmt-vs-sft')!])[0]!['A − B'], 5);
 });

@@ -2,3 +2,5 @@
 export * from './stats';
 export * from './results';
 export * from './claims';
+export * from './ablations';
+export * from './pilot';

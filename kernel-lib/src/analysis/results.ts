@@ -25,6 +25,9 @@ export interface ResultRow {
   seed: number;
   ratio: number | null;
   scope: string | null;
+  /** GMT's selection signal (`grad`, `grad-weight`, `grad-squared`) and `maskUpdate`, where the method has them. */
+  signal: string | null;
+  maskUpdate: boolean | null;
   steps: number;
   testSize: number;
   /** Test accuracy in points (0–100); null when not scored. */
@@ -54,7 +57,8 @@ const num = (x: number | undefined): number | null => (typeof x === 'number' && 
 /** The row of one record. */
 export function resultRow(r: RunRecord): ResultRow {
   const m = r.metrics ?? {};
-  const o = r.config.methodOptions as { ratio?: number; scope?: string; p?: number };
+  const o = r.config.methodOptions as { ratio?: number; scope?: string; p?: number; signal?: string; maskUpdate?: boolean };
+  const gmtLike = r.config.method === 'gmt' || r.config.method === 'sift';
   return {
     key: r.key,
     grid: r.grid,
@@ -66,6 +70,8 @@ export function resultRow(r: RunRecord): ResultRow {
     seed: r.config.seed,
     ratio: typeof o.ratio === 'number' ? o.ratio : r.config.method === 'sft' ? 0 : null,
     scope: typeof o.scope === 'string' ? o.scope : null,
+    signal: typeof o.signal === 'string' ? o.signal : gmtLike ? 'grad' : null,
+    maskUpdate: typeof o.maskUpdate === 'boolean' ? o.maskUpdate : gmtLike ? false : null,
     steps: r.config.steps,
     testSize: r.config.testSize,
     accuracy: pts(m.testAccuracy),

@@ -108,6 +108,7 @@ export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
   tab(NB6, 'update_time_table', 'Time per update per variant: seeds, mean, SD and 95% CI in ms.', { supports: ABLATION }),
   tab(NB6, 'update_memory_table', 'Tensor memory of an update per variant (MiB).', { supports: ABLATION }),
   tab(NB6, 'val_loss_table', 'Validation loss at the end per variant: seeds, mean, SD and 95% CI.', { supports: ABLATION }),
+  tab(NB6, 'questions_table', 'The questions written before the runs, one per factor of GMT\'s rule, each answered by the paired 95% CI of the accuracy difference between two cells on the same seeds.', { supports: ABLATION }),
 ];
 
 /** The catalog entry of `notebook`'s `name` of that kind, if any. */

@@ -6,6 +6,7 @@ import { describeAdapter, probeWebgpu, releaseWebgpu, type WebgpuAdapter } from 
 import { hostBackendName } from '../model/host-copy';
 import { runMode, type RunMode } from '../util/config';
 import { findingsPaths, type FindingsPaths } from './paths';
+import { engineChoice, engineLabel } from '../backend/engine';
 
 /** What {@link gpuAblationPlan} decided. */
 export interface GpuAblationPlan {
@@ -24,9 +25,10 @@ export interface GpuAblationPlan {
 /**
  * Probes WebGPU. On a GPU's adapter, sets `GMT_BACKEND=webgpu` in this process's environment,
  * so that the sweep (its key context and its worker processes) trains there, in `mode`.
- * Otherwise (no adapter, or only a software one, which is far slower than wasm) the ablations run
- * on the host backend in fast mode, even when full mode was asked for: full mode is sized for a
- * GPU. Dawn is released in that case, so the process can exit.
+ * Otherwise (no adapter, or only a software one, which is far slower than the CPU) the ablations run
+ * on the host backend with the CPU engine (the native one where it built), in the mode asked for,
+ * and the note says the results are the CPU engine's. Dawn is released in that case, so the
+ * process can exit.
  */
 export async function gpuAblationPlan(mode: RunMode = runMode()): Promise<GpuAblationPlan> {
   const probe = await probeWebgpu();
@@ -35,10 +37,13 @@ export async function gpuAblationPlan(mode: RunMode = runMode()): Promise<GpuAbl
     return { mode, backend: 'webgpu', adapter: probe.adapter, note: `WebGPU on ${describeAdapter(probe.adapter)}, ${mode} mode`, paths: findingsPaths(mode) };
   }
   const why = probe.available
-    ? `the only WebGPU adapter here is a software one (${describeAdapter(probe.adapter)}), far slower than the CPU path`
+    ? `the only WebGPU adapter here is a software one (${describeAdapter(probe.adapter)}), far slower than the CPU`
     : `no WebGPU adapter here (${probe.reason})`;
   await releaseWebgpu();
   const host = hostBackendName();
-  const asked = mode === 'full' ? ' (full mode was asked for; it is sized for a GPU)' : '';
-  return { mode: 'fast', backend: host, note: `No GPU: ${why}, so the ablations ran on ${host} in fast mode${asked}`, paths: findingsPaths('fast') };
+  let engine = 'the CPU';
+  try {
+    engine = `the ${engineLabel(engineChoice())}`;
+  } catch { /* GMT_ENGINE names an engine that cannot run: the sweep says so */ }
+  return { mode, backend: host, note: `No GPU (${why}): the ablations ran on ${engine}, in ${mode} mode; the results are the CPU engine's, not a GPU's`, paths: findingsPaths(mode) };
 }
