@@ -13,6 +13,7 @@ import type { DecodeKernels, FusedKernels, WasmHeapBackend } from '../backend/wa
 import type { Rng } from '../util/rng';
 import type { GPTConfig } from './config';
 import { FusedEngine } from './fused';
+import { decodeLoop } from './decode-loop';
 
 /** Rows per prefill forward pass (as in `generate.ts`). */
 const PREFILL_ROWS = 64;
@@ -22,9 +23,6 @@ export interface DecodableModel {
   readonly config: GPTConfig;
   param(name: string): tf.Variable;
 }
-
-/** Chooses the next token of one row from its logits (greedy, or sampled at a temperature). */
-export type TokenPicker = (logits: Float32Array, offset: number, V: number, temperature: number, rng: Rng) => number;
 
 /** Whether `generateFused` can run now (native engine on the wasm backend). */
 export function canGenerateFused(): boolean {
@@ -41,30 +39,29 @@ export function canGenerateFused(): boolean {
 const CACHE_BYTES = 256 * 2 ** 20;
 
 export function generateFused(
-  model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[], pick: TokenPicker,
+  model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[],
   stop: number | undefined, threads: number,
 ): number[][] {
   const { contextLength: L, dModel: d, nLayers } = model.config;
   const rows = Math.max(1, Math.floor(CACHE_BYTES / (2 * nLayers * L * d * 4)));
-  if (prompts.length <= rows) return decode(model, prompts, maxNew, temperature, rngs, pick, stop, threads);
+  if (prompts.length <= rows) return decode(model, prompts, maxNew, temperature, rngs, stop, threads);
   const out: number[][] = [];
   for (let i = 0; i < prompts.length; i += rows) {
-    out.push(...decode(model, prompts.slice(i, i + rows), maxNew, temperature, rngs.slice(i, i + rows), pick, stop, threads));
+    out.push(...decode(model, prompts.slice(i, i + rows), maxNew, temperature, rngs.slice(i, i + rows), stop, threads));
   }
   return out;
 }
 
 /** One pass of {@link generateFused} over prompts whose cache fits. */
 function decode(
-  model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[], pick: TokenPicker,
+  model: DecodableModel, prompts: number[][], maxNew: number, temperature: number, rngs: Rng[],
   stop: number | undefined, threads: number,
 ): number[][] {
   const wk = fusedKernels(threads);
   if (!wk || wk.engine !== 'native' || !wk.decode) throw new Error('generateFused: the native engine is not in use');
   const { vocabSize: V, contextLength: L, dModel: d, nHeads: H, nLayers, mlpRatio, layerNormEps: eps } = model.config;
   const F = mlpRatio * d, hd = d / H, n = prompts.length;
-  const out = prompts.map(() => [] as number[]);
-  if (maxNew === 0 || n === 0) return out;
+  if (maxNew === 0 || n === 0) return prompts.map(() => []);
   const k: FusedKernels & DecodeKernels = { ...wk.kernels, ...wk.decode };
   const be: WasmHeapBackend = wk.backend;
   const engine = new FusedEngine(model.config, (name) => model.param(name));
@@ -90,7 +87,7 @@ function decode(
     // Prefill: padded forward passes over groups of similar-length prompts; every position's key
     // and value go to the cache (padding positions too: they are overwritten by the decode step
     // at that position before any row reads them).
-    let logits = new Float32Array(n * V);
+    const logits = new Float32Array(n * V);
     for (let g0 = 0; g0 < n; g0 += PREFILL_ROWS) {
       const g = prompts.slice(g0, g0 + PREFILL_ROWS);
       const Tp = Math.max(...g.map((p) => p.length));
@@ -104,23 +101,9 @@ function decode(
       }), g0 * V);
     }
 
-    const seqs = prompts.map((p) => [...p]);
-    let rows = prompts.map((_, i) => i); // rows whose `logits` entry is current, in logits order
-    for (;;) {
-      const next: number[] = [];
-      rows.forEach((i, r) => {
-        const tok = pick(logits, r * V, V, temperature, rngs[i] as Rng);
-        if (tok === stop) return;
-        (out[i] as number[]).push(tok);
-        (seqs[i] as number[]).push(tok);
-        if ((out[i] as number[]).length < maxNew) next.push(i);
-      });
-      if (next.length === 0) break;
-      const cached = next.filter((i) => (seqs[i] as number[]).length <= L);
-      const full = next.filter((i) => (seqs[i] as number[]).length > L);
-      const m = cached.length;
-      const parts: Float32Array[] = [];
-      if (m > 0) {
+    return decodeLoop(prompts, logits, { V, L, maxNew, temperature, rngs, stop }, {
+      cached: (cached, seqs) => {
+        const m = cached.length;
         // x = wte[token] + wpe[position] for each active row.
         const wte = param('wte', V * d), wpe = param('wpe', L * d);
         const xs = floats(x, m * d), s = ints(slot, m), p = ints(pos, m);
@@ -145,20 +128,15 @@ function decode(
         }
         k.layernorm_fwd(at(x), w('lnf.gamma'), w('lnf.beta'), at(ln), at(lnm), at(lnr), m, d, eps);
         k.gemm(at(ln), d, 0, w('head.w'), V, 0, at(logitsAt), V, m, V, d, 0, 0);
-        parts.push(floats(logitsAt, m * V).slice());
-      }
-      if (full.length > 0) {
+        return floats(logitsAt, m * V).slice();
+      },
+      full: (full, seqs) => {
         // Rows past the context: their last L tokens, recomputed (nanoGPT's crop).
         const ids = new Int32Array(full.length * L);
         full.forEach((i, r) => ids.set((seqs[i] as number[]).slice(-L), r * L));
-        parts.push(engine.logits(ids, full.length, L, full.map((_, r) => r * L + L - 1), threads));
-      }
-      logits = new Float32Array(next.length * V);
-      let o = 0;
-      for (const part of parts) { logits.set(part, o); o += part.length; }
-      rows = [...cached, ...full];
-    }
-    return out;
+        return engine.logits(ids, full.length, L, full.map((_, r) => r * L + L - 1), threads);
+      },
+    });
   } finally {
     engine.dispose();
     be.wasm._free(base);

@@ -12,6 +12,7 @@ import { checkNumber, ConfigError } from '../util/config';
 import { deriveSeed, Rng } from '../util/rng';
 import type { GPT } from './gpt';
 import { canGenerateFused, generateFused } from './generate-fused';
+import { decodeLoop, pick } from './decode-loop';
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -32,24 +33,6 @@ export interface GenerateOptions {
   cache?: boolean;
 }
 
-export function pick(logits: Float32Array, offset: number, V: number, temperature: number, rng: Rng): number {
-  let best = 0;
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) {
-    const l = logits[offset + v] as number;
-    if (l > max) { max = l; best = v; }
-  }
-  if (temperature === 0) return best;
-  let total = 0;
-  const p = new Float64Array(V);
-  for (let v = 0; v < V; v++) { p[v] = Math.exp(((logits[offset + v] as number) - max) / temperature); total += p[v] as number; }
-  let u = rng.next() * total;
-  for (let v = 0; v < V; v++) {
-    u -= p[v] as number;
-    if (u < 0) return v;
-  }
-  return best;
-}
 
 /**
  * Continues each prompt by up to `maxNewTokens` tokens and returns only the new tokens.
@@ -88,7 +71,7 @@ export function generate(model: GPT, promptIds: ArrayLike<number>[], options: Ge
     const res = options.cache === false
       ? generateRecompute(model, chunk, maxNew, temperature, rngs, options.stopToken)
       : fused
-        ? generateFused(model, chunk, maxNew, temperature, rngs, pick, options.stopToken, model.workers + 1)
+        ? generateFused(model, chunk, maxNew, temperature, rngs, options.stopToken, model.workers + 1)
         : generateCached(model, chunk, maxNew, temperature, rngs, options.stopToken);
     rows.forEach((i, k) => { out[i] = res[k] as number[]; });
   }
@@ -174,8 +157,7 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
   const hd = d / H;
   const scale = 1 / Math.sqrt(hd);
   const n = prompts.length;
-  const out = prompts.map(() => [] as number[]);
-  if (maxNew === 0) return out;
+  if (maxNew === 0) return prompts.map(() => []);
   // Caches: [layer][row][position][d] for keys and values.
   const kCache = Array.from({ length: nLayers }, () => new Float32Array(n * L * d));
   const vCache = Array.from({ length: nLayers }, () => new Float32Array(n * L * d));
@@ -188,7 +170,7 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
 
   // Prefill: padded forward passes over groups of similar-length prompts (the caller sorted
   // them); padding positions are never read, since each row attends only below its length.
-  let logits = new Float32Array(n * V);
+  const logits = new Float32Array(n * V);
   for (let g0 = 0; g0 < n; g0 += PREFILL_ROWS) {
     const g = prompts.slice(g0, g0 + PREFILL_ROWS);
     const Tp = Math.max(...g.map((p) => p.length));
@@ -212,24 +194,10 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w(`${g}.gamma`)), w(`${g}.beta`));
   };
   const gelu = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), 2 * 0.7978845608028654 * 0.044715), 2 * 0.7978845608028654))));
-  const seqs = prompts.map((p) => [...p]);
-  let rows = prompts.map((_, i) => i); // rows whose `logits` entry is current, in logits order
   const scores = new Float64Array(L);
-  for (;;) {
-    const next: number[] = [];
-    rows.forEach((i, r) => {
-      const tok = pick(logits, r * V, V, temperature, rngs[i] as Rng);
-      if (tok === stop) return;
-      (out[i] as number[]).push(tok);
-      (seqs[i] as number[]).push(tok);
-      if ((out[i] as number[]).length < maxNew) next.push(i);
-    });
-    if (next.length === 0) break;
-    const cached = next.filter((i) => (seqs[i] as number[]).length <= L);
-    const full = next.filter((i) => (seqs[i] as number[]).length > L);
-    const m = cached.length;
-    const parts: Float32Array[] = [];
-    if (m > 0) {
+  return decodeLoop(prompts, logits, { V, L, maxNew, temperature, rngs, stop }, {
+    cached: (cached, seqs) => {
+      const m = cached.length;
       const x0 = new Float32Array(m * d);
       cached.forEach((i, r) => {
         const s = seqs[i] as number[];
@@ -237,7 +205,7 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
         const tok = s[pos] as number;
         for (let j = 0; j < d; j++) x0[r * d + j] = (wte[tok * d + j] as number) + (wpe[pos * d + j] as number);
       });
-      const step = tf.tidy(() => {
+      return readAndDispose(tf.tidy(() => {
         let x: tf.Tensor = tf.tensor2d(x0, [m, d]);
         for (let l = 0; l < nLayers; l++) {
           const p = `blocks.${l}`;
@@ -256,14 +224,8 @@ function generateCached(model: GPT, prompts: number[][], maxNew: number, tempera
           x = tf.add(x, tf.matMul(gelu(tf.matMul(ln(x, `${p}.ln2`) as tf.Tensor2D, w(`${p}.mlp.w1`) as tf.Tensor2D)) as tf.Tensor2D, w(`${p}.mlp.w2`) as tf.Tensor2D));
         }
         return tf.matMul(ln(x, 'lnf') as tf.Tensor2D, w('head.w') as tf.Tensor2D);
-      });
-      parts.push(readAndDispose(step));
-    }
-    if (full.length > 0) parts.push(lastLogits(model, full.map((i) => seqs[i] as number[])));
-    logits = new Float32Array(next.length * V);
-    let off = 0;
-    for (const part of parts) { logits.set(part, off); off += part.length; }
-    rows = [...cached, ...full];
-  }
-  return out;
+      }));
+    },
+    full: (full, seqs) => lastLogits(model, full.map((i) => seqs[i] as number[])),
+  });
 }
