@@ -190,3 +190,48 @@ test('notebook 06\'s questions: each pairs its two cells by seed and answers by 
   assert.equal(answers.get('signal-grad-weight')!.answer, 'no data');
   assert.equal(ablationTableRows([answers.get('gmt-vs-sft')!])[0]!['A − B'], 5);
 });
+
+test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the choice follow PILOT_RULES', async () => {
+  const { pilotStats, choosePilot, seedsFor, PILOT_RULES } = await import('../src/analysis/pilot');
+  // SFT's validation loss: base 4, then 1.0 at update 300 and `last` at 400 (late fall = (1 - last) / (4 - last)).
+  const rec = (grid: string, task: string, method: string, seed: number, acc: number, raw: number, last: number, ms: number) => ({
+    grid, status: 'done', config: { task, method, seed },
+    metrics: { testAccuracy: acc, rawTestAccuracy: raw, baseValLoss: 4 },
+    history: { evals: [{ step: 300, valLoss: 1.0 }, { step: 400, valLoss: last }] },
+    timings: { totalMs: ms },
+  }) as unknown as RunRecord;
+  const records: RunRecord[] = [];
+  const diffs = [2, -1, 0, 3, 1, -2, 4, 1]; // points
+  for (const task of ['math', 'code']) {
+    diffs.forEach((d, i) => {
+      const sftAcc = i === 5 ? 0.3 : 0.7 + 0.01 * i; // seed 5's SFT is a failed seed (< half the median)
+      // grid a: converged (late fall 0.01 / 3.01 < 2%), one run slowed 10x; grid b: not converged
+      records.push(rec('a', task, 'sft', i, sftAcc, sftAcc, 0.99, i === 0 ? 600000 : 60000));
+      records.push(rec('a', task, 'gmt', i, sftAcc + d / 100, sftAcc, 0.99, 60000));
+      records.push(rec('b', task, 'sft', i, sftAcc, sftAcc, 0.9, 30000));
+      records.push(rec('b', task, 'gmt', i, sftAcc, sftAcc, 0.9, 30000));
+    });
+  }
+  const cand = (id: string, grid: string, evaluation: 'raw' | 'averaged') => ({ id, name: id, grid, evaluation, description: '' });
+  const a = pilotStats(cand('A', 'a', 'averaged'), records);
+  const aRaw = pilotStats(cand('E', 'a', 'raw'), records);
+  const b = pilotStats(cand('B', 'b', 'averaged'), records);
+  const sd = meanCI(diffs).sd;
+  for (const t of a.tasks) {
+    assert.equal(t.pairs, 8);
+    assert.ok(close(t.diffMean, 1, 1e-9) && close(t.diffSd, sd, 1e-9), `${t.diffMean} ${t.diffSd}`);
+    assert.deepEqual(t.failed.sft, [1, 8]);
+    assert.ok(t.converged && close(t.sftLateFall, 0.01 / 3.01, 1e-9));
+    assert.equal(t.minutesPerRun, 1, 'the median ignores the one slowed run');
+  }
+  assert.ok(close(a.cost, 2 * sd ** 2 * 1, 1e-9));
+  assert.equal(aRaw.tasks[0]!.diffSd, 0, 'raw evaluation reads rawTestAccuracy');
+  assert.ok(!b.converged && b.tasks.every((t) => !t.converged), 'late fall 0.1/3.1 > 2%');
+  assert.equal(a.seedsClaim1.math, seedsFor(sd, PILOT_RULES.claim1HalfWidth, 0.95));
+  // the zero-SD candidate E is cheapest and converged, so the rule picks it; B never qualifies
+  assert.equal(choosePilot([a, b, aRaw])!.candidate.id, 'E');
+  assert.equal(choosePilot([a, b])!.candidate.id, 'A');
+  assert.equal(choosePilot([b]), undefined);
+  // seedsFor: smallest n with t(0.975, n-1)·SD/√n ≤ h; SD 5, h 3 → 14 (as seedsForHalfWidth)
+  assert.equal(seedsFor(5, 3, 0.95), 14);
+});

@@ -10,7 +10,8 @@
  *   method (a seed is *failed* when its accuracy is below half the median of its method, task and
  *   candidate); SFT's convergence (the mean over SFT seeds of the validation-loss fall over the
  *   last 100 updates, as a fraction of the fall from the base model; *converged* below 2%); and
- *   the machine-minutes of a run (mean wall time; each run has one core).
+ *   the machine-minutes of a run (median wall time, so that a few runs slowed by other work on
+ *   the machine do not move it; each run has one core).
  * - **Cost** of a candidate: Σ over tasks of SD² × minutes per run. The seeds a CI half-width h
  *   needs grow like (SD/h)², so this is proportional to the machine time of a given precision.
  * - **Choice**: the candidate with the lowest cost among those whose SFT converged on both tasks.
@@ -61,7 +62,7 @@ export interface PilotTaskStats {
   /** SFT's validation-loss fall over the last window, as a fraction of the fall from the base (mean over seeds). */
   sftLateFall: number;
   converged: boolean;
-  /** Mean wall time of the candidate's runs on this task, in minutes. */
+  /** Median wall time of the candidate's runs on this task, in minutes. */
   minutesPerRun: number;
 }
 
@@ -136,7 +137,7 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
       diffMean: d.mean, diffSd: d.sd,
       failed: { sft: failed(sft), gmt: failed(gmt) },
       sftLateFall, converged: Number.isFinite(sftLateFall) && sftLateFall < PILOT_RULES.convergedFallFraction,
-      minutesPerRun: minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : NaN,
+      minutesPerRun: minutes.length ? median(minutes) : NaN,
     };
   });
   const cost = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesPerRun, 0);
