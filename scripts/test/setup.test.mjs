@@ -99,7 +99,7 @@ describe('setup: Debian packages', { skip: !isRoot && 'the apt-get branch runs o
     // The other user may not read this checkout (a clone in a 0700 folder, a 0750 home): it runs
     // a copy of what setup loads, in the test's own world-readable folder.
     const copy = path.join(dir, 'checkout');
-    for (const file of ['scripts/setup.mjs', ...readdirSync(path.join(repoRoot, 'scripts', 'lib')).map((f) => `scripts/lib/${f}`)]) {
+    for (const file of ['scripts/setup.mjs', 'scripts/build-native.mjs', ...readdirSync(path.join(repoRoot, 'scripts', 'lib')).map((f) => `scripts/lib/${f}`)]) {
       mkdirSync(path.dirname(path.join(copy, file)), { recursive: true, mode: 0o755 });
       copyFileSync(path.join(repoRoot, file), path.join(copy, file));
       chmodSync(path.join(copy, file), 0o644);
