@@ -2,7 +2,8 @@
 // `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]` (or --check=N, ...): remake the evidence
 // behind every finding. `npm run setup` has already run (prereproduce).
 //
-//   1. sweeps      every findings grid (notebooks/grids/02, 03, 05) into the mode's result store,
+//   1. sweeps      every findings grid into the mode's result store: protocol 1's (notebooks/grids/
+//                  02, 03, 05), protocol 2's (p2_*, once the pilot has chosen), and notebook 06's where no GPU is here,
 //                  running only the runs the store lacks (--fresh: start a new store; the old one
 //                  is kept beside it as <store>.bak-<time>)
 //   2. notebooks   every notebooks/*.ipynb in that mode; they read the store (all runs present,
@@ -10,13 +11,14 @@
 //                  save their figures and tables. Full mode writes the outputs into the notebooks
 //                  themselves (committed, so a reader sees the evidence without running anything);
 //                  fast mode into build/notebooks.
-//   3. claims      figures/CLAIMS.md from the store and the benchmark, with the figure behind
+//   3. protocol    figures/PROTOCOL.md from the pilot's store (the pilot's figures and choice)
+//   4. claims      figures/CLAIMS.md from the store and the benchmark, with the figure behind
 //                  each claim (`gmt-lab claims`)
-//   4. gallery     figures/index.html and figures/README.md: every figure and table with its
+//   5. gallery     figures/index.html and figures/README.md: every figure and table with its
 //                  caption, notebook, paper section and claim (captions: kernel-lib's findings
 //                  catalog); then opened offline in Chromium: every image must load and every
 //                  interactive figure draw
-//   5. check       re-runs --check (default 2) stored runs picked at random and compares their
+//   6. check       re-runs --check (default 2) stored runs picked at random and compares their
 //                  weights sha256 with the store's: same config, same machine build, same bits
 //
 // Full mode: data/results/ and figures/ (committed); fast mode: build/fast/.
@@ -94,9 +96,20 @@ if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
 const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
 const paths = gmt.findingsPaths(options.mode);
-// The CPU findings' grids (02, 03, 05). Notebook 06's GPU ablations pick their device and mode
-// themselves (gpuAblationPlan), so they are not swept here.
-const gridFiles = Object.values(gmt.FINDINGS_GRIDS).sort().map((f) => path.join(paths.gridsDir, f));
+// Protocol 1's grids (notebooks 02, 03, 05), then protocol 2's (the pilot's choice: claims 1, 1b,
+// 2 and forgetting on the native engine), then notebook 06's ablations where they run on the CPU
+// engine (no GPU here); on a GPU notebook 06 sweeps them itself, on that device.
+// Protocol 2's grids are swept only once the pilot has chosen (figures/PROTOCOL.md); until then
+// they are provisional.
+const pilot = await gmt.pilotFigures(options.mode);
+if (!pilot.chosen) console.log(`reproduce: protocol 2's grids wait for the pilot's choice (${pilot.runs} pilot runs so far; figures/PROTOCOL.md)`);
+const ablations = await gmt.gpuAblationPlan(options.mode);
+const gridFiles = [
+  ...Object.values(gmt.FINDINGS_GRIDS).sort(),
+  ...(pilot.chosen ? Object.values(gmt.PROTOCOL2_GRIDS) : []),
+  ...(ablations.backend === 'webgpu' ? [] : [gmt.ABLATIONS_GRID]),
+].map((f) => path.join(paths.gridsDir, f));
+delete process.env.GMT_BACKEND; // the plan sets it for a GPU; the other sweeps and the re-check run on the host
 const rel = (p) => path.relative(process.cwd(), p) || '.';
 const seconds = (ms) => `${(ms / 1000).toFixed(0)} s`;
 
@@ -146,6 +159,13 @@ const steps = [
       if (!ok) throw new Error(`${failed.length} of ${results.length} notebooks failed: ${failed.map((r) => r.notebook).join(', ')}`);
       const sizes = results.map((r) => `${path.basename(r.executed)} ${(statSync(r.executed).size / 2 ** 20).toFixed(2)} MB`);
       return `${results.length} notebooks executed${inplace ? ' (outputs written into notebooks/)' : ' (copies in build/notebooks/)'}: ${sizes.join(', ')}`;
+    },
+  },
+  {
+    name: 'protocol',
+    run: async () => {
+      const { file, chosen, runs } = await gmt.writeProtocol(options.mode);
+      return `${rel(file)} from ${runs} pilot runs: ${chosen ? `the pilot chose ${chosen.candidate.id} (${chosen.candidate.name})` : 'no choice yet'}`;
     },
   },
   {

@@ -100,10 +100,21 @@ test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', 
   const c2 = claim2(r2, 'math', 'tensor');
   assert.equal(c2.verdict, 'reproduced', JSON.stringify(c2.checks));
   assert.equal(c2.fallsFrom, 0.7);
-  const md = claimsMarkdown({ claim1: [math!, code!], claim2: [c2], claim3: [], provenance: { claim1: null, claim2: null, claim3: null } });
-  assert.match(md, /Verdict rules \(written before the full-mode runs\)/);
+  const none = { claim1: null, claim2: null, claim3: null };
+  const b = claim1b(rows.map((r) => ({ ...r, testLoss: 1 - r.accuracy! / 100 })), 'gmt', ['math']);
+  const md = claimsMarkdown({
+    protocols: [
+      { title: 'Protocol 2: newer', prefix: 'Protocol 2 · ', claim1: [math!], claim1b: b, claim2: [c2], claim3: [], provenance: none },
+      { title: 'Protocol 1: older', prefix: '', claim1: [math!, code!], claim2: [c2], claim3: [], provenance: none },
+    ],
+  });
+  assert.equal(md.match(/Verdict rules \(written before the full-mode runs\)/g)?.length, 1, 'the rules are written once');
   assert.match(md, /\| math \|.*\*\*reproduced\*\* \|/);
   assert.match(md, /first falls significantly below k = 0.3 at k = 0.7/);
+  // The newer protocol comes first, its headings are its own; the older one's verdicts stay.
+  assert.ok(md.indexOf('## Protocol 2: newer') < md.indexOf('## Protocol 1: older'));
+  assert.match(md, /### Protocol 2 · Claim 1: GMT beats vanilla fine-tuning[\s\S]*### Protocol 2 · Claim 1b[\s\S]*\| math \|.*\*\*reproduced\*\* \|[\s\S]*## Protocol 1: older\n[\s\S]*### Claim 1: GMT beats/);
+  assert.equal(md.match(/\| code \|.*\*\*inconclusive\*\* \|/g)?.length, 1, 'code only under protocol 1');
 });
 
 function record(seed: number, method: string, acc: number): RunRecord {

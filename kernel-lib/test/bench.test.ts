@@ -40,3 +40,38 @@ test('benchUpdates: paired and extra overheads with intervals that hold them, a 
     await tf.setBackend('cpu');
   }
 });
+
+test('notebook 04\'s cached benchmark: one file per engine, reused when options and engine match, both side by side', async () => {
+  const { cachedBench, enginesTable, readCachedBench } = await import('../src/findings/bench');
+  const { findingsPaths } = await import('../src/findings/paths');
+  const { setEngine } = await import('../src/backend/engine');
+  const { loadNative } = await import('../src/backend/native');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-bench-cache-'));
+  const paths = findingsPaths('fast', { ...process.env, GMT_RESULTS_DIR: dir });
+  assert.notEqual(paths.bench.wasm, paths.bench.native);
+  const options = { preset: 'nano' as const, batchSize: 2, steps: 10, warmup: 0, seed: 0 };
+  const engines = loadNative().ok ? (['wasm', 'native'] as const) : (['wasm'] as const);
+  try {
+    for (const engine of engines) {
+      setEngine(engine);
+      const first = await cachedBench(options, paths.bench[engine]);
+      assert.equal(first.cached, false);
+      assert.match(first.context.gradientPath, new RegExp(engine));
+      const again = await cachedBench(options, paths.bench[engine]);
+      assert.equal(again.cached, true, 'same options, same engine: from the file');
+      assert.equal(again.date, first.date);
+    }
+    // Timing one engine never replaced the other's file.
+    assert.match(readCachedBench(paths.bench.wasm)!.context.gradientPath, /wasm/);
+    const rows = enginesTable(paths.bench);
+    assert.deepEqual([...new Set(rows.map((r) => r.engine.split(' ')[0]))], [...engines]);
+    assert.ok(rows.every((r) => r.medianMs > 0 && Number.isFinite(r.overSft)));
+    assert.deepEqual(enginesTable({ wasm: path.join(dir, 'none.json') }), []);
+  } finally {
+    setEngine('auto');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -123,7 +123,7 @@ test('the gallery shows every saved figure and table with caption, notebook, sec
     assert.equal(figs[1]![0]!.missing?.notebook, '02_gmt_vs_sft');
     assert.equal(figs[2]![0]!.png, '03_mask_ratio/accuracy_vs_ratio.png');
     assert.deepEqual(Object.keys(figs[3]![0]!.links), ['interactive', 'data', 'gallery']);
-    const md = claimsMarkdown({ claim1: [], claim2: [], claim3: [], provenance: { claim1: null, claim2: null, claim3: null }, figures: figs });
+    const md = claimsMarkdown({ protocols: [{ title: 'Protocol 1', prefix: '', claim1: [], claim2: [], claim3: [], provenance: { claim1: null, claim2: null, claim3: null }, figures: figs }] });
     assert.match(md, /## Claim 2: insensitive to the mask ratio\n[\s\S]*!\[Test accuracy against the mask ratio\]\(03_mask_ratio\/accuracy_vs_ratio\.png\)[\s\S]*## Claim 3/);
     assert.match(md, /\[interactive\]\(03_mask_ratio\/accuracy_vs_ratio\.html\)/);
     assert.match(md, /_The figure behind this claim, `02_gmt_vs_sft\/paired_vs_sft\.png`, has not been made yet: run notebook `02_gmt_vs_sft`\._/);

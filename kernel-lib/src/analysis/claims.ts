@@ -237,6 +237,8 @@ export function claim3(scope: string, bench: { pairedOverVsSft: number; pairedCi
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
 const f3 = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '—');
 const sgn = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}` : '—');
+const f4 = (x: number): string => (Number.isFinite(x) ? x.toFixed(4) : '—');
+const sg4 = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(4)}` : '—');
 
 /** Provenance of a claims file. */
 export interface ClaimsProvenance {
@@ -252,53 +254,113 @@ export interface ClaimsProvenance {
   store: string;
 }
 
-/** The text of figures/CLAIMS.md: the rules, then each claim's evidence, verdict and provenance. */
-export function claimsMarkdown(input: {
+/** One row of a protocol's forgetting table: a probe's mean over seeds with its 95% CI. */
+export interface ForgettingSummary {
+  task: string;
+  methodLabel: string;
+  metric: string;
+  n: number;
+  mean: number;
+  lo: number;
+  hi: number;
+}
+
+/** The claims of one protocol, as CLAIMS.md shows them. */
+export interface ProtocolClaims {
+  /** The section heading, e.g. `Protocol 2: ...`. */
+  title: string;
+  /** Put before each claim's heading (`Protocol 2 · `), so that headings and their anchors stay unique; '' for none. */
+  prefix: string;
+  /** Paragraphs under the section heading. */
+  intro?: string[];
   claim1: Claim1Result[];
+  /** Claim 1b (the test answers' loss); omitted where the protocol did not record it. */
+  claim1b?: Claim1bResult[];
   claim2: Claim2Result[];
   claim3: Claim3Result[];
+  forgetting?: ForgettingSummary[];
   provenance: Record<'claim1' | 'claim2' | 'claim3', ClaimsProvenance | null>;
-  notes?: string[];
   /** Figures shown under each claim, after its verdicts. */
   figures?: Partial<Record<ClaimId, readonly ClaimFigure[]>>;
-}): string {
-  const figureLines = (claim: ClaimId): string[] => (input.figures?.[claim] ?? []).flatMap((f) => {
+  notes?: string[];
+}
+
+/** The verdict rules, written once for every protocol. */
+function ruleLines(): string[] {
+  return [
+    '1. **GMT beats SFT**, per task: *reproduced* if the 95% CI of the paired GMT − SFT difference (same seeds) lies above 0; *contradicted* if it lies below 0; *inconclusive* otherwise. Beside the t interval: a percentile bootstrap interval (10,000 resamples), the Wilcoxon signed-rank p and each method\'s failed-seed rate (a seed below half its method\'s median accuracy); the verdict follows the t interval.',
+    '1b. **GMT fits the task better** (protocol 2; written before its runs), per task: the mean per-token loss of the test answers (completion tokens, as the validation loss), lower being better: *reproduced* if the 95% CI of the paired GMT − SFT difference lies below 0; *contradicted* if it lies above 0; *inconclusive* otherwise.',
+    `2. **Insensitive to the mask ratio**, per task and scope: *reproduced* if, for every k in ${CLAIM2_RATIOS.join(', ')}, the 90% CI of the paired difference to k = 0.3 lies within ±${CLAIM2_MARGIN} points (equivalence, TOST at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive* otherwise. Also reported: the smallest k above 0.3 whose difference to k = 0.3 has a 95% CI below 0 (where accuracy starts to fall).`,
+    `3. **Cost comparable to SFT**: GMT's update time over SFT's, median of per-round ratios in an interleaved benchmark, with its 95% interval; *reproduced* if the upper bound is ≤ ${CLAIM3_BOUND}; *not reproduced* if the lower bound is above ${CLAIM3_BOUND}; *inconclusive* otherwise. The whole-run wall-time ratio (mean over paired seeds) is reported beside it.`,
+  ];
+}
+
+/** The Markdown of one protocol's claims. */
+function protocolLines(p: ProtocolClaims): string[] {
+  const figureLines = (claim: ClaimId): string[] => (p.figures?.[claim] ?? []).flatMap((f) => {
     const links = Object.entries(f.links).map(([label, href]) => `[${label}](${href})`).join(' · ');
     if (f.missing) return [`_The figure behind this claim, \`${f.png}\`, has not been made yet: run notebook \`${f.missing.notebook}\`._`, ''];
     return [`![${f.title}](${f.png})`, '', `*${f.title}.* ${f.caption}${links ? ` (${links})` : ''}`, ''];
   });
+  const out: string[] = [`## ${p.title}`, ''];
+  for (const para of p.intro ?? []) out.push(para, '');
+  out.push(`### ${p.prefix}Claim 1: ${CLAIM_TITLES[1]}`, '');
+  out.push('| task | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | bootstrap 95% | p (t) | p (Wilcoxon) | failed seeds SFT · GMT | seeds | verdict |', '|---|---|---|---|---|---|---|---|---|---|');
+  for (const c of p.claim1) {
+    out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | [${sgn(c.bootstrap.lo)}, ${sgn(c.bootstrap.hi)}] | ${f3(c.diff.pValue)} | ${f3(c.wilcoxonP)} | ${c.failed.sft[0]}/${c.failed.sft[1]} · ${c.failed.gmt[0]}/${c.failed.gmt[1]} | ${c.diff.n} | **${c.verdict}** |`);
+  }
+  out.push('', ...figureLines(1), ...provenanceLines(p.provenance.claim1), '');
+  if (p.claim1b) {
+    out.push(`### ${p.prefix}Claim 1b: GMT fits the task better (test answers' loss)`, '');
+    out.push('| task | SFT loss [95% CI] | GMT loss [95% CI] | paired GMT − SFT [95% CI] | relative to SFT | p | seeds | verdict |', '|---|---|---|---|---|---|---|---|');
+    for (const c of p.claim1b) {
+      out.push(`| ${c.task} | ${f4(c.sft.mean)} [${f4(c.sft.lo)}, ${f4(c.sft.hi)}] | ${f4(c.gmt.mean)} [${f4(c.gmt.lo)}, ${f4(c.gmt.hi)}] | ${sg4(c.diff.mean)} [${sg4(c.diff.lo)}, ${sg4(c.diff.hi)}] | ${Number.isFinite(c.relative) ? `${(100 * c.relative).toFixed(2)}%` : '—'} | ${f3(c.diff.pValue)} | ${c.diff.n} | **${c.verdict}** |`);
+    }
+    out.push('', ...provenanceLines(p.provenance.claim1), '');
+  }
+  out.push(`### ${p.prefix}Claim 2: ${CLAIM_TITLES[2]}`, '');
+  out.push('| task | scope | k | acc(k) − acc(0.3) [90% CI] | seeds | TOST ±3 |', '|---|---|---|---|---|---|');
+  for (const c of p.claim2) {
+    for (const k of c.checks) out.push(`| ${c.task} | ${c.scope} | ${k.ratio} | ${sgn(k.diff)} [${sgn(k.lo)}, ${sgn(k.hi)}] | ${k.n} | ${k.verdict} |`);
+  }
+  out.push('');
+  for (const c of p.claim2) {
+    out.push(`- ${c.task}, ${c.scope} scope: **${c.verdict}**; accuracy ${c.fallsFrom === null ? 'does not fall significantly below k = 0.3 at any larger k measured' : `first falls significantly below k = 0.3 at k = ${c.fallsFrom}`}.`);
+  }
+  out.push('', ...figureLines(2), ...provenanceLines(p.provenance.claim2), '');
+  out.push(`### ${p.prefix}Claim 3: ${CLAIM_TITLES[3]}`, '');
+  if (p.claim3.length === 0) out.push('_No benchmark for this protocol\'s engine yet (notebook 04 makes it)._', '');
+  else {
+    out.push('| GMT scope | update time / SFT [95% CI] | whole-run training time / SFT: median of pairs; mean [95% CI] | verdict |', '|---|---|---|---|');
+    for (const c of p.claim3) {
+      const wall = c.wallRatio ? `${f3(c.wallRatio.median)}; ${f3(c.wallRatio.mean)} [${f3(c.wallRatio.lo)}, ${f3(c.wallRatio.hi)}] (${c.wallRatio.n} pairs)` : '—';
+      out.push(`| ${c.scope} | ${f3(c.updateRatio)} [${f3(c.updateCi[0])}, ${f3(c.updateCi[1])}] | ${wall} | **${c.verdict}** |`);
+    }
+    out.push('');
+  }
+  out.push(...figureLines(3), ...provenanceLines(p.provenance.claim3), '');
+  if (p.forgetting?.length) {
+    out.push(`### ${p.prefix}Forgetting`, '', 'What fine-tuning costs the base model, per task and method on the seeds of claim 1: accuracy on the base\'s facts (points, higher is better) and the loss on the general text mixture (lower is better), mean over seeds with 95% CI.', '');
+    out.push('| task | method | probe | mean [95% CI] | seeds |', '|---|---|---|---|---|');
+    for (const r of p.forgetting) out.push(`| ${r.task} | ${r.methodLabel} | ${r.metric} | ${r.metric.startsWith('facts') ? f1(r.mean) : f4(r.mean)}${Number.isFinite(r.lo) ? ` [${r.metric.startsWith('facts') ? `${f1(r.lo)}, ${f1(r.hi)}` : `${f4(r.lo)}, ${f4(r.hi)}`}]` : ''} | ${r.n} |`);
+    out.push('');
+  }
+  if (p.notes?.length) out.push(...p.notes.map((n) => `- ${n}`), '');
+  return out;
+}
+
+/**
+ * The text of figures/CLAIMS.md: the rules once, then each protocol's claims (newest first; an
+ * older protocol's verdicts stay, in a section of their own), each with its evidence, verdicts
+ * and provenance.
+ */
+export function claimsMarkdown(input: { protocols: readonly ProtocolClaims[]; notes?: string[] }): string {
   const out: string[] = [];
   out.push('# Claims of the GMT paper, tested at this lab\'s scale', '');
   out.push('Made by `npm run reproduce` (`gmt-lab claims`) from the committed result store; not edited by hand.',
     'The paper (Li et al., arXiv 2406.15330) released no numbers we could compare digit for digit, so each claim is tested as a claim. Accuracies are in points (0–100) of greedy exact-answer accuracy on held-out test problems.', '');
-  out.push('## Verdict rules (written before the full-mode runs)', '',
-    '1. **GMT beats SFT**, per task: *reproduced* if the 95% CI of the paired GMT − SFT difference (same seeds) lies above 0; *contradicted* if it lies below 0; *inconclusive* otherwise. Under protocol 2 the t interval is shown beside a percentile bootstrap interval (10,000 resamples), the Wilcoxon signed-rank p and each method\'s failed-seed rate (a seed below half its method\'s median accuracy); the verdict follows the t interval.',
-    '1b. **GMT fits the task better** (protocol 2; written before its runs), per task: the mean per-token loss of the test answers (completion tokens, as the validation loss), lower being better: *reproduced* if the 95% CI of the paired GMT − SFT difference lies below 0; *contradicted* if it lies above 0; *inconclusive* otherwise.',
-    `2. **Insensitive to the mask ratio**, per task and scope: *reproduced* if, for every k in ${CLAIM2_RATIOS.join(', ')}, the 90% CI of the paired difference to k = 0.3 lies within ±${CLAIM2_MARGIN} points (equivalence, TOST at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive* otherwise. Also reported: the smallest k above 0.3 whose difference to k = 0.3 has a 95% CI below 0 (where accuracy starts to fall).`,
-    `3. **Cost comparable to SFT**: GMT's update time over SFT's, median of per-round ratios in an interleaved benchmark, with its 95% interval; *reproduced* if the upper bound is ≤ ${CLAIM3_BOUND}; *not reproduced* if the lower bound is above ${CLAIM3_BOUND}; *inconclusive* otherwise. The whole-run wall-time ratio (mean over paired seeds) is reported beside it.`, '');
-  out.push(`## Claim 1: ${CLAIM_TITLES[1]}`, '');
-  out.push('| task | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | p | seeds | verdict |', '|---|---|---|---|---|---|---|');
-  for (const c of input.claim1) {
-    out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | ${f3(c.diff.pValue)} | ${c.diff.n} | **${c.verdict}** |`);
-  }
-  out.push('', ...figureLines(1), ...provenanceLines(input.provenance.claim1), '');
-  out.push(`## Claim 2: ${CLAIM_TITLES[2]}`, '');
-  out.push('| task | scope | k | acc(k) − acc(0.3) [90% CI] | seeds | TOST ±3 |', '|---|---|---|---|---|---|');
-  for (const c of input.claim2) {
-    for (const k of c.checks) out.push(`| ${c.task} | ${c.scope} | ${k.ratio} | ${sgn(k.diff)} [${sgn(k.lo)}, ${sgn(k.hi)}] | ${k.n} | ${k.verdict} |`);
-  }
-  out.push('');
-  for (const c of input.claim2) {
-    out.push(`- ${c.task}, ${c.scope} scope: **${c.verdict}**; accuracy ${c.fallsFrom === null ? 'does not fall significantly below k = 0.3 at any larger k measured' : `first falls significantly below k = 0.3 at k = ${c.fallsFrom}`}.`);
-  }
-  out.push('', ...figureLines(2), ...provenanceLines(input.provenance.claim2), '');
-  out.push(`## Claim 3: ${CLAIM_TITLES[3]}`, '');
-  out.push('| GMT scope | update time / SFT [95% CI] | whole-run training time / SFT: median of pairs; mean [95% CI] | verdict |', '|---|---|---|---|');
-  for (const c of input.claim3) {
-    const wall = c.wallRatio ? `${f3(c.wallRatio.median)}; ${f3(c.wallRatio.mean)} [${f3(c.wallRatio.lo)}, ${f3(c.wallRatio.hi)}] (${c.wallRatio.n} pairs)` : '—';
-    out.push(`| ${c.scope} | ${f3(c.updateRatio)} [${f3(c.updateCi[0])}, ${f3(c.updateCi[1])}] | ${wall} | **${c.verdict}** |`);
-  }
-  out.push('', ...figureLines(3), ...provenanceLines(input.provenance.claim3), '');
+  out.push('## Verdict rules (written before the full-mode runs)', '', ...ruleLines(), '');
+  for (const p of input.protocols) out.push(...protocolLines(p));
   if (input.notes?.length) out.push('## Notes', '', ...input.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
 }

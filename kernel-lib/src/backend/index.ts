@@ -15,3 +15,4 @@ export {
 export { probeWebgpu, releaseWebgpu, describeAdapter, WebgpuAdapter, WebgpuProbe } from './webgpu';
 export { doctor, formatDoctor, DoctorReport, DoctorBackendRow } from './doctor';
 export { enableWasmThreads, WasmThreadsOptions, WasmThreadsResult } from './wasm-threads';
+export { engineChoice, setEngine, engineLabel, ENGINE_NAMES, EngineName, EngineChoice } from './engine';

@@ -40,7 +40,11 @@ function benchKey(options: FindingsBenchOptions, context: ExecutionContext): str
   return createHash('sha256').update(canonicalJson({ options, context, methods: DEFAULT_BENCH_METHODS })).digest('hex').slice(0, 32);
 }
 
-/** Runs the benchmark unless `file` already holds one with the same options and context. */
+/**
+ * Runs the benchmark unless `file` already holds one with the same options and context. Each
+ * engine keeps its own file (`findingsPaths().bench[engine]`), so timing one never replaces the
+ * other's figures.
+ */
 export async function cachedBench(options: FindingsBenchOptions, file: string, opts: { fresh?: boolean; onRound?: (round: number) => void } = {}): Promise<CachedBench & { cached: boolean }> {
   const backend = await initBackend({ quiet: true });
   const context = currentExecutionContext(backend.backend);
@@ -94,4 +98,38 @@ export async function methodMemory(preset: GPTPresetName, batchSize: number, see
   const sft = out.find((r) => r.label === 'sft')?.trainingBytes ?? 0;
   for (const r of out) r.overSftBytes = r.trainingBytes - sft;
   return out;
+}
+
+/** A cached benchmark file's contents, or null when there is none (or it is not one). */
+export function readCachedBench(file: string): CachedBench | null {
+  if (!existsSync(file)) return null;
+  const b = JSON.parse(readFileSync(file, 'utf8')) as CachedBench;
+  return b.kind === 'gmt-lab/findings-bench' ? b : null;
+}
+
+/** One row of {@link enginesTable}: a method's update time on one engine. */
+export interface EngineBenchRow {
+  engine: string;
+  method: string;
+  medianMs: number;
+  /** GMT's (or the method's) update time over SFT's: median of per-round ratios and its 95% interval. */
+  overSft: number;
+  ciLow: number;
+  ciHigh: number;
+  tokensPerSecond: number;
+}
+
+/**
+ * The cached benchmarks of every engine side by side (those whose files exist): per engine and
+ * method, the median update time and the ratio to SFT. Empty when none is cached.
+ */
+export function enginesTable(files: Readonly<Record<string, string>>): EngineBenchRow[] {
+  return Object.entries(files).flatMap(([engine, file]) => {
+    const b = readCachedBench(file);
+    if (!b) return [];
+    return b.result.rows.map((r) => ({
+      engine: `${engine} (${b.context.gradientPath})`, method: r.label, medianMs: r.medianMs,
+      overSft: r.pairedOverVsSft, ciLow: r.pairedCi95[0], ciHigh: r.pairedCi95[1], tokensPerSecond: r.tokensPerSecond,
+    }));
+  });
 }

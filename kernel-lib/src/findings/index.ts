@@ -6,3 +6,4 @@ export * from './bench';
 export * from './gpu';
 export * from './catalog';
 export * from './gallery';
+export * from './protocol';

@@ -12,6 +12,7 @@
  */
 import * as path from 'node:path';
 import { dataDir } from '../sweep/paths';
+import type { EngineName } from '../backend/engine';
 import { runMode, type RunMode } from '../util/config';
 
 /** The folders and files of one mode. */
@@ -22,8 +23,11 @@ export interface FindingsPaths {
   resultsDir: string;
   /** The shared JSONL result store of every findings grid. */
   store: string;
-  /** Cached interleaved benchmark of notebook 04 (JSON). */
-  bench: string;
+  /**
+   * Cached interleaved benchmark of notebook 04 (JSON), one per engine: `bench.json` holds the
+   * wasm engine's (protocol 1's claim 3), `bench-native.json` the native engine's (protocol 2's).
+   */
+  bench: Record<EngineName, string>;
   figuresDir: string;
   /** `figures/CLAIMS.md` (or its fast-mode twin). */
   claims: string;
@@ -42,7 +46,7 @@ export function findingsPaths(mode: RunMode = runMode(), env: NodeJS.ProcessEnv 
     root,
     resultsDir,
     store: path.join(resultsDir, 'findings.jsonl'),
-    bench: path.join(resultsDir, 'bench.json'),
+    bench: { wasm: path.join(resultsDir, 'bench.json'), native: path.join(resultsDir, 'bench-native.json') },
     figuresDir,
     claims: path.join(figuresDir, 'CLAIMS.md'),
     gridsDir: path.join(root, 'notebooks', 'grids'),

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { calibrationPick, choosePilot, PILOT_RULES, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
 import { meanCI } from '../analysis/stats';
 import { claim1 } from '../analysis/claims';
-import { gridResults } from './reports';
+import { gridResults } from './grid-results';
 import { loadGrid, type SweepGrid } from '../sweep/grid';
 import { planSweep } from '../sweep/runner';
 import { ResultStore, type RunRecord } from '../sweep/store';
@@ -59,8 +59,20 @@ async function protocolOneClaim1(store: string, gridFile: string, mode: RunMode)
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '—');
 
-/** Computes the pilot's figures and writes figures/PROTOCOL.md; returns the text and the choice. */
-export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: string; text: string; chosen?: PilotCandidateStats; runs: number }> {
+/** The pilot's figures from its store: the calibration, each candidate's statistics and the choice. */
+export interface PilotFigures {
+  grids: Map<string, SweepGrid>;
+  calibration: CalibrationRow[];
+  picks: Map<string, CalibrationRow>;
+  stats: PilotCandidateStats[];
+  /** The candidate the rules choose; undefined until the pilot is complete enough to choose. */
+  chosen?: PilotCandidateStats;
+  /** Pilot runs in the store (done). */
+  runs: number;
+}
+
+/** Computes the pilot's figures (analysis/pilot.ts's rules) from the pilot store of `mode`. */
+export async function pilotFigures(mode: RunMode = runMode()): Promise<PilotFigures> {
   const paths = findingsPaths(mode);
   const store = pilotStore(mode);
   const latest = existsSync(store) ? new ResultStore(store).latest() : new Map<string, RunRecord>();
@@ -87,9 +99,14 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     c.seeds = c.accuracies.length;
     c.mean = meanCI(c.accuracies).mean;
   }
-  const picks = calibrationPick(calibration);
   const stats = PILOT_CANDIDATES.filter((c) => grids.has(c.grid)).map((c) => pilotStats(c, records.get(c.grid) ?? []));
-  const chosen = choosePilot(stats);
+  return { grids, calibration, picks: calibrationPick(calibration), stats, chosen: choosePilot(stats), runs };
+}
+
+/** Computes the pilot's figures and writes figures/PROTOCOL.md; returns the text and the choice. */
+export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: string; text: string; chosen?: PilotCandidateStats; runs: number }> {
+  const paths = findingsPaths(mode);
+  const { grids, calibration, picks, stats, chosen, runs } = await pilotFigures(mode);
 
   const out: string[] = [];
   out.push('# The findings\' protocol, chosen by a pilot', '');

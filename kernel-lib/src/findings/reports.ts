@@ -9,51 +9,26 @@
  * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark, with the
  *   PNG of the figure behind each claim (`claimFigures`).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { loadResults, pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
-import { claim1, claim2, claim3, claimsMarkdown, type ClaimsProvenance } from '../analysis/claims';
+import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
+import { claim1, claim1b, claim2, claim3, claimsMarkdown, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims } from '../analysis/claims';
 import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
-import { isFinal, ResultStore, type RunRecord } from '../sweep/store';
-import { gridForMode, loadGrid, resolveGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
+import { ResultStore, type RunRecord } from '../sweep/store';
+import { gridForMode, resolveGrid, type PlannedRun, type SweepGrid } from '../sweep/grid';
 import type { EngineName } from '../backend/engine';
 import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
-import type { CachedBench } from './bench';
+import { gridResults } from './grid-results';
+import { pilotFigures } from './protocol';
+import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
 
-/** A grid's planned runs and, for those the store has, their records and result rows. */
-export interface GridResults {
-  planned: PlannedRun[];
-  records: RunRecord[];
-  rows: ResultRow[];
-  table: Table;
-  /** Planned runs the store lacks (finished = done or diverged). */
-  missing: number;
-  /** Their keys. */
-  missingKeys: string[];
-}
-
-/** The records of a grid's planned runs (in `mode`) found in `store`. */
-export async function gridResults(grid: SweepGrid | string, store: string, mode: RunMode = runMode()): Promise<GridResults> {
-  const g = typeof grid === 'string' ? loadGrid(grid) : grid;
-  const { runs } = await planSweep(g, { mode });
-  const latest = new ResultStore(store).latest();
-  // A run shared by two grids is stored once, under the labels of the grid that made it first;
-  // here it takes this grid's labels.
-  const records = runs.flatMap((r) => {
-    const rec = latest.get(r.key);
-    return rec ? [{ ...rec, label: r.label, methodLabel: r.methodLabel }] : [];
-  });
-  const table = loadResults(records);
-  const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && isFinal(latest.get(r.key)!.status);
-  const missingKeys = runs.filter((r) => !finished(r)).map((r) => r.key);
-  return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys };
-}
+export { gridResults, type GridResults } from './grid-results';
 
 /** Seeds needed for a paired-difference CI half-width of `target` points, given its SD (t-based, iterated). */
 export function seedsForHalfWidth(sd: number, target: number, level = 0.95): number {
@@ -178,49 +153,101 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
   };
 }
 
-/** The grid files of the findings notebooks. */
+/** The grid files of the findings notebooks (protocol 1). */
 export const FINDINGS_GRIDS = { gmtVsSft: '02_gmt_vs_sft.json', maskRatio: '03_mask_ratio.json', insideMask: '05_inside_the_mask.json' } as const;
+
+/** The grid files of protocol 2, the protocol the pilot chose (figures/PROTOCOL.md). */
+export const PROTOCOL2_GRIDS = { gmtVsSft: 'p2_gmt_vs_sft.json', maskRatio: 'p2_mask_ratio.json' } as const;
+
+/** Notebook 06's grid: the gradient-mask ablations (on a GPU where there is one, else on the CPU engine). */
+export const ABLATIONS_GRID = '06_gpu_ablations.json';
+
+const SCOPES = ['tensor', 'layer', 'global'] as const;
+
+/** One protocol's claims from its grids in the store and its engine's cached benchmark. */
+async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; bench: CachedBench | null }> {
+  const g2 = await gridResults(path.join(paths.gridsDir, grids.gmtVsSft), paths.store, mode);
+  const g3 = await gridResults(path.join(paths.gridsDir, grids.maskRatio), paths.store, mode);
+  const tasks1 = [...new Set(g2.planned.map((r) => r.config.task))];
+  const tasks3 = [...new Set(g3.planned.map((r) => r.config.task))];
+  const scopes3 = [...new Set(g3.planned.filter((r) => r.config.method === 'gmt').map((r) => String((r.config.methodOptions as { scope?: string }).scope ?? 'tensor')))];
+  const bench = readCachedBench(paths.bench[engine]);
+  const c3 = bench ? SCOPES.flatMap((scope) => {
+    const row = bench.result.rows.find((r) => r.label === `gmt (${scope})`);
+    return row ? [claim3(scope, row, scope === 'tensor' ? g2.rows : undefined, scope === 'tensor' ? 'gmt' : undefined)] : [];
+  }) : [];
+  const recordsTestLoss = g2.planned.some((r) => r.config.testLoss);
+  const forgetting: ForgettingSummary[] = comparisonReport(g2.rows).forgetting.map((r) => ({ task: r.task, methodLabel: r.methodLabel, metric: r.metric, n: r.n, mean: r.mean, lo: r.lo, hi: r.hi }));
+  const lacking = ([[grids.gmtVsSft, g2], [grids.maskRatio, g3]] as const).filter(([, g]) => g.missing > 0).map(([f, g]) => `${g.missing} of the ${g.planned.length} runs of \`${f}\``);
+  return {
+    claims: {
+      claim1: claim1(g2.rows, 'gmt', tasks1),
+      claim1b: recordsTestLoss ? claim1b(g2.rows, 'gmt', tasks1) : undefined,
+      claim2: tasks3.flatMap((t) => scopes3.map((sc) => claim2(g3.rows, t, sc))),
+      claim3: c3,
+      forgetting: g2.rows.length && forgetting.some((r) => r.n > 0) ? forgetting : undefined,
+      provenance: {
+        claim1: provenanceOf(g2.records, mode, paths.store, paths.root),
+        claim2: provenanceOf(g3.records, mode, paths.store, paths.root),
+        claim3: provenanceOf(bench ? g2.records : [], mode, paths.store, paths.root),
+      },
+    },
+    missing: [...g2.missingKeys, ...g3.missingKeys],
+    lacking,
+    bench,
+  };
+}
+
+function benchNote(bench: CachedBench): string {
+  return `Claim 3's update times come from notebook 04's interleaved benchmark on this engine (${bench.result.steps} rounds per method on the ${bench.options.preset} model, batch ${bench.options.batchSize} × ${bench.result.tokensPerUpdate / bench.options.batchSize} tokens, ${bench.context.gradientPath}, ${bench.result.machine.cpuModel}, ${bench.date.slice(0, 10)}). The whole-run ratio pairs GMT and SFT runs of claim 1 on the same seeds; those runs shared the machine with another run, so it is the noisier figure.`;
+}
 
 /**
  * Writes figures/CLAIMS.md (fast mode: build/fast/figures/CLAIMS.md) from the store and the
- * cached benchmark, applying the rules of `analysis/claims.ts`. Returns the path and text.
+ * cached benchmarks, applying the rules of `analysis/claims.ts`: protocol 2 (the pilot's choice,
+ * native engine) first, then protocol 1 (the first reported protocol, wasm engine), whose
+ * verdicts are kept. Returns the path, the text and how many planned runs the store lacks.
  */
 export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: string; text: string; missing: number }> {
   const paths = findingsPaths(mode);
-  const g2 = await gridResults(path.join(paths.gridsDir, FINDINGS_GRIDS.gmtVsSft), paths.store, mode);
-  const g3 = await gridResults(path.join(paths.gridsDir, FINDINGS_GRIDS.maskRatio), paths.store, mode);
-  const c1 = claim1(g2.rows, 'gmt', [...new Set(g2.planned.map((r) => r.config.task))]);
-  const tasks3 = [...new Set(g3.planned.map((r) => r.config.task))];
-  const scopes3 = [...new Set(g3.planned.filter((r) => r.config.method === 'gmt').map((r) => String((r.config.methodOptions as { scope?: string }).scope ?? 'tensor')))];
-  const c2 = tasks3.flatMap((t) => scopes3.map((s) => claim2(g3.rows, t, s)));
-  const notes: string[] = [];
-  let c3: ReturnType<typeof claim3>[] = [];
-  let benchRecords: RunRecord[] = [];
-  if (existsSync(paths.bench)) {
-    const bench = JSON.parse(readFileSync(paths.bench, 'utf8')) as CachedBench;
-    c3 = ['tensor', 'layer', 'global'].flatMap((scope) => {
-      const row = bench.result.rows.find((r) => r.label === `gmt (${scope})`);
-      return row ? [claim3(scope, row, scope === 'tensor' ? g2.rows : undefined, scope === 'tensor' ? 'gmt' : undefined)] : [];
+  const protocols: ProtocolClaims[] = [];
+  const missing: string[] = [];
+  const pilot = await pilotFigures(mode);
+  const p2Notes: string[] = [];
+  if (!pilot.chosen) {
+    p2Notes.push(`Protocol 2's confirmatory runs wait for the pilot's choice ([PROTOCOL.md](PROTOCOL.md); ${pilot.runs} pilot runs in its store so far): until then its grids are provisional and nothing here reads them.`);
+  } else if (Object.values(PROTOCOL2_GRIDS).every((f) => existsSync(path.join(paths.gridsDir, f)))) {
+    const p2 = await protocolClaims(paths, mode, PROTOCOL2_GRIDS, 'native');
+    missing.push(...p2.missing);
+    const notes = [
+      ...(p2.bench ? [benchNote(p2.bench)] : []),
+      ...(p2.lacking.length ? [`The store lacks ${p2.lacking.join(' and ')}; the verdicts above use the runs it has, and the sweeps resume where they stopped.`] : []),
+    ];
+    protocols.push({
+      ...p2.claims,
+      title: 'Protocol 2: the protocol the pilot chose (native engine)',
+      prefix: 'Protocol 2 · ',
+      intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.`],
+      notes,
     });
-    notes.push(`Claim 3's update times come from notebook 04's interleaved benchmark (${bench.result.steps} rounds per method on the ${bench.options.preset} model, batch ${bench.options.batchSize} × ${bench.result.tokensPerUpdate / bench.options.batchSize} tokens, ${bench.context.gradientPath}, ${bench.result.machine.cpuModel}, ${bench.date.slice(0, 10)}). The whole-run ratio pairs GMT and SFT runs of notebook 02 on the same seeds; those runs shared the machine with another run, so it is the noisier figure.`);
-    benchRecords = g2.records;
-  } else notes.push('Claim 3: notebook 04 has not made its benchmark yet (no bench file beside the store).');
-  const lacking = ([['02', g2], ['03', g3]] as const).filter(([, g]) => g.missing > 0).map(([nb, g]) => `${g.missing} of notebook ${nb}'s ${g.planned.length} runs`);
-  if (lacking.length) notes.push(`The store lacks ${lacking.join(' and ')}; the verdicts above use the runs it has.`);
-  const text = claimsMarkdown({
-    claim1: c1,
-    claim2: c2,
-    claim3: c3,
-    provenance: {
-      claim1: provenanceOf(g2.records, mode, paths.store, paths.root),
-      claim2: provenanceOf(g3.records, mode, paths.store, paths.root),
-      claim3: provenanceOf(benchRecords, mode, paths.store, paths.root),
-    },
-    notes,
+  }
+  const p1 = await protocolClaims(paths, mode, { gmtVsSft: FINDINGS_GRIDS.gmtVsSft, maskRatio: FINDINGS_GRIDS.maskRatio }, 'wasm');
+  missing.push(...p1.missing);
+  protocols.push({
+    ...p1.claims,
+    claim1b: undefined,
+    title: 'Protocol 1: as first reported (wasm engine)',
+    prefix: '',
+    intro: ['The protocol of notebooks 02–04 (grids `notebooks/grids/02_gmt_vs_sft.json` and `03_mask_ratio.json`, the wasm engine), whose verdicts were reported first; kept as they are beside the newer protocol\'s. The figures are the notebooks\'.'],
     figures: claimFigures(paths.figuresDir),
+    notes: [
+      p1.bench ? benchNote(p1.bench) : 'Claim 3: notebook 04 has not made the wasm engine\'s benchmark yet (`bench.json` beside the store).',
+      ...(p1.lacking.length ? [`The store lacks ${p1.lacking.join(' and ')}; the verdicts above use the runs it has.`] : []),
+    ],
   });
+  const text = claimsMarkdown({ protocols, notes: p2Notes });
   writeFileAtomic(paths.claims, text);
-  return { file: paths.claims, text, missing: new Set([...g2.missingKeys, ...g3.missingKeys]).size };
+  return { file: paths.claims, text, missing: new Set(missing).size };
 }
 
 /** One re-made run of {@link recheckRuns}. */
