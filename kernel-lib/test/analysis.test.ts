@@ -234,8 +234,14 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
     assert.deepEqual(t.failed.sft, [1, 8]);
     assert.ok(t.converged && close(t.sftLateFall, 0.01 / 3.01, 1e-9));
     assert.equal(t.minutesPerRun, 1, 'the median ignores the one slowed run');
+    assert.equal(t.minutesQuiet, 1, 'so does the 10th percentile');
   }
   assert.ok(close(a.cost, 2 * sd ** 2 * 1, 1e-9));
+  assert.ok(close(a.costQuiet, a.cost, 1e-9));
+  // Wall times 1, 2, …, 10 minutes on one task: median 5.5, 10th percentile 1.9 (linear between order statistics).
+  const spread = Array.from({ length: 10 }, (_, i) => rec('c', 'math', i % 2 ? 'gmt' : 'sft', i >> 1, 0.7, 0.7, 0.99, 60000 * (i + 1)));
+  const c = pilotStats(cand('C', 'c', 'raw'), spread).tasks[0]!;
+  assert.ok(close(c.minutesPerRun, 5.5, 1e-9) && close(c.minutesQuiet, 1.9, 1e-9), `${c.minutesPerRun} ${c.minutesQuiet}`);
   assert.equal(aRaw.tasks[0]!.diffSd, 0, 'raw evaluation reads rawTestAccuracy');
   assert.ok(!b.converged && b.tasks.every((t) => !t.converged), 'late fall 0.1/3.1 > 2%');
   assert.equal(a.seedsClaim1.math, seedsFor(sd, PILOT_RULES.claim1HalfWidth, 0.95));

@@ -64,6 +64,12 @@ export interface PilotTaskStats {
   converged: boolean;
   /** Median wall time of the candidate's runs on this task, in minutes. */
   minutesPerRun: number;
+  /**
+   * The 10th percentile of the same wall times: close to a run's time on a machine doing nothing
+   * else. Reported beside the rule's median (not used by the choice), because other work on the
+   * machine slowed more of some candidates' runs than of others'.
+   */
+  minutesQuiet: number;
 }
 
 /** A candidate's figures, its cost and the seeds it would need. */
@@ -73,6 +79,8 @@ export interface PilotCandidateStats {
   converged: boolean;
   /** Σ over tasks of SD² × minutes per run (lower is better). */
   cost: number;
+  /** The same with {@link PilotTaskStats.minutesQuiet}: the sensitivity of the choice to the machine's load. */
+  costQuiet: number;
   seedsClaim1: Record<string, number>;
   seedsClaim2: Record<string, number>;
 }
@@ -87,6 +95,15 @@ function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The q-quantile of xs, linear between order statistics (NaN when empty). */
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const at = q * (s.length - 1);
+  const lo = Math.floor(at);
+  return s[lo]! + (at - lo) * ((s[Math.min(lo + 1, s.length - 1)] ?? s[lo]!) - s[lo]!);
 }
 
 /** The validation-loss fall over the last `window` updates as a fraction of the fall from the base. */
@@ -138,14 +155,17 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
       failed: { sft: failed(sft), gmt: failed(gmt) },
       sftLateFall, converged: Number.isFinite(sftLateFall) && sftLateFall < PILOT_RULES.convergedFallFraction,
       minutesPerRun: minutes.length ? median(minutes) : NaN,
+      minutesQuiet: quantile(minutes, 0.1),
     };
   });
   const cost = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesPerRun, 0);
+  const costQuiet = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesQuiet, 0);
   return {
     candidate,
     tasks: stats,
     converged: stats.length > 0 && stats.every((t) => t.converged),
     cost: stats.length ? cost : NaN,
+    costQuiet: stats.length ? costQuiet : NaN,
     seedsClaim1: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim1HalfWidth, 0.95)])),
     seedsClaim2: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim2HalfWidth, 0.9)])),
   };
