@@ -251,4 +251,21 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.equal(choosePilot([b]), undefined);
   // seedsFor: smallest n with t(0.975, n-1)·SD/√n ≤ h; SD 5, h 3 → 14 (as seedsForHalfWidth)
   assert.equal(seedsFor(5, 3, 0.95), 14);
+
+  // Notebook 07's figures and tables of the same figures.
+  const { pilotSdFigure, pilotSeedsFigure, pilotCostFigure } = await import('../src/findings/figures');
+  const { pilotTaskRows, pilotCandidateRows } = await import('../src/findings/protocol');
+  assert.deepEqual(a.tasks[0]!.diffs.map((x) => Math.round(x * 1e6) / 1e6), diffs, 'per-seed differences in seed order');
+  const sdFig = pilotSdFigure([a, b], { title: 'sd' });
+  assert.deepEqual(sdFig.data.map((t) => t.name), ['code', 'math']);
+  assert.ok(close((sdFig.data[0]!.y as number[])[0]!, sd, 1e-9) && (sdFig.data[0]!.y as number[])[1] === 0);
+  const seedsFig = pilotSeedsFigure([a], { title: 'seeds' });
+  assert.equal((seedsFig.data[0]!.y as number[]).length, 8);
+  const costFig = pilotCostFigure([a, b], { title: 'cost' });
+  assert.deepEqual(costFig.data[0]!.x, ['A · A', 'B · B (SFT not converged)']);
+  for (const f of [pilotSdFigure([], { title: 'x' }), pilotSeedsFigure([], { title: 'x' }), pilotCostFigure([], { title: 'x' })]) {
+    assert.equal(f.data.length, 0, 'no pilot runs: a placeholder');
+  }
+  assert.equal(pilotTaskRows([a, b]).length, 4);
+  assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
 });

@@ -54,6 +54,8 @@ export interface PilotTaskStats {
   pairs: number;
   sftMean: number;
   gmtMean: number;
+  /** The paired GMT − SFT differences (points), one per seed in seed order. */
+  diffs: number[];
   /** Mean and SD of the paired GMT − SFT differences (points). */
   diffMean: number;
   diffSd: number;
@@ -151,7 +153,7 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
     return {
       task, pairs: seeds.length,
       sftMean: meanCI([...sft.values()].map((v) => v.acc)).mean, gmtMean: meanCI([...gmt.values()].map((v) => v.acc)).mean,
-      diffMean: d.mean, diffSd: d.sd,
+      diffs, diffMean: d.mean, diffSd: d.sd,
       failed: { sft: failed(sft), gmt: failed(gmt) },
       sftLateFall, converged: Number.isFinite(sftLateFall) && sftLateFall < PILOT_RULES.convergedFallFraction,
       minutesPerRun: minutes.length ? median(minutes) : NaN,

@@ -47,6 +47,7 @@ export const FINDINGS_NOTEBOOKS: readonly NotebookInfo[] = [
   { id: '04_efficiency', title: 'Finding 3: GMT costs about what SFT costs?', section: '§3 and the efficiency discussion' },
   { id: '05_inside_the_mask', title: 'Inside the mask', section: '§3, why the mask is recomputed at every update' },
   { id: '06_gpu_ablations', title: 'GMT\'s mask on a GPU: ablations', section: '§3, the selection rule taken apart (not in the paper)' },
+  { id: '07_protocol_2', title: 'Protocol 2: a pilot chooses the protocol, then the claims with power', section: '§4, the paper\'s claims retested with intervals narrow enough to decide them' },
 ];
 
 const fig = (notebook: string, name: string, caption: string, rest: Partial<CatalogEntry> = {}): CatalogEntry => ({ notebook, name, kind: 'figure', caption, ...rest });
@@ -58,10 +59,13 @@ const NB3 = '03_mask_ratio';
 const NB4 = '04_efficiency';
 const NB5 = '05_inside_the_mask';
 const NB6 = '06_gpu_ablations';
+const NB7 = '07_protocol_2';
 const HOW_GMT_WORKS = 'how GMT builds its mask (context; no claim is tested here)';
 const PROTOCOL = 'the choice of the findings\' training length, 400 updates (a protocol study of this lab)';
 const INSIDE = 'the paper\'s motivation for recomputing the mask at every update (not a numbered claim)';
 const ABLATION = 'which parts of GMT\'s rule matter (an ablation beyond the paper; no numbered claim)';
+const PILOT = 'the choice of protocol 2 (figures/PROTOCOL.md): which protocol buys the narrowest intervals per machine-minute';
+const P2 = 'protocol 2\'s verdicts (figures/CLAIMS.md, section "Protocol 2")';
 
 /** Every figure and table the findings notebooks save, in the order the gallery shows them. */
 export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
@@ -109,6 +113,19 @@ export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
   tab(NB6, 'update_memory_table', 'Tensor memory of an update per variant (MiB).', { supports: ABLATION }),
   tab(NB6, 'val_loss_table', 'Validation loss at the end per variant: seeds, mean, SD and 95% CI.', { supports: ABLATION }),
   tab(NB6, 'questions_table', 'The questions written before the runs, one per factor of GMT\'s rule, each answered by the paired 95% CI of the accuracy difference between two cells on the same seeds.', { supports: ABLATION }),
+  fig(NB7, 'pilot_sd', 'The SD of GMT − SFT on the same seed for every pilot candidate and task. The seeds an interval of a given width needs grow with its square, so lower bars mean cheaper precision.', { supports: PILOT }),
+  fig(NB7, 'pilot_seeds', 'Every pilot seed\'s GMT − SFT accuracy difference, per candidate and task. It shows whether a candidate\'s SD comes from an even spread or from a few seeds far from the rest.', { supports: PILOT }),
+  fig(NB7, 'pilot_cost', 'Each pilot candidate\'s cost of a given precision, Σ SD² × minutes per run, with the rule\'s median minutes and with the 10th-percentile minutes. The rule picks the lowest among candidates whose SFT converged.', { supports: PILOT }),
+  tab(NB7, 'pilot_tasks', 'The pilot per candidate and task: pairs, mean accuracies, GMT − SFT mean and SD, failed seeds, SFT\'s late validation-loss fall and minutes per run.', { supports: PILOT }),
+  tab(NB7, 'pilot_candidates', 'The pilot per candidate: whether SFT converged, its cost, and the seeds it implies for claims 1 and 2.', { supports: PILOT }),
+  fig(NB7, 'paired_vs_sft', 'Under protocol 2, GMT\'s and each method\'s test accuracy minus SFT\'s on the same seeds, per task, with 95% CI. Claim 1 is reproduced on a task where GMT\'s interval lies above 0.', { supports: P2 }),
+  fig(NB7, 'accuracy_vs_ratio_math', 'Under protocol 2, test accuracy on math against the mask ratio k at tensor and global scope, with 95% bands and SFT\'s level. A flat curve over k = 0.1–0.5 is what claim 2 says.', { supports: P2 }),
+  fig(NB7, 'accuracy_vs_ratio_code', 'Under protocol 2, test accuracy on code against the mask ratio k at tensor and global scope, with 95% bands and SFT\'s level.', { supports: P2 }),
+  fig(NB7, 'forgetting_facts', 'Under protocol 2, the base model\'s arithmetic facts still answered after fine-tuning, per task and method, mean with 95% CI.', { supports: P2 }),
+  tab(NB7, 'claim1', 'Claim 1 under protocol 2 per task: GMT − SFT with its t and bootstrap intervals, the t and Wilcoxon p, failed seeds per method and the verdict.', { supports: P2 }),
+  tab(NB7, 'claim1b', 'Claim 1b under protocol 2 per task: the test answers\' mean per-token loss of SFT and GMT, their paired difference with 95% CI and the verdict.', { supports: P2 }),
+  tab(NB7, 'claim2_checks', 'Claim 2 under protocol 2: for each task, scope and k, the paired difference to k = 0.3 with its 90% CI and the TOST verdict at ±3 points.', { supports: P2 }),
+  tab(NB7, 'forgetting', 'Forgetting probes under protocol 2: facts and general-text loss per task and method, mean over seeds with 95% CI, and the base model\'s.', { supports: P2 }),
 ];
 
 /** The catalog entry of `notebook`'s `name` of that kind, if any. */

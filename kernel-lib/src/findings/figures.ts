@@ -4,10 +4,11 @@
  * show it with `showFigure`, save it with `exportFigures`.
  */
 import { barFigure, heatmapFigure, lineFigure, type LineSeries } from '../plots/figures';
-import { baseLayout, type PlotlyFigure } from '../plots/theme';
+import { baseLayout, methodColor, type PlotlyFigure } from '../plots/theme';
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from '../analysis/stats';
 import type { BenchResult } from '../train/bench';
+import type { PilotCandidateStats } from '../analysis/pilot';
 
 type Row = Record<string, unknown>;
 
@@ -282,4 +283,61 @@ export function perSeedFigure(rows: readonly object[], opts: { x: string; y: str
   const fig = lineFigure({ series, title: opts.title, xTitle: opts.xTitle, yTitle: opts.yTitle, legend: 'right' });
   if (opts.yRange) (fig.layout.yaxis as Record<string, unknown>).range = opts.yRange;
   return fig;
+}
+
+const candidateLabel = (s: PilotCandidateStats): string => `${s.candidate.id} · ${s.candidate.name}`;
+const taskColorKey = (task: string, i: number): string => (task === 'math' ? 'sft' : task === 'code' ? 'childtuning-d' : ['gmt', 'hft', 'sift'][i % 3]!);
+
+/**
+ * The pilot's currency: the SD of the paired GMT − SFT accuracy differences per candidate and
+ * task (bars). The seeds a CI width needs grow with its square.
+ */
+export function pilotSdFigure(stats: readonly PilotCandidateStats[], opts: { title: string }): PlotlyFigure {
+  const withData = stats.filter((s) => s.tasks.length > 0);
+  if (withData.length === 0) return placeholderFigure(opts.title, 'No pilot runs in the store yet.');
+  const tasks = [...new Set(withData.flatMap((s) => s.tasks.map((t) => t.task)))].sort();
+  const series = tasks.map((task, i) => ({ name: task, colorKey: taskColorKey(task, i), values: withData.map((s) => s.tasks.find((t) => t.task === task)?.diffSd ?? NaN) }));
+  return barFigure({ categories: withData.map(candidateLabel), series, title: opts.title, yTitle: 'SD of GMT − SFT (points)', legend: 'top' });
+}
+
+/**
+ * Every pilot seed's GMT − SFT accuracy difference, per candidate and task (one dot per seed):
+ * where the paired SD comes from — a spread, or a few seeds far from the rest.
+ */
+export function pilotSeedsFigure(stats: readonly PilotCandidateStats[], opts: { title: string }): PlotlyFigure {
+  const withData = stats.filter((s) => s.tasks.length > 0);
+  if (withData.length === 0) return placeholderFigure(opts.title, 'No pilot runs in the store yet.');
+  const tasks = [...new Set(withData.flatMap((s) => s.tasks.map((t) => t.task)))].sort();
+  const data = tasks.map((task, i) => {
+    const pts = withData.flatMap((s) => (s.tasks.find((t) => t.task === task)?.diffs ?? []).map((d) => ({ x: candidateLabel(s), y: d })));
+    return {
+      type: 'scatter', mode: 'markers', name: task, x: pts.map((p) => p.x), y: pts.map((p) => p.y),
+      offsetgroup: task, marker: { color: methodColor(taskColorKey(task, i)), size: 8, opacity: 0.75 },
+    };
+  });
+  const layout = baseLayout({ title: opts.title, yTitle: 'GMT − SFT, same seed (points)', legend: 'top' });
+  (layout.xaxis as Record<string, unknown>).type = 'category';
+  (layout.yaxis as Record<string, unknown>).zeroline = true;
+  (layout.yaxis as Record<string, unknown>).zerolinecolor = '#444';
+  layout.scattermode = 'group';
+  return { data, layout };
+}
+
+/**
+ * The pilot's choice: each candidate's cost, Σ over tasks of SD² × minutes per run, with the
+ * rule's median minutes and with the 10th-percentile minutes (a run on a machine doing nothing
+ * else). The rule picks the lowest among candidates whose SFT converged on both tasks.
+ */
+export function pilotCostFigure(stats: readonly PilotCandidateStats[], opts: { title: string }): PlotlyFigure {
+  const withData = stats.filter((s) => Number.isFinite(s.cost));
+  if (withData.length === 0) return placeholderFigure(opts.title, 'No pilot runs in the store yet.');
+  const categories = withData.map((s) => `${candidateLabel(s)}${s.converged ? '' : ' (SFT not converged)'}`);
+  return barFigure({
+    categories,
+    series: [
+      { name: 'median minutes per run (the rule)', colorKey: 'gmt', values: withData.map((s) => s.cost) },
+      { name: '10th-percentile minutes', colorKey: 'sift', values: withData.map((s) => s.costQuiet) },
+    ],
+    title: opts.title, yTitle: 'Σ SD² × minutes per run', legend: 'top',
+  });
 }

@@ -173,3 +173,23 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
   writeFileAtomic(file, text);
   return { file, text, chosen, runs };
 }
+
+/** The pilot's per-candidate, per-task figures as table rows (notebook 07, PROTOCOL.md's first table). */
+export function pilotTaskRows(stats: readonly PilotCandidateStats[]): Record<string, unknown>[] {
+  return stats.flatMap((s) => s.tasks.map((t) => ({
+    candidate: `${s.candidate.id} ${s.candidate.name}`, task: t.task, pairs: t.pairs,
+    sftMean: t.sftMean, gmtMean: t.gmtMean, diffMean: t.diffMean, diffSd: t.diffSd,
+    failedSft: `${t.failed.sft[0]}/${t.failed.sft[1]}`, failedGmt: `${t.failed.gmt[0]}/${t.failed.gmt[1]}`,
+    sftLateFallPct: 100 * t.sftLateFall, converged: t.converged, minutesPerRun: t.minutesPerRun, minutesQuiet: t.minutesQuiet,
+  })));
+}
+
+/** The pilot's per-candidate cost and the seeds it implies, as table rows (PROTOCOL.md's second table). */
+export function pilotCandidateRows(stats: readonly PilotCandidateStats[], chosen?: PilotCandidateStats): Record<string, unknown>[] {
+  return stats.filter((s) => s.tasks.length > 0).map((s) => ({
+    candidate: `${s.candidate.id} ${s.candidate.name}`, converged: s.converged, cost: s.cost, costQuiet: s.costQuiet,
+    seedsClaim1: Object.entries(s.seedsClaim1).map(([t, n]) => `${t} ${n}`).join(', '),
+    seedsClaim2: Object.entries(s.seedsClaim2).map(([t, n]) => `${t} ${n}`).join(', '),
+    chosen: chosen?.candidate.id === s.candidate.id,
+  }));
+}
