@@ -267,5 +267,22 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
     assert.equal(f.data.length, 0, 'no pilot runs: a placeholder');
   }
   assert.equal(pilotTaskRows([a, b]).length, 4);
+
+  // The budget rule: SD ≈ 1.9 and 1 min per run fit; SD 9 falls back to ±2.5 and runs over 3 h.
+  const { mainRunPlan, halfWidth } = await import('../src/analysis/pilot');
+  const small = mainRunPlan(a);
+  assert.equal(small.claim1Fallback, false);
+  assert.deepEqual(small.claim1Seeds, { code: seedsFor(sd, 1.5, 0.95), math: seedsFor(sd, 1.5, 0.95) });
+  assert.ok(small.claim1HalfWidth.math! <= 1.5 && small.claim2Seeds.math! <= PILOT_RULES.claim2MaxSeeds);
+  assert.equal(small.runs.claim1, 2 * 2 * small.claim1Seeds.math!);
+  assert.equal(small.runs.claim2, 2 * (9 * small.claim2Seeds.math! + 4 * PILOT_RULES.claim2HighRatioSeeds));
+  assert.ok(close(small.minutes.total, (small.runs.claim1 + small.runs.claim2 + 200) / 2, 1e-9), 'two runs at a time, 1 min each');
+  const noisy = { ...a, tasks: a.tasks.map((t) => ({ ...t, diffSd: 9, minutesPerRun: 2 })) };
+  const big = mainRunPlan(noisy);
+  assert.equal(big.claim1Fallback, true, '±1.5 at SD 9 needs ~140 seeds per task: over 2 h');
+  assert.equal(big.claim1Seeds.math, seedsFor(9, 2.5, 0.95));
+  assert.ok(big.claim1HalfWidth.math! <= 2.5 && big.claim1HalfWidth.math! > halfWidth(9, big.claim1Seeds.math! + 1, 0.95));
+  assert.equal(big.claim2Seeds.code, PILOT_RULES.claim2MaxSeeds);
+  assert.equal(big.overBudget, true);
   assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
 });

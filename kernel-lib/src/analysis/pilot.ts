@@ -18,6 +18,14 @@
  * - **Seeds** it implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ 1.5 points (claim 1),
  *   and with t(0.95, n−1)·SD/√n ≤ 2 points (claim 2, with the GMT − SFT SD standing in for the
  *   SD of acc(k) − acc(0.3), which the pilot does not measure).
+ * - **Seeds under the budget** ({@link mainRunPlan}; added 2026-12-06, before any candidate but A
+ *   had a run and before the choice): full mode of protocol 2 and notebook 06 should fit 3 h of
+ *   this 2-core machine (two runs at a time, each at the chosen candidate's minutes per run). Claim
+ *   1 (whose runs also give 1b and forgetting) takes the seeds for ±1.5 points when those runs fit
+ *   2 h; otherwise the seeds for ±2.5, the least precision worth running, whatever they cost.
+ *   Claim 2 takes the seeds for ±2 points (90%) at k = 0.1–0.5, at most 10, and 5 at k = 0.7 and
+ *   0.9; notebook 06 keeps its 5 seeds per cell. What exceeds 3 h is run over several sittings
+ *   and reported as over the budget.
  */
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from './stats';
@@ -33,6 +41,12 @@ export const PILOT_RULES = Object.freeze({
   claim1HalfWidth: 1.5,
   claim2HalfWidth: 2,
   minSeeds: 8,
+  budgetMinutes: 180,
+  claim1BudgetMinutes: 120,
+  claim1FloorHalfWidth: 2.5,
+  claim2MaxSeeds: 10,
+  claim2HighRatioSeeds: 5,
+  jobs: 2,
 });
 
 /** Which weights a candidate evaluates: the trained ones, or their moving average (`ema`). */
@@ -201,4 +215,58 @@ export function calibrationPick(rows: readonly CalibrationRow[]): Map<string, Ca
     if (best) out.set(task, best);
   }
   return out;
+}
+
+/** The main runs the chosen candidate implies under the budget (see the file comment). */
+export interface MainRunPlan {
+  /** Seeds per method on each task for claim 1 (also 1b and forgetting). */
+  claim1Seeds: Record<string, number>;
+  /** The half-width of claim 1's 95% CI those seeds predict from the pilot's SD (points). */
+  claim1HalfWidth: Record<string, number>;
+  /** Whether claim 1 fell back from ±1.5 to ±2.5 because ±1.5 would not fit its share of the budget. */
+  claim1Fallback: boolean;
+  /** Seeds per task at each k in 0.1–0.5 and scope for claim 2; at 0.7 and 0.9 `claim2HighRatioSeeds`. */
+  claim2Seeds: Record<string, number>;
+  /** Predicted 90% half-width at those seeds (points). */
+  claim2HalfWidth: Record<string, number>;
+  /** Runs and machine-minutes (two at a time) of each part; notebook 06's 200 runs included. */
+  runs: { claim1: number; claim2: number; ablations: number };
+  minutes: { claim1: number; claim2: number; ablations: number; total: number };
+  overBudget: boolean;
+}
+
+/** Half-width of a t interval at `level` with n seeds and SD `sd`. */
+export function halfWidth(sd: number, n: number, level: number): number {
+  return n >= 2 ? (tQuantile(1 - (1 - level) / 2, n - 1) * sd) / Math.sqrt(n) : NaN;
+}
+
+/**
+ * The main runs of protocol 2 under the budget for the chosen candidate: claim 1's and claim 2's
+ * seeds per task, the half-widths they predict and the machine time, with notebook 06's
+ * `ablationRuns` (40 cells × 5 seeds) at the same minutes per run. Claim 2's runs: per task, 2
+ * scopes × 4 ratios (k = 0.1, 0.2, 0.4, 0.5) plus global k = 0.3 at its seeds, 2 scopes × 2 high
+ * ratios at 5 seeds; SFT and tensor k = 0.3 are claim 1's runs.
+ */
+export function mainRunPlan(chosen: PilotCandidateStats, ablationRuns = 200): MainRunPlan {
+  const R = PILOT_RULES;
+  const minutesPerRun = Math.max(...chosen.tasks.map((t) => t.minutesPerRun));
+  const wall = (runs: number): number => (runs * minutesPerRun) / R.jobs;
+  const at = (h: number): Record<string, number> => Object.fromEntries(chosen.tasks.map((t) => [t.task, seedsFor(t.diffSd, h, 0.95)]));
+  let claim1Seeds = at(R.claim1HalfWidth);
+  const claim1Runs = (seeds: Record<string, number>): number => Object.values(seeds).reduce((a, n) => a + 2 * n, 0);
+  const claim1Fallback = wall(claim1Runs(claim1Seeds)) > R.claim1BudgetMinutes;
+  if (claim1Fallback) claim1Seeds = at(R.claim1FloorHalfWidth);
+  const claim2Seeds = Object.fromEntries(chosen.tasks.map((t) => [t.task, Math.min(R.claim2MaxSeeds, seedsFor(t.diffSd, R.claim2HalfWidth, 0.9))]));
+  const claim2Runs = Object.values(claim2Seeds).reduce((a, n) => a + (2 * 4 + 1) * n + 2 * 2 * R.claim2HighRatioSeeds, 0);
+  const runs = { claim1: claim1Runs(claim1Seeds), claim2: claim2Runs, ablations: ablationRuns };
+  const minutes = { claim1: wall(runs.claim1), claim2: wall(runs.claim2), ablations: wall(runs.ablations), total: 0 };
+  minutes.total = minutes.claim1 + minutes.claim2 + minutes.ablations;
+  return {
+    claim1Seeds,
+    claim1HalfWidth: Object.fromEntries(chosen.tasks.map((t) => [t.task, halfWidth(t.diffSd, claim1Seeds[t.task]!, 0.95)])),
+    claim1Fallback,
+    claim2Seeds,
+    claim2HalfWidth: Object.fromEntries(chosen.tasks.map((t) => [t.task, halfWidth(t.diffSd, claim2Seeds[t.task]!, 0.9)])),
+    runs, minutes, overBudget: minutes.total > R.budgetMinutes,
+  };
 }

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { existsSync } from 'node:fs';
-import { calibrationPick, choosePilot, PILOT_RULES, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
+import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
 import { meanCI } from '../analysis/stats';
 import { claim1 } from '../analysis/claims';
 import { gridResults } from './grid-results';
@@ -123,6 +123,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     '- **Cost** of a candidate: Σ over the two tasks of SD² × minutes per run. The seeds a given interval width needs grow like SD², so the cost is proportional to the machine time of a given precision.',
     '- **Choice**: the lowest cost among the candidates whose SFT converged on both tasks.',
     `- **Seeds** the choice implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ ${PILOT_RULES.claim1HalfWidth} points (claim 1, 95% CI), and with t(0.95, n−1)·SD/√n ≤ ${PILOT_RULES.claim2HalfWidth} points (claim 2, 90% CI; the GMT − SFT SD stands in for the SD of acc(k) − acc(0.3), which the pilot does not measure).`,
+    `- **Seeds under the budget** (added 2026-12-06, before any candidate but A had a run and before the choice): full mode of protocol 2 and notebook 06 should fit ${PILOT_RULES.budgetMinutes / 60} h of this machine (${PILOT_RULES.jobs} runs at a time, at the chosen candidate's minutes per run). Claim 1 (whose runs also give 1b and forgetting) takes the seeds for ±${PILOT_RULES.claim1HalfWidth} points when those runs fit ${PILOT_RULES.claim1BudgetMinutes / 60} h, otherwise the seeds for ±${PILOT_RULES.claim1FloorHalfWidth}, the least precision worth running, whatever they cost; claim 2 the seeds for ±${PILOT_RULES.claim2HalfWidth} points (90%) at k = 0.1–0.5, at most ${PILOT_RULES.claim2MaxSeeds}, and ${PILOT_RULES.claim2HighRatioSeeds} at k = 0.7 and 0.9; notebook 06 keeps its 5 seeds per cell. What exceeds the budget runs over several sittings and is reported as over it.`,
     '- Reported beside the rule, not used by it: each candidate\'s 10th-percentile wall time and the cost with it, because other work on the machine (a test suite, a reproduce) slowed more of some candidates\' runs than of others\', and whether the choice would change with it.',
     '- Candidates with averaged weights share the runs of their protocol (every pilot run keeps both the raw and the averaged weights\' figures); their minutes per run are those shared runs\'.', '');
   out.push('## Candidates', '', '| id | candidate | what changes | grid |', '|---|---|---|---|');
@@ -166,6 +167,13 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
           ? 'With the 10th-percentile minutes in place of the median (a run\'s time on a machine doing nothing else; the rule uses the median), the choice is the same.'
           : `With the 10th-percentile minutes in place of the median (a run's time on a machine doing nothing else) the cheapest would be ${quiet ? `${quiet.candidate.id} (${quiet.candidate.name})` : 'none'}; the rule, written before the runs, uses the median, and the choice above follows it.`, '',
         `Seeds it implies: claim 1 ${Object.entries(chosen.seedsClaim1).map(([t, n]) => `${n} on ${t}`).join(', ')} (per method); claim 2 ${Object.entries(chosen.seedsClaim2).map(([t, n]) => `${n} on ${t}`).join(', ')} (per k and scope).`, '');
+      const plan = mainRunPlan(chosen);
+      const per = (r: Record<string, number>, f: (n: number) => string): string => Object.entries(r).map(([t, n]) => `${f(n)} on ${t}`).join(', ');
+      out.push('## Seeds under the budget', '',
+        `- Claim 1 (and 1b, forgetting): ${per(plan.claim1Seeds, String)} seeds per method${plan.claim1Fallback ? ` — the seeds for ±${PILOT_RULES.claim1HalfWidth} would not fit ${PILOT_RULES.claim1BudgetMinutes / 60} h, so the rule falls back to ±${PILOT_RULES.claim1FloorHalfWidth}` : ''}; predicted 95% half-width ${per(plan.claim1HalfWidth, (h) => `±${f2(h)}`)} points; ${plan.runs.claim1} runs, ${f1(plan.minutes.claim1)} min.`,
+        `- Claim 2: ${per(plan.claim2Seeds, String)} seeds per k in 0.1–0.5 and scope, ${PILOT_RULES.claim2HighRatioSeeds} at k = 0.7 and 0.9; predicted 90% half-width ${per(plan.claim2HalfWidth, (h) => `±${f2(h)}`)} points; ${plan.runs.claim2} runs, ${f1(plan.minutes.claim2)} min.`,
+        `- Notebook 06: ${plan.runs.ablations} runs, ${f1(plan.minutes.ablations)} min.`,
+        `- In all ${f1(plan.minutes.total / 60)} h of this machine${plan.overBudget ? `, over the ${PILOT_RULES.budgetMinutes / 60} h budget: the sweeps run over several sittings, resuming from the store` : `, within the ${PILOT_RULES.budgetMinutes / 60} h budget`}.`, '');
     }
   }
   const text = `${out.join('\n')}\n`;
