@@ -57,6 +57,23 @@ test('per-method seeds, fast mode and duplicate runs', () => {
   const fast = expandGrid(grid, ctx, 'fast');
   assert.equal(fast.length, 1 + 1);
   assert.ok(fast.every((r) => r.config.steps === 5 && r.config.base === 'nano'));
+
+  // Per-task seeds: a noisier task gets more; a method's own seeds win; fast-mode seeds replace both.
+  const perTask = {
+    name: 'g', base: { base: 'nano', steps: 100, warmup: 10 },
+    methods: ['sft', { method: 'hft', seeds: { count: 2 } }],
+    tasks: [{ task: 'math', seeds: { count: 3 } }, { task: 'code', seeds: { count: 6, from: 10 } }, { task: 'math', taskOptions: { steps: [1, 2] } }],
+    seeds: { count: 4 },
+    fast: { seeds: [0] },
+  };
+  const runs = expandGrid(perTask, ctx, 'full');
+  const seedsOf = (method: string, task: string, options: boolean) => runs.filter((r) => r.config.method === method && r.config.task === task && (JSON.stringify(r.config.taskOptions ?? {}) !== '{}') === options).map((r) => r.config.seed).sort((a, b) => a - b);
+  assert.deepEqual(seedsOf('sft', 'math', false), [0, 1, 2]);
+  assert.deepEqual(seedsOf('sft', 'code', false), [10, 11, 12, 13, 14, 15]);
+  assert.deepEqual(seedsOf('sft', 'math', true), [0, 1, 2, 3], 'a task without seeds takes the grid\'s');
+  assert.deepEqual(seedsOf('hft', 'code', false), [0, 1], 'the method\'s own seeds win');
+  assert.ok(expandGrid(perTask, ctx, 'fast').every((r) => r.config.seed === 0));
+  assert.throws(() => expandGrid({ ...perTask, tasks: [{ task: 'math', seeds: { count: 2, to: 3 } }] }, ctx, 'full'), /tasks\[0\]\.seeds: unknown field "to"/);
 });
 
 test('run keys change with the config, the inputs and the execution context', () => {

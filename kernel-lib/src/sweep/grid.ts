@@ -49,7 +49,12 @@ export function loadGrid(file: string): SweepGrid {
 export type MethodAxis = string | { method: string; options?: Record<string, unknown>; label?: string; seeds?: SeedAxis };
 
 /** One entry of a grid's `tasks`: a task, or a task with generator options of its own. */
-export type TaskAxis = string | { task: string; taskOptions?: Record<string, unknown> };
+/**
+ * A task of a grid: its name or file, or `{ task, taskOptions?, seeds? }`. A task's own `seeds`
+ * replace the grid's for that task (a noisier task can get more seeds); a method's own seeds
+ * still win over both.
+ */
+export type TaskAxis = string | { task: string; taskOptions?: Record<string, unknown>; seeds?: SeedAxis };
 
 /** The seeds of a grid: explicit values, or `count` seeds starting at `from` (default 0). */
 export type SeedAxis = number[] | { count: number; from?: number };
@@ -240,8 +245,9 @@ export function resolveGrid(input: unknown, where = 'grid'): SweepGrid {
   });
   g.tasks.forEach((t, i) => {
     if (isPlainObject(t)) {
-      const unknown = Object.keys(t).filter((k) => k !== 'task' && k !== 'taskOptions');
-      if (unknown.length) throw new ConfigError(`${where}.tasks[${i}]: unknown key ${JSON.stringify(unknown[0])} (allowed: task, taskOptions)`);
+      const unknown = Object.keys(t).filter((k) => k !== 'task' && k !== 'taskOptions' && k !== 'seeds');
+      if (unknown.length) throw new ConfigError(`${where}.tasks[${i}]: unknown key ${JSON.stringify(unknown[0])} (allowed: task, taskOptions, seeds)`);
+      if (t.seeds !== undefined) checkSeeds(t.seeds, `${where}.tasks[${i}].seeds`);
       if (typeof t.task !== 'string' || t.task === '') throw new ConfigError(`${where}.tasks[${i}].task must be a task name or .jsonl path`);
       if (t.taskOptions !== undefined && !isPlainObject(t.taskOptions)) throw new ConfigError(`${where}.tasks[${i}].taskOptions must be an object`);
       return;
@@ -272,6 +278,10 @@ export function gridForMode(grid: SweepGrid, mode: RunMode = runMode()): SweepGr
   // Fast-mode seeds apply to every method, also to those with seeds of their own.
   if (f.seeds !== undefined && f.methods === undefined) {
     out.methods = grid.methods.map((m) => (typeof m === 'string' || m.seeds === undefined ? m : { ...m, seeds: undefined }));
+  }
+  // ... and to every task (unless fast mode names its own tasks).
+  if (f.seeds !== undefined && f.tasks === undefined) {
+    out.tasks = grid.tasks.map((t) => (typeof t === 'string' || t.seeds === undefined ? t : { task: t.task, ...(t.taskOptions ? { taskOptions: t.taskOptions } : {}) }));
   }
   return out;
 }
@@ -316,16 +326,17 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
   const digestCache = new Map<string, ReturnType<typeof inputDigests>>();
   for (const m of methods) {
     const spec = typeof m === 'string' ? { method: m, options: {} as Record<string, unknown>, label: undefined, seeds: undefined } : { method: m.method, options: m.options ?? {}, label: m.label, seeds: m.seeds };
-    const methodSeeds = spec.seeds ? seedList(spec.seeds, base.seed ?? 0) : seeds;
+    const methodSeeds = spec.seeds ? seedList(spec.seeds, base.seed ?? 0) : undefined;
     const optionAxes = Object.entries(spec.options).map(([k, v]) => [k, Array.isArray(v) ? v : [v]] as [string, unknown[]]);
     for (const methodOptions of cartesian(optionAxes)) {
       const methodLabel = spec.label ?? describeMethod(spec.method, methodOptions);
       for (const taskAxis of tasks) {
         const task = typeof taskAxis === 'string' ? taskAxis : taskAxis.task;
         const ownOptions = typeof taskAxis === 'string' ? undefined : taskAxis.taskOptions;
+        const taskSeeds = typeof taskAxis !== 'string' && taskAxis.seeds ? seedList(taskAxis.seeds, base.seed ?? 0) : seeds;
         for (const preset of presets) {
           for (const varied of cartesian(varyAxes)) {
-            for (const seed of methodSeeds) {
+            for (const seed of methodSeeds ?? taskSeeds) {
               const config = resolveFinetuneConfig({
                 ...base,
                 ...varied,
