@@ -249,6 +249,11 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.equal(choosePilot([a, b, aRaw])!.candidate.id, 'E');
   assert.equal(choosePilot([a, b])!.candidate.id, 'A');
   assert.equal(choosePilot([b]), undefined);
+  // No choice until every candidate is complete: one with 7 pairs on a task holds it back.
+  const partial = pilotStats(cand('P', 'a', 'raw'), records.filter((r) => !(r.config.task === 'code' && r.config.seed === 7)));
+  assert.equal(partial.tasks.find((t) => t.task === 'code')!.pairs, 7);
+  assert.equal(choosePilot([a, partial]), undefined, 'the pilot is not complete');
+  assert.equal(choosePilot([a, pilotStats(cand('Q', 'none', 'raw'), records)]), undefined, 'a candidate without runs holds it back too');
   // seedsFor: smallest n with t(0.975, n-1)·SD/√n ≤ h; SD 5, h 3 → 14 (as seedsForHalfWidth)
   assert.equal(seedsFor(5, 3, 0.95), 14);
 
@@ -284,5 +289,34 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.ok(big.claim1HalfWidth.math! <= 2.5 && big.claim1HalfWidth.math! > halfWidth(9, big.claim1Seeds.math! + 1, 0.95));
   assert.equal(big.claim2Seeds.code, PILOT_RULES.claim2MaxSeeds);
   assert.equal(big.overBudget, true);
+
+  // Protocol 2's grids from the choice: the candidate's settings, claim 1's and 2's seeds per task, seeds from 0.
+  const { protocolTwoGrids } = await import('../src/findings/protocol');
+  const { expandGrid } = await import('../src/sweep/grid');
+  const source = {
+    name: 'a', description: '', engine: 'native' as const, base: { base: 'nano', steps: 20, warmup: 2, testSize: 10, ema: 0.98, lr: 0.001 },
+    methods: ['sft'], tasks: ['math', { task: 'code', taskOptions: { stages: [3, 3] } }], presets: [], seeds: { count: 8, from: 1000 }, vary: {},
+  };
+  const figs = (chosen: typeof a | undefined) => ({ grids: new Map([['a', source as never]]), calibration: [], picks: new Map(), stats: [a], chosen, runs: 32 });
+  const fast = { base: { steps: 3 }, seeds: [0] };
+  const rawChoice = { ...noisy, candidate: { ...noisy.candidate, evaluation: 'raw' as const } };
+  const g = protocolTwoGrids(figs(rawChoice), { gmtVsSft: { ...source, fast } as never });
+  assert.equal(g.gmtVsSft.base.ema, undefined, 'a raw candidate is scored on its raw weights');
+  assert.equal(g.gmtVsSft.base.lr, 0.001);
+  assert.ok(g.gmtVsSft.base.forgetting && g.gmtVsSft.base.testLoss);
+  assert.deepEqual(g.gmtVsSft.fast, fast, 'fast mode keeps the toy sizes it had');
+  const ctx = { kernelLib: '0', backend: 'wasm', gradientPath: 'p' };
+  const runs1 = expandGrid(g.gmtVsSft, ctx, 'full');
+  assert.equal(runs1.length, 2 * (big.claim1Seeds.math! + big.claim1Seeds.code!));
+  assert.ok(runs1.every((r) => r.config.seed < 1000), 'seeds of their own, none of the pilot\'s');
+  assert.ok(runs1.filter((r) => r.config.task === 'code').every((r) => JSON.stringify(r.config.taskOptions) === JSON.stringify({ stages: [3, 3] })));
+  const runs2 = expandGrid(g.maskRatio, ctx, 'full');
+  const sftRuns = runs2.filter((r) => r.config.method === 'sft' && r.config.task === 'math');
+  assert.equal(sftRuns.length, big.claim2Seeds.math);
+  assert.equal(runs2.filter((r) => r.config.method === 'gmt' && (r.config.methodOptions as { ratio: number }).ratio === 0.9 && r.config.task === 'math').length, 2 * PILOT_RULES.claim2HighRatioSeeds);
+  const averaged = protocolTwoGrids(figs(noisy));
+  assert.equal(noisy.candidate.evaluation, 'averaged');
+  assert.equal(averaged.gmtVsSft.base.ema, 0.98, 'an averaged candidate keeps its moving average');
+  assert.throws(() => protocolTwoGrids(figs(undefined)), /not chosen yet/);
   assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
 });

@@ -188,12 +188,20 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
 }
 
 /**
- * The candidate the rules choose: the lowest cost among those whose SFT converged on both tasks
- * and that have ≥ `minSeeds` pairs per task; undefined when none qualifies.
+ * The candidate the rules choose: the lowest cost among those whose SFT converged on both tasks;
+ * undefined until every candidate has ≥ `minSeeds` pairs on each of its tasks (the pilot is
+ * complete: a choice among the candidates measured so far would not be the rule's), and when none
+ * qualifies.
  */
 export function choosePilot(all: readonly PilotCandidateStats[]): PilotCandidateStats | undefined {
+  if (!pilotComplete(all)) return undefined;
   const ok = all.filter((c) => c.converged && c.tasks.length >= 2 && c.tasks.every((t) => t.pairs >= PILOT_RULES.minSeeds) && Number.isFinite(c.cost));
   return [...ok].sort((a, b) => a.cost - b.cost)[0];
+}
+
+/** Whether every candidate has ≥ `minSeeds` SFT/GMT pairs on each of at least two tasks. */
+export function pilotComplete(all: readonly PilotCandidateStats[]): boolean {
+  return all.length > 0 && all.every((c) => c.tasks.length >= 2 && c.tasks.every((t) => t.pairs >= PILOT_RULES.minSeeds));
 }
 
 /** One calibration option: a task, its options, and SFT's accuracies on it. */

@@ -6,16 +6,18 @@
  * the choice and the seeds it implies.
  */
 import * as path from 'node:path';
-import { existsSync } from 'node:fs';
-import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
+import { existsSync, readFileSync } from 'node:fs';
+import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotComplete, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
 import { meanCI } from '../analysis/stats';
 import { claim1 } from '../analysis/claims';
 import { gridResults } from './grid-results';
-import { loadGrid, type SweepGrid } from '../sweep/grid';
+import { loadGrid, resolveGrid, type SweepGrid, type TaskAxis } from '../sweep/grid';
 import { planSweep } from '../sweep/runner';
 import { ResultStore, type RunRecord } from '../sweep/store';
 import { writeFileAtomic } from '../util/fsx';
+import { ConfigError } from '../util/config';
 import { runMode, type RunMode } from '../util/config';
+import { PROTOCOL2_GRID_FILES } from './grid-files';
 import { findingsPaths } from './paths';
 
 /** The pilot's grids (notebooks/grids/pilot-*.json) and its candidates. */
@@ -121,7 +123,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     `- **Difficulty calibration** (candidate B): SFT, 3 seeds per task and option; the option whose mean test accuracy lies in [${PILOT_RULES.calibrationRange.join(', ')}] points and nearest ${PILOT_RULES.calibrationTarget} is used (if none lies inside, the nearest to the range).`,
     `- **Per candidate and task**, from SFT and GMT (k = 0.3, tensor scope) on the same ≥ ${PILOT_RULES.minSeeds} seeds: the SD of the paired GMT − SFT differences in test accuracy (points); the failed-seed rate per method (a seed whose accuracy is below ${PILOT_RULES.failedBelowHalfMedian} × the median of its method, task and candidate); SFT's convergence: the mean over SFT seeds of the validation-loss fall over the last ${PILOT_RULES.convergenceWindow} updates as a fraction of the fall from the base model, *converged* below ${100 * PILOT_RULES.convergedFallFraction}%; and the machine-minutes per run (median wall time; one core per run).`,
     '- **Cost** of a candidate: Σ over the two tasks of SD² × minutes per run. The seeds a given interval width needs grow like SD², so the cost is proportional to the machine time of a given precision.',
-    '- **Choice**: the lowest cost among the candidates whose SFT converged on both tasks.',
+    `- **Choice**: the lowest cost among the candidates whose SFT converged on both tasks, made once every candidate has ≥ ${PILOT_RULES.minSeeds} pairs on each task.`,
     `- **Seeds** the choice implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ ${PILOT_RULES.claim1HalfWidth} points (claim 1, 95% CI), and with t(0.95, n−1)·SD/√n ≤ ${PILOT_RULES.claim2HalfWidth} points (claim 2, 90% CI; the GMT − SFT SD stands in for the SD of acc(k) − acc(0.3), which the pilot does not measure).`,
     `- **Seeds under the budget** (added 2026-12-06, before any candidate but A had a run and before the choice): full mode of protocol 2 and notebook 06 should fit ${PILOT_RULES.budgetMinutes / 60} h of this machine (${PILOT_RULES.jobs} runs at a time, at the chosen candidate's minutes per run). Claim 1 (whose runs also give 1b and forgetting) takes the seeds for ±${PILOT_RULES.claim1HalfWidth} points when those runs fit ${PILOT_RULES.claim1BudgetMinutes / 60} h, otherwise the seeds for ±${PILOT_RULES.claim1FloorHalfWidth}, the least precision worth running, whatever they cost; claim 2 the seeds for ±${PILOT_RULES.claim2HalfWidth} points (90%) at k = 0.1–0.5, at most ${PILOT_RULES.claim2MaxSeeds}, and ${PILOT_RULES.claim2HighRatioSeeds} at k = 0.7 and 0.9; notebook 06 keeps its 5 seeds per cell. What exceeds the budget runs over several sittings and is reported as over it.`,
     '- Reported beside the rule, not used by it: each candidate\'s 10th-percentile wall time and the cost with it, because other work on the machine (a test suite, a reproduce) slowed more of some candidates\' runs than of others\', and whether the choice would change with it.',
@@ -159,7 +161,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     }
     out.push('');
     out.push('## Choice', '');
-    if (!chosen) out.push('_No candidate qualifies yet (SFT converged on both tasks, ≥ 8 pairs per task)._', '');
+    if (!chosen) out.push(pilotComplete(stats) ? '_No candidate qualifies: none has SFT converged on both tasks._' : `_No choice yet: the rule waits until every candidate has ≥ ${PILOT_RULES.minSeeds} pairs on each task._`, '');
     else {
       const quiet = choosePilot(stats.map((x) => ({ ...x, cost: x.costQuiet })));
       out.push(`**${chosen.candidate.id}: ${chosen.candidate.name}** — ${chosen.candidate.description}.`, '',
@@ -200,4 +202,71 @@ export function pilotCandidateRows(stats: readonly PilotCandidateStats[], chosen
     seedsClaim2: Object.entries(s.seedsClaim2).map(([t, n]) => `${t} ${n}`).join(', '),
     chosen: chosen?.candidate.id === s.candidate.id,
   }));
+}
+
+/**
+ * Protocol 2's grids from the pilot's choice and the budget rule: the chosen candidate's settings
+ * (its base, tasks and engine; the moving average of the weights kept only where the candidate
+ * scores it), SFT and GMT (k = 0.3, tensor scope) with claim 1's seeds per task, and claim 2's
+ * ratios × scopes with its seeds. Seeds start at 0 (the pilot's are 1000–1007). `fast` sections
+ * come from `previous` (the files as they are), so `npm test` keeps its toy sizes.
+ */
+export function protocolTwoGrids(figures: PilotFigures, previous: Partial<Record<'gmtVsSft' | 'maskRatio', SweepGrid>> = {}): { gmtVsSft: SweepGrid; maskRatio: SweepGrid } {
+  const chosen = figures.chosen;
+  if (!chosen) throw new ConfigError('protocol 2\'s grids need the pilot\'s choice, and the pilot has not chosen yet (figures/PROTOCOL.md)');
+  const source = figures.grids.get(chosen.candidate.grid);
+  if (!source) throw new ConfigError(`the chosen candidate's grid ${chosen.candidate.grid} is missing`);
+  const plan = mainRunPlan(chosen);
+  const base: Record<string, unknown> = { ...source.base, forgetting: true, testLoss: true };
+  if (chosen.candidate.evaluation === 'raw') delete base.ema;
+  const tasksWith = (seeds: Record<string, number>): TaskAxis[] => source.tasks.map((t) => {
+    const task = typeof t === 'string' ? t : t.task;
+    const own = typeof t === 'string' ? {} : { ...(t.taskOptions ? { taskOptions: t.taskOptions } : {}) };
+    return { task, ...own, seeds: { count: seeds[task] ?? 2 } };
+  });
+  const who = `candidate ${chosen.candidate.id} (${chosen.candidate.name}: ${chosen.candidate.description})`;
+  const gmtVsSft = resolveGrid({
+    name: 'p2-gmt-vs-sft',
+    description: `Protocol 2 (figures/PROTOCOL.md; written by gmt-lab protocol --grids): claims 1, 1b and forgetting. SFT and GMT (k = 0.3, tensor scope) with the pilot's choice, ${who}, and claim 1's seeds per task under the budget rule.`,
+    engine: source.engine,
+    base,
+    methods: ['sft', { method: 'gmt', label: 'gmt', options: { ratio: 0.3, scope: 'tensor' } }],
+    tasks: tasksWith(plan.claim1Seeds),
+    seeds: { count: Math.max(...Object.values(plan.claim1Seeds)) },
+    ...(previous.gmtVsSft?.fast ? { fast: previous.gmtVsSft.fast } : {}),
+  }, 'protocol 2 (claim 1)');
+  const maskRatio = resolveGrid({
+    name: 'p2-mask-ratio',
+    description: `Protocol 2 (figures/PROTOCOL.md; written by gmt-lab protocol --grids): claim 2 on both tasks and both scopes with the pilot's choice, ${who}. GMT at k = 0.1-0.5 with claim 2's seeds per task, k = 0.7 and 0.9 with ${PILOT_RULES.claim2HighRatioSeeds} (where accuracy falls); SFT is k = 0.`,
+    engine: source.engine,
+    base,
+    methods: [
+      { method: 'sft', label: 'sft' },
+      { method: 'gmt', options: { ratio: [0.1, 0.2, 0.3, 0.4, 0.5], scope: ['tensor', 'global'] } },
+      { method: 'gmt', options: { ratio: [0.7, 0.9], scope: ['tensor', 'global'] }, seeds: { count: PILOT_RULES.claim2HighRatioSeeds } },
+    ],
+    tasks: tasksWith(plan.claim2Seeds),
+    seeds: { count: Math.max(...Object.values(plan.claim2Seeds)) },
+    ...(previous.maskRatio?.fast ? { fast: previous.maskRatio.fast } : {}),
+  }, 'protocol 2 (claim 2)');
+  return { gmtVsSft, maskRatio };
+}
+
+/** Writes protocol 2's grid files (notebooks/grids/p2_*.json) from the pilot's choice; returns their paths. */
+export async function writeProtocolTwoGrids(mode: RunMode = runMode()): Promise<string[]> {
+  const paths = findingsPaths(mode);
+  const files = { gmtVsSft: path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.gmtVsSft), maskRatio: path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.maskRatio) };
+  const previous = Object.fromEntries(Object.entries(files).filter(([, f]) => existsSync(f)).map(([k, f]) => [k, resolveGrid(JSON.parse(readFileSync(f, 'utf8')), f)]));
+  const grids = protocolTwoGrids(await pilotFigures(mode), previous);
+  for (const [k, f] of Object.entries(files)) writeFileAtomic(f, `${JSON.stringify(withoutDefaults(grids[k as keyof typeof grids]), null, 2)}\n`);
+  return Object.values(files);
+}
+
+/** A resolved grid without the fields that only repeat the defaults, as a person would write it. */
+function withoutDefaults(g: SweepGrid): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...g };
+  for (const [k, v] of Object.entries(out)) {
+    if (v === undefined || (Array.isArray(v) && v.length === 0) || (k === 'vary' && Object.keys(v as object).length === 0)) delete out[k];
+  }
+  return out;
 }

@@ -24,6 +24,7 @@ import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import { gridResults } from './grid-results';
+import { FINDINGS_GRIDS, PROTOCOL2_GRID_FILES } from './grid-files';
 import { pilotFigures } from './protocol';
 import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
@@ -153,14 +154,9 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
   };
 }
 
-/** The grid files of the findings notebooks (protocol 1). */
-export const FINDINGS_GRIDS = { gmtVsSft: '02_gmt_vs_sft.json', maskRatio: '03_mask_ratio.json', insideMask: '05_inside_the_mask.json' } as const;
-
-/** The grid files of protocol 2, the protocol the pilot chose (figures/PROTOCOL.md). */
-export const PROTOCOL2_GRIDS = { gmtVsSft: 'p2_gmt_vs_sft.json', maskRatio: 'p2_mask_ratio.json' } as const;
-
-/** Notebook 06's grid: the gradient-mask ablations (on a GPU where there is one, else on the CPU engine). */
-export const ABLATIONS_GRID = '06_gpu_ablations.json';
+export { FINDINGS_GRIDS, ABLATIONS_GRID } from './grid-files';
+/** Protocol 2's grid files (the pilot's choice). */
+export const PROTOCOL2_GRIDS = PROTOCOL2_GRID_FILES;
 
 const SCOPES = ['tensor', 'layer', 'global'] as const;
 

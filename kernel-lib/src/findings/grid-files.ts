@@ -1,0 +1,10 @@
+/** The grid files of the findings notebooks (notebooks/grids/), by role. */
+
+/** Protocol 1's grids (notebooks 02, 03, 05). */
+export const FINDINGS_GRIDS = { gmtVsSft: '02_gmt_vs_sft.json', maskRatio: '03_mask_ratio.json', insideMask: '05_inside_the_mask.json' } as const;
+
+/** Protocol 2's grids, the protocol the pilot chose (figures/PROTOCOL.md; `gmt-lab protocol --grids` writes them). */
+export const PROTOCOL2_GRID_FILES = { gmtVsSft: 'p2_gmt_vs_sft.json', maskRatio: 'p2_mask_ratio.json' } as const;
+
+/** Notebook 06's grid: the gradient-mask ablations (on a GPU where there is one, else on the CPU engine). */
+export const ABLATIONS_GRID = '06_gpu_ablations.json';
