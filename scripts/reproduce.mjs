@@ -99,14 +99,14 @@ const paths = gmt.findingsPaths(options.mode);
 // Protocol 1's grids (notebooks 02, 03, 05), then protocol 2's (the pilot's choice: claims 1, 1b,
 // 2 and forgetting on the native engine), then notebook 06's ablations where they run on the CPU
 // engine (no GPU here); on a GPU notebook 06 sweeps them itself, on that device.
-// Protocol 2's grids are swept only once the pilot has chosen (figures/PROTOCOL.md); until then
-// they are provisional.
-const pilot = await gmt.pilotFigures(options.mode);
-if (!pilot.chosen) console.log(`reproduce: protocol 2's grids wait for the pilot's choice (${pilot.runs} pilot runs so far; figures/PROTOCOL.md)`);
+// Protocol 2's grids are swept only once the pilot has chosen (figures/PROTOCOL.md) and the grid
+// files are the ones `gmt-lab protocol --grids` writes from that choice.
+const p2 = await gmt.protocolTwoReady(options.mode);
+if (!p2.ready) console.log(`reproduce: protocol 2's grids are not swept: ${p2.reason}`);
 const ablations = await gmt.gpuAblationPlan(options.mode);
 const gridFiles = [
   ...Object.values(gmt.FINDINGS_GRIDS).sort(),
-  ...(pilot.chosen ? Object.values(gmt.PROTOCOL2_GRIDS) : []),
+  ...(p2.ready ? Object.values(gmt.PROTOCOL2_GRIDS) : []),
   ...(ablations.backend === 'webgpu' ? [] : [gmt.ABLATIONS_GRID]),
 ].map((f) => path.join(paths.gridsDir, f));
 delete process.env.GMT_BACKEND; // the plan sets it for a GPU; the other sweeps and the re-check run on the host

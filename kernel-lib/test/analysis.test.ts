@@ -318,5 +318,15 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.equal(noisy.candidate.evaluation, 'averaged');
   assert.equal(averaged.gmtVsSft.base.ema, 0.98, 'an averaged candidate keeps its moving average');
   assert.throws(() => protocolTwoGrids(figs(undefined)), /not chosen yet/);
+  // Sweeps and reads wait until the grid files are exactly what the choice gives.
+  const { protocolTwoReadyFor } = await import('../src/findings/protocol');
+  const { resolveGrid } = await import('../src/sweep/grid');
+  const roundTrip = (x: unknown) => resolveGrid(JSON.parse(JSON.stringify(x)));
+  assert.match(protocolTwoReadyFor(figs(undefined), {}).reason, /not chosen yet/);
+  assert.equal(protocolTwoReadyFor(figs(rawChoice), { gmtVsSft: roundTrip(g.gmtVsSft), maskRatio: roundTrip(g.maskRatio) }).ready, true);
+  const stale = protocolTwoReadyFor(figs(rawChoice), { gmtVsSft: roundTrip({ ...g.gmtVsSft, seeds: { count: 10 } }), maskRatio: roundTrip(g.maskRatio) });
+  assert.equal(stale.ready, false);
+  assert.match(stale.reason, /p2_gmt_vs_sft\.json is not the grid the pilot's choice \(A\) gives: run `gmt-lab protocol --grids`/);
+  assert.equal(protocolTwoReadyFor(figs(rawChoice), { gmtVsSft: roundTrip(g.gmtVsSft) }).ready, false, 'a missing file is not ready');
   assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
 });

@@ -11,7 +11,7 @@ import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotComplete, 
 import { meanCI } from '../analysis/stats';
 import { claim1 } from '../analysis/claims';
 import { gridResults } from './grid-results';
-import { loadGrid, resolveGrid, type SweepGrid, type TaskAxis } from '../sweep/grid';
+import { canonicalJson, loadGrid, resolveGrid, type SweepGrid, type TaskAxis } from '../sweep/grid';
 import { planSweep } from '../sweep/runner';
 import { ResultStore, type RunRecord } from '../sweep/store';
 import { writeFileAtomic } from '../util/fsx';
@@ -252,11 +252,39 @@ export function protocolTwoGrids(figures: PilotFigures, previous: Partial<Record
   return { gmtVsSft, maskRatio };
 }
 
-/** Writes protocol 2's grid files (notebooks/grids/p2_*.json) from the pilot's choice; returns their paths. */
-export async function writeProtocolTwoGrids(mode: RunMode = runMode()): Promise<string[]> {
+function protocolTwoFiles(mode: RunMode): { files: Record<'gmtVsSft' | 'maskRatio', string>; previous: Partial<Record<'gmtVsSft' | 'maskRatio', SweepGrid>> } {
   const paths = findingsPaths(mode);
   const files = { gmtVsSft: path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.gmtVsSft), maskRatio: path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.maskRatio) };
   const previous = Object.fromEntries(Object.entries(files).filter(([, f]) => existsSync(f)).map(([k, f]) => [k, resolveGrid(JSON.parse(readFileSync(f, 'utf8')), f)]));
+  return { files, previous };
+}
+
+/**
+ * Whether protocol 2's grids may be swept and read: the pilot has chosen and the grid files are
+ * what `gmt-lab protocol --grids` writes from that choice (a provisional or stale grid is never
+ * swept). `reason` says why not, or which candidate.
+ */
+export async function protocolTwoReady(mode: RunMode = runMode()): Promise<{ ready: boolean; reason: string }> {
+  const { previous } = protocolTwoFiles(mode);
+  return protocolTwoReadyFor(await pilotFigures(mode), previous);
+}
+
+/** {@link protocolTwoReady} on given pilot figures and grid files (`previous`: the files as they are). */
+export function protocolTwoReadyFor(figures: PilotFigures, previous: Partial<Record<'gmtVsSft' | 'maskRatio', SweepGrid>>): { ready: boolean; reason: string } {
+  if (!figures.chosen) return { ready: false, reason: `the pilot has not chosen yet (${figures.runs} pilot runs; figures/PROTOCOL.md)` };
+  const want = protocolTwoGrids(figures, previous);
+  for (const k of ['gmtVsSft', 'maskRatio'] as const) {
+    const have = previous[k];
+    if (!have || canonicalJson(withoutDefaults(have)) !== canonicalJson(withoutDefaults(want[k]))) {
+      return { ready: false, reason: `${PROTOCOL2_GRID_FILES[k]} is not the grid the pilot's choice (${figures.chosen.candidate.id}) gives: run \`gmt-lab protocol --grids\` and commit it` };
+    }
+  }
+  return { ready: true, reason: `the pilot chose ${figures.chosen.candidate.id} (${figures.chosen.candidate.name})` };
+}
+
+/** Writes protocol 2's grid files (notebooks/grids/p2_*.json) from the pilot's choice; returns their paths. */
+export async function writeProtocolTwoGrids(mode: RunMode = runMode()): Promise<string[]> {
+  const { files, previous } = protocolTwoFiles(mode);
   const grids = protocolTwoGrids(await pilotFigures(mode), previous);
   for (const [k, f] of Object.entries(files)) writeFileAtomic(f, `${JSON.stringify(withoutDefaults(grids[k as keyof typeof grids]), null, 2)}\n`);
   return Object.values(files);

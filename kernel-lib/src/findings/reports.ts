@@ -9,7 +9,6 @@
  * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark, with the
  *   PNG of the figure behind each claim (`claimFigures`).
  */
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
 import { claim1, claim1b, claim2, claim3, claimsMarkdown, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims } from '../analysis/claims';
@@ -25,7 +24,7 @@ import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import { gridResults } from './grid-results';
 import { FINDINGS_GRIDS, PROTOCOL2_GRID_FILES } from './grid-files';
-import { pilotFigures } from './protocol';
+import { protocolTwoReady } from './protocol';
 import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
 
@@ -208,11 +207,11 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
   const paths = findingsPaths(mode);
   const protocols: ProtocolClaims[] = [];
   const missing: string[] = [];
-  const pilot = await pilotFigures(mode);
+  const p2Ready = await protocolTwoReady(mode);
   const p2Notes: string[] = [];
-  if (!pilot.chosen) {
-    p2Notes.push(`Protocol 2's confirmatory runs wait for the pilot's choice ([PROTOCOL.md](PROTOCOL.md); ${pilot.runs} pilot runs in its store so far): until then its grids are provisional and nothing here reads them.`);
-  } else if (Object.values(PROTOCOL2_GRIDS).every((f) => existsSync(path.join(paths.gridsDir, f)))) {
+  if (!p2Ready.ready) {
+    p2Notes.push(`Protocol 2's confirmatory runs wait: ${p2Ready.reason}. Until then its grids are provisional and nothing here reads them ([PROTOCOL.md](PROTOCOL.md)).`);
+  } else {
     const p2 = await protocolClaims(paths, mode, PROTOCOL2_GRIDS, 'native');
     missing.push(...p2.missing);
     const notes = [
