@@ -329,4 +329,9 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.match(stale.reason, /p2_gmt_vs_sft\.json is not the grid the pilot's choice \(A\) gives: run `gmt-lab protocol --grids`/);
   assert.equal(protocolTwoReadyFor(figs(rawChoice), { gmtVsSft: roundTrip(g.gmtVsSft) }).ready, false, 'a missing file is not ready');
   assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
+  // One pair per task gives no SD, so no seed count: a dash, not the floor of 2 seeds.
+  const one = pilotStats(cand('O', 'a', 'raw'), records.filter((r) => r.config.seed === 0));
+  const row = pilotCandidateRows([one])[0]!;
+  assert.equal(row.seedsClaim1, 'code —, math —');
+  assert.equal(row.seedsClaim2, 'code —, math —');
 });

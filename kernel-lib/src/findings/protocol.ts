@@ -58,6 +58,10 @@ async function protocolOneClaim1(store: string, gridFile: string, mode: RunMode)
   });
 }
 
+/** Seeds per task, or — where the task has fewer than 2 pairs (no SD, so no seed count). */
+function seedCells(s: PilotCandidateStats, seeds: Record<string, number>): string {
+  return Object.entries(seeds).map(([t, n]) => `${t} ${Number.isFinite(s.tasks.find((x) => x.task === t)?.diffSd) ? n : '—'}`).join(', ');
+}
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '—');
 
@@ -157,7 +161,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     }
     out.push('', '| candidate | converged on both tasks | cost Σ SD² × min | the same with the 10th-percentile minutes | seeds for claim 1 (±1.5, 95%) | seeds for claim 2 (±2, 90%) |', '|---|---|---|---|---|---|');
     for (const s of stats) {
-      out.push(`| ${s.candidate.id} ${s.candidate.name} | ${s.converged ? 'yes' : 'no'} | ${f1(s.cost)} | ${f1(s.costQuiet)} | ${Object.entries(s.seedsClaim1).map(([t, n]) => `${t} ${n}`).join(', ')} | ${Object.entries(s.seedsClaim2).map(([t, n]) => `${t} ${n}`).join(', ')} |`);
+      out.push(`| ${s.candidate.id} ${s.candidate.name} | ${s.converged ? 'yes' : 'no'} | ${f1(s.cost)} | ${f1(s.costQuiet)} | ${seedCells(s, s.seedsClaim1)} | ${seedCells(s, s.seedsClaim2)} |`);
     }
     out.push('');
     out.push('## Choice', '');
@@ -198,8 +202,8 @@ export function pilotTaskRows(stats: readonly PilotCandidateStats[]): Record<str
 export function pilotCandidateRows(stats: readonly PilotCandidateStats[], chosen?: PilotCandidateStats): Record<string, unknown>[] {
   return stats.filter((s) => s.tasks.length > 0).map((s) => ({
     candidate: `${s.candidate.id} ${s.candidate.name}`, converged: s.converged, cost: s.cost, costQuiet: s.costQuiet,
-    seedsClaim1: Object.entries(s.seedsClaim1).map(([t, n]) => `${t} ${n}`).join(', '),
-    seedsClaim2: Object.entries(s.seedsClaim2).map(([t, n]) => `${t} ${n}`).join(', '),
+    seedsClaim1: seedCells(s, s.seedsClaim1),
+    seedsClaim2: seedCells(s, s.seedsClaim2),
     chosen: chosen?.candidate.id === s.candidate.id,
   }));
 }
