@@ -329,6 +329,19 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.match(stale.reason, /p2_gmt_vs_sft\.json is not the grid the pilot's choice \(A\) gives: run `gmt-lab protocol --grids`/);
   assert.equal(protocolTwoReadyFor(figs(rawChoice), { gmtVsSft: roundTrip(g.gmtVsSft) }).ready, false, 'a missing file is not ready');
   assert.deepEqual(pilotCandidateRows([a, b], a).map((r) => [r.candidate, r.chosen]), [['A A', true], ['B B', false]]);
+  // A second, faster machine: minutes come from the first machine's runs where a task has any,
+  // the later machine's are reported beside them (and all runs count where the first has none).
+  const dated = (r: RunRecord, date: string, ms: number) => ({ ...r, provenance: { date }, timings: { totalMs: ms } }) as unknown as RunRecord;
+  const moved = records.filter((r) => r.grid === 'a').map((r) => (r.config.seed < 2 ? dated(r, '2026-12-06T20:00:00Z', 180000) : dated(r, '2026-12-07T01:00:00Z', 120000)));
+  const m = pilotStats(cand('M', 'a', 'raw'), moved);
+  for (const t of m.tasks) {
+    assert.deepEqual([t.minutesPerRun, t.timedRuns, t.laterMachineRuns, t.minutesLaterMachine], [3, 4, 12, 2]);
+  }
+  assert.ok(close(m.cost, 3 * m.tasks.reduce((x, t) => x + t.diffSd ** 2, 0), 1e-9));
+  assert.ok(close(m.costLaterMachine, 2 * m.tasks.reduce((x, t) => x + t.diffSd ** 2, 0), 1e-9));
+  const allLater = pilotStats(cand('L', 'a', 'raw'), moved.map((r) => dated(r, '2026-12-07T02:00:00Z', 120000)));
+  assert.deepEqual([allLater.tasks[0]!.minutesPerRun, allLater.tasks[0]!.timedRuns], [2, 16], 'no run on the first machine: all runs count');
+  assert.ok(close(a.costLaterMachine, a.cost, 1e-9), 'undated runs are the first machine\'s');
   // One pair per task gives no SD, so no seed count: a dash, not the floor of 2 seeds.
   const one = pilotStats(cand('O', 'a', 'raw'), records.filter((r) => r.config.seed === 0));
   const row = pilotCandidateRows([one])[0]!;

@@ -26,6 +26,12 @@
  *   Claim 2 takes the seeds for ±2 points (90%) at k = 0.1–0.5, at most 10, and 5 at k = 0.7 and
  *   0.9; notebook 06 keeps its 5 seeds per cell. What exceeds 3 h is run over several sittings
  *   and reported as over the budget.
+ * - **One machine's minutes** (added 2026-12-07, before candidate D's seeds 1002–1007 were read
+ *   and before the choice): the pilot moved to a second machine partway through D, about 1.6×
+ *   faster (D's runs: 3.1–3.6 min on the first, 2.0–2.3 on the second). Every other candidate was
+ *   timed on the first, so a candidate's minutes per run come from its runs dated before
+ *   `firstMachineUntil` where it has any on the task (all its runs otherwise); the later runs'
+ *   minutes are reported beside them, with the choice they would give.
  */
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from './stats';
@@ -47,6 +53,7 @@ export const PILOT_RULES = Object.freeze({
   claim2MaxSeeds: 10,
   claim2HighRatioSeeds: 5,
   jobs: 2,
+  firstMachineUntil: '2026-12-07T00:00:00Z',
 });
 
 /** Which weights a candidate evaluates: the trained ones, or their moving average (`ema`). */
@@ -86,6 +93,14 @@ export interface PilotTaskStats {
    * machine slowed more of some candidates' runs than of others'.
    */
   minutesQuiet: number;
+  /**
+   * Median wall time of the runs on a later machine, in minutes (NaN when none): shown beside the
+   * rule's minutes (which come from the first machine; see `firstMachineUntil`), never used by it.
+   */
+  minutesLaterMachine: number;
+  /** How many of the task's runs the minutes come from, and how many ran on a later machine. */
+  timedRuns: number;
+  laterMachineRuns: number;
 }
 
 /** A candidate's figures, its cost and the seeds it would need. */
@@ -97,6 +112,8 @@ export interface PilotCandidateStats {
   cost: number;
   /** The same with {@link PilotTaskStats.minutesQuiet}: the sensitivity of the choice to the machine's load. */
   costQuiet: number;
+  /** The same with the later machine's minutes where a task has runs there (else the rule's). */
+  costLaterMachine: number;
   seedsClaim1: Record<string, number>;
   seedsClaim2: Record<string, number>;
 }
@@ -141,6 +158,12 @@ export function seedsFor(sd: number, h: number, level: number): number {
   return n;
 }
 
+/** Whether a run was made after the pilot's first machine (see `firstMachineUntil`); undated runs count as the first's. */
+function onLaterMachine(r: RunRecord): boolean {
+  const date = r.provenance?.date;
+  return typeof date === 'string' && Date.parse(date) >= Date.parse(PILOT_RULES.firstMachineUntil);
+}
+
 /** The candidate's figures from the pilot store's records of its grid (done runs). */
 export function pilotStats(candidate: PilotCandidate, records: readonly RunRecord[]): PilotCandidateStats {
   const runs = records.filter((r) => r.grid === candidate.grid && r.status === 'done');
@@ -163,7 +186,11 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
     };
     const falls = [...sft.values()].map((v) => lateFall(v.record, PILOT_RULES.convergenceWindow)).filter((x): x is number => x !== null);
     const sftLateFall = falls.length ? falls.reduce((a, b) => a + b, 0) / falls.length : NaN;
-    const minutes = inTask.map((r) => (r.timings?.totalMs ?? NaN) / 60000).filter(Number.isFinite);
+    const minutesOf = (rs: readonly RunRecord[]) => rs.map((r) => (r.timings?.totalMs ?? NaN) / 60000).filter(Number.isFinite);
+    const later = inTask.filter((r) => onLaterMachine(r));
+    const first = inTask.filter((r) => !onLaterMachine(r));
+    const timed = first.length ? first : inTask;
+    const minutes = minutesOf(timed);
     return {
       task, pairs: seeds.length,
       sftMean: meanCI([...sft.values()].map((v) => v.acc)).mean, gmtMean: meanCI([...gmt.values()].map((v) => v.acc)).mean,
@@ -172,16 +199,20 @@ export function pilotStats(candidate: PilotCandidate, records: readonly RunRecor
       sftLateFall, converged: Number.isFinite(sftLateFall) && sftLateFall < PILOT_RULES.convergedFallFraction,
       minutesPerRun: minutes.length ? median(minutes) : NaN,
       minutesQuiet: quantile(minutes, 0.1),
+      minutesLaterMachine: later.length ? median(minutesOf(later)) : NaN,
+      timedRuns: timed.length, laterMachineRuns: later.length,
     };
   });
   const cost = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesPerRun, 0);
   const costQuiet = stats.reduce((a, t) => a + t.diffSd ** 2 * t.minutesQuiet, 0);
+  const costLaterMachine = stats.reduce((a, t) => a + t.diffSd ** 2 * (Number.isFinite(t.minutesLaterMachine) ? t.minutesLaterMachine : t.minutesPerRun), 0);
   return {
     candidate,
     tasks: stats,
     converged: stats.length > 0 && stats.every((t) => t.converged),
     cost: stats.length ? cost : NaN,
     costQuiet: stats.length ? costQuiet : NaN,
+    costLaterMachine: stats.length ? costLaterMachine : NaN,
     seedsClaim1: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim1HalfWidth, 0.95)])),
     seedsClaim2: Object.fromEntries(stats.map((t) => [t.task, seedsFor(t.diffSd, PILOT_RULES.claim2HalfWidth, 0.9)])),
   };

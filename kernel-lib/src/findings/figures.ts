@@ -325,8 +325,8 @@ export function pilotSeedsFigure(stats: readonly PilotCandidateStats[], opts: { 
 
 /**
  * The pilot's choice: each candidate's cost, Σ over tasks of SD² × minutes per run, with the
- * rule's median minutes and with the 10th-percentile minutes (a run on a machine doing nothing
- * else). The rule picks the lowest among candidates whose SFT converged on both tasks.
+ * rule's median minutes, with the 10th-percentile minutes (a run on a machine doing nothing
+ * else) and, where the pilot ran on a second machine, with that machine's minutes. The rule picks the lowest among candidates whose SFT converged on both tasks.
  */
 export function pilotCostFigure(stats: readonly PilotCandidateStats[], opts: { title: string }): PlotlyFigure {
   const withData = stats.filter((s) => Number.isFinite(s.cost));
@@ -337,6 +337,9 @@ export function pilotCostFigure(stats: readonly PilotCandidateStats[], opts: { t
     series: [
       { name: 'median minutes per run (the rule)', colorKey: 'gmt', values: withData.map((s) => s.cost) },
       { name: '10th-percentile minutes', colorKey: 'sift', values: withData.map((s) => s.costQuiet) },
+      ...(withData.some((s) => s.tasks.some((t) => t.laterMachineRuns > 0))
+        ? [{ name: 'later machine\'s minutes where it has runs', colorKey: 'hft', values: withData.map((s) => s.costLaterMachine) }]
+        : []),
     ],
     title: opts.title, yTitle: 'Σ SD² × minutes per run', legend: 'top',
   });

@@ -131,6 +131,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     `- **Seeds** the choice implies, per task: the smallest n with t(0.975, n−1)·SD/√n ≤ ${PILOT_RULES.claim1HalfWidth} points (claim 1, 95% CI), and with t(0.95, n−1)·SD/√n ≤ ${PILOT_RULES.claim2HalfWidth} points (claim 2, 90% CI; the GMT − SFT SD stands in for the SD of acc(k) − acc(0.3), which the pilot does not measure).`,
     `- **Seeds under the budget** (added 2026-12-06, before any candidate but A had a run and before the choice): full mode of protocol 2 and notebook 06 should fit ${PILOT_RULES.budgetMinutes / 60} h of this machine (${PILOT_RULES.jobs} runs at a time, at the chosen candidate's minutes per run). Claim 1 (whose runs also give 1b and forgetting) takes the seeds for ±${PILOT_RULES.claim1HalfWidth} points when those runs fit ${PILOT_RULES.claim1BudgetMinutes / 60} h, otherwise the seeds for ±${PILOT_RULES.claim1FloorHalfWidth}, the least precision worth running, whatever they cost; claim 2 the seeds for ±${PILOT_RULES.claim2HalfWidth} points (90%) at k = 0.1–0.5, at most ${PILOT_RULES.claim2MaxSeeds}, and ${PILOT_RULES.claim2HighRatioSeeds} at k = 0.7 and 0.9; notebook 06 keeps its 5 seeds per cell. What exceeds the budget runs over several sittings and is reported as over it.`,
     '- Reported beside the rule, not used by it: each candidate\'s 10th-percentile wall time and the cost with it, because other work on the machine (a test suite, a reproduce) slowed more of some candidates\' runs than of others\', and whether the choice would change with it.',
+    `- **One machine's minutes** (added 2026-12-07, before candidate D's seeds 1002–1007 were read and before the choice): the pilot moved to a second machine partway through D, about 1.6× faster (D's runs took 3.1–3.6 min on the first and 2.0–2.3 on the second). Every other candidate was timed on the first, so a candidate's minutes per run come from its runs made before ${PILOT_RULES.firstMachineUntil.slice(0, 10)} (the first machine) where it has any on the task, from all its runs otherwise. The later machine's minutes, the cost with them and the choice they would give are reported beside the rule.`,
     '- Candidates with averaged weights share the runs of their protocol (every pilot run keeps both the raw and the averaged weights\' figures); their minutes per run are those shared runs\'.', '');
   out.push('## Candidates', '', '| id | candidate | what changes | grid |', '|---|---|---|---|');
   for (const c of PILOT_CANDIDATES) out.push(`| ${c.id} | ${c.name} | ${c.description} | \`notebooks/grids/${c.grid}.json\` |`);
@@ -153,25 +154,29 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
   out.push('## Pilot', '');
   if (stats.every((s) => s.tasks.length === 0)) out.push('_Not run yet: the table, the choice and the seed counts appear here once the pilot grids are in the store._', '');
   else {
-    out.push('| candidate | task | pairs | SFT mean | GMT mean | GMT − SFT mean | paired SD | failed seeds SFT / GMT | SFT late fall | converged | min/run | min/run, 10th pct |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push('| candidate | task | pairs | SFT mean | GMT mean | GMT − SFT mean | paired SD | failed seeds SFT / GMT | SFT late fall | converged | min/run | min/run, 10th pct | runs timed · on the later machine | min/run, later machine |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const s of stats) {
       for (const t of s.tasks) {
-        out.push(`| ${s.candidate.id} ${s.candidate.name} | ${t.task} | ${t.pairs} | ${f1(t.sftMean)} | ${f1(t.gmtMean)} | ${t.diffMean >= 0 ? '+' : ''}${f1(t.diffMean)} | ${f2(t.diffSd)} | ${t.failed.sft[0]}/${t.failed.sft[1]} · ${t.failed.gmt[0]}/${t.failed.gmt[1]} | ${Number.isFinite(t.sftLateFall) ? `${(100 * t.sftLateFall).toFixed(2)}%` : '—'} | ${t.converged ? 'yes' : 'no'} | ${f2(t.minutesPerRun)} | ${f2(t.minutesQuiet)} |`);
+        out.push(`| ${s.candidate.id} ${s.candidate.name} | ${t.task} | ${t.pairs} | ${f1(t.sftMean)} | ${f1(t.gmtMean)} | ${t.diffMean >= 0 ? '+' : ''}${f1(t.diffMean)} | ${f2(t.diffSd)} | ${t.failed.sft[0]}/${t.failed.sft[1]} · ${t.failed.gmt[0]}/${t.failed.gmt[1]} | ${Number.isFinite(t.sftLateFall) ? `${(100 * t.sftLateFall).toFixed(2)}%` : '—'} | ${t.converged ? 'yes' : 'no'} | ${f2(t.minutesPerRun)} | ${f2(t.minutesQuiet)} | ${t.timedRuns} · ${t.laterMachineRuns} | ${f2(t.minutesLaterMachine)} |`);
       }
     }
-    out.push('', '| candidate | converged on both tasks | cost Σ SD² × min | the same with the 10th-percentile minutes | seeds for claim 1 (±1.5, 95%) | seeds for claim 2 (±2, 90%) |', '|---|---|---|---|---|---|');
+    out.push('', '| candidate | converged on both tasks | cost Σ SD² × min | the same with the 10th-percentile minutes | the same with the later machine\'s minutes | seeds for claim 1 (±1.5, 95%) | seeds for claim 2 (±2, 90%) |', '|---|---|---|---|---|---|---|');
     for (const s of stats) {
-      out.push(`| ${s.candidate.id} ${s.candidate.name} | ${s.converged ? 'yes' : 'no'} | ${f1(s.cost)} | ${f1(s.costQuiet)} | ${seedCells(s, s.seedsClaim1)} | ${seedCells(s, s.seedsClaim2)} |`);
+      out.push(`| ${s.candidate.id} ${s.candidate.name} | ${s.converged ? 'yes' : 'no'} | ${f1(s.cost)} | ${f1(s.costQuiet)} | ${f1(s.costLaterMachine)} | ${seedCells(s, s.seedsClaim1)} | ${seedCells(s, s.seedsClaim2)} |`);
     }
     out.push('');
     out.push('## Choice', '');
     if (!chosen) out.push(pilotComplete(stats) ? '_No candidate qualifies: none has SFT converged on both tasks._' : `_No choice yet: the rule waits until every candidate has ≥ ${PILOT_RULES.minSeeds} pairs on each task._`, '');
     else {
       const quiet = choosePilot(stats.map((x) => ({ ...x, cost: x.costQuiet })));
+      const later = choosePilot(stats.map((x) => ({ ...x, cost: x.costLaterMachine })));
       out.push(`**${chosen.candidate.id}: ${chosen.candidate.name}** — ${chosen.candidate.description}.`, '',
         quiet?.candidate.id === chosen.candidate.id
           ? 'With the 10th-percentile minutes in place of the median (a run\'s time on a machine doing nothing else; the rule uses the median), the choice is the same.'
           : `With the 10th-percentile minutes in place of the median (a run's time on a machine doing nothing else) the cheapest would be ${quiet ? `${quiet.candidate.id} (${quiet.candidate.name})` : 'none'}; the rule, written before the runs, uses the median, and the choice above follows it.`, '',
+        later?.candidate.id === chosen.candidate.id
+          ? 'With the later machine\'s minutes wherever a candidate has runs there (the rule uses the first machine\'s), the choice is the same.'
+          : `With the later machine's minutes wherever a candidate has runs there, the cheapest would be ${later ? `${later.candidate.id} (${later.candidate.name})` : 'none'}; the rule compares minutes on one machine, and the choice above follows it.`, '',
         `Seeds it implies: claim 1 ${Object.entries(chosen.seedsClaim1).map(([t, n]) => `${n} on ${t}`).join(', ')} (per method); claim 2 ${Object.entries(chosen.seedsClaim2).map(([t, n]) => `${n} on ${t}`).join(', ')} (per k and scope).`, '');
       const plan = mainRunPlan(chosen);
       const per = (r: Record<string, number>, f: (n: number) => string): string => Object.entries(r).map(([t, n]) => `${f(n)} on ${t}`).join(', ');
@@ -195,13 +200,14 @@ export function pilotTaskRows(stats: readonly PilotCandidateStats[]): Record<str
     sftMean: t.sftMean, gmtMean: t.gmtMean, diffMean: t.diffMean, diffSd: t.diffSd,
     failedSft: `${t.failed.sft[0]}/${t.failed.sft[1]}`, failedGmt: `${t.failed.gmt[0]}/${t.failed.gmt[1]}`,
     sftLateFallPct: 100 * t.sftLateFall, converged: t.converged, minutesPerRun: t.minutesPerRun, minutesQuiet: t.minutesQuiet,
+    laterMachineRuns: t.laterMachineRuns, minutesLaterMachine: t.minutesLaterMachine,
   })));
 }
 
 /** The pilot's per-candidate cost and the seeds it implies, as table rows (PROTOCOL.md's second table). */
 export function pilotCandidateRows(stats: readonly PilotCandidateStats[], chosen?: PilotCandidateStats): Record<string, unknown>[] {
   return stats.filter((s) => s.tasks.length > 0).map((s) => ({
-    candidate: `${s.candidate.id} ${s.candidate.name}`, converged: s.converged, cost: s.cost, costQuiet: s.costQuiet,
+    candidate: `${s.candidate.id} ${s.candidate.name}`, converged: s.converged, cost: s.cost, costQuiet: s.costQuiet, costLaterMachine: s.costLaterMachine,
     seedsClaim1: seedCells(s, s.seedsClaim1),
     seedsClaim2: seedCells(s, s.seedsClaim2),
     chosen: chosen?.candidate.id === s.candidate.id,
