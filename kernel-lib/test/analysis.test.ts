@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { equivalenceTest, holm, meanCI, pairedTest } from '../src/analysis/stats';
 import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type ResultRow } from '../src/analysis/results';
-import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown } from '../src/analysis/claims';
+import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown, interimVerdict } from '../src/analysis/claims';
 import { ablationTableRows, answerAblations } from '../src/analysis/ablations';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
 import { seedsForHalfWidth, comparisonReport } from '../src/findings/reports';
@@ -115,6 +115,15 @@ test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', 
   assert.ok(md.indexOf('## Protocol 2: newer') < md.indexOf('## Protocol 1: older'));
   assert.match(md, /### Protocol 2 · Claim 1: GMT beats vanilla fine-tuning[\s\S]*### Protocol 2 · Claim 1b[\s\S]*\| math \|.*\*\*reproduced\*\* \|[\s\S]*## Protocol 1: older\n[\s\S]*### Claim 1: GMT beats/);
   assert.equal(md.match(/\| code \|.*\*\*inconclusive\*\* \|/g)?.length, 1, 'code only under protocol 1');
+  // While planned runs are missing, the protocol's verdicts are shown as interim, never as its own.
+  const interim = claimsMarkdown({
+    protocols: [{ title: 'Protocol 2: partial', prefix: 'Protocol 2 · ', claim1: [math!], claim1b: b, claim2: [c2], claim3: [], provenance: none, interim: 'The store lacks 3 runs.' }],
+  });
+  assert.match(interim, /> \*\*Interim, not verdicts\.\*\* The store lacks 3 runs\./);
+  assert.doesNotMatch(interim, /\*\*reproduced\*\*/);
+  assert.equal(interim.match(/\*interim: reproduced\*/g)?.length, 3, 'claims 1, 1b and 2');
+  assert.equal(interimVerdict('reproduced', 2), 'interim: reproduced');
+  assert.equal(interimVerdict('reproduced', 0), 'reproduced');
 });
 
 function record(seed: number, method: string, acc: number): RunRecord {

@@ -216,7 +216,6 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
     missing.push(...p2.missing);
     const notes = [
       ...(p2.bench ? [benchNote(p2.bench)] : []),
-      ...(p2.lacking.length ? [`The store lacks ${p2.lacking.join(' and ')}; the verdicts above use the runs it has, and the sweeps resume where they stopped.`] : []),
     ];
     protocols.push({
       ...p2.claims,
@@ -224,6 +223,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
       prefix: 'Protocol 2 · ',
       intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.`],
       notes,
+      ...(p2.lacking.length ? { interim: `The store lacks ${p2.lacking.join(' and ')}. The figures below use the runs it has; a verdict is the protocol's only once every planned run is in, and the planned seeds are run whatever these interim figures say. The sweeps resume where they stopped.` } : {}),
     });
   }
   const p1 = await protocolClaims(paths, mode, { gmtVsSft: FINDINGS_GRIDS.gmtVsSft, maskRatio: FINDINGS_GRIDS.maskRatio }, 'wasm');
