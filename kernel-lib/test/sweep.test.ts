@@ -312,3 +312,14 @@ test('kill -9 of a sweep (parent and workers) mid-way loses no finished run and 
   assert.equal(done.length, 8, 'every run of the grid is done');
   assert.equal(new Set(done.map((r) => r.key)).size, 8, 'and none twice');
 });
+
+test('notebook 06\'s grid has protocol 2\'s base, so its SFT cell is protocol 2\'s runs', () => {
+  const load = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(repoRoot, 'notebooks', 'grids', f), 'utf8'));
+  const ablations = expandGrid(load('06_gpu_ablations.json'), ctx, 'full');
+  const claim2 = new Set(expandGrid(load('p2_mask_ratio.json'), ctx, 'full').map((r) => r.key));
+  const shared = ablations.filter((r) => claim2.has(r.key));
+  // SFT on seeds 0–4 of math. (GMT's cells are not shared: notebook 06 names signal and
+  // maskUpdate, protocol 2 leaves them at their defaults, and the options as written are part of a key.)
+  assert.equal(shared.length, 5, shared.map((r) => r.label).join('\n'));
+  assert.ok(shared.every((r) => r.config.method === 'sft' && r.config.task === 'math' && r.config.seed < 5));
+});
