@@ -264,6 +264,10 @@ export interface MainRunPlan {
   claim1HalfWidth: Record<string, number>;
   /** Whether claim 1 fell back from ±1.5 to ±2.5 because ±1.5 would not fit its share of the budget. */
   claim1Fallback: boolean;
+  /** What claim 1 at ±1.5 would take: its runs, and their minutes (two at a time) at `minutesPerRun`. */
+  claim1Precise: { runs: number; minutes: number };
+  /** The minutes per run the plan uses: the slower task's. */
+  minutesPerRun: number;
   /** Seeds per task at each k in 0.1–0.5 and scope for claim 2; at 0.7 and 0.9 `claim2HighRatioSeeds`. */
   claim2Seeds: Record<string, number>;
   /** Predicted 90% half-width at those seeds (points). */
@@ -293,7 +297,8 @@ export function mainRunPlan(chosen: PilotCandidateStats, ablationRuns = 200): Ma
   const at = (h: number): Record<string, number> => Object.fromEntries(chosen.tasks.map((t) => [t.task, seedsFor(t.diffSd, h, 0.95)]));
   let claim1Seeds = at(R.claim1HalfWidth);
   const claim1Runs = (seeds: Record<string, number>): number => Object.values(seeds).reduce((a, n) => a + 2 * n, 0);
-  const claim1Fallback = wall(claim1Runs(claim1Seeds)) > R.claim1BudgetMinutes;
+  const claim1Precise = { runs: claim1Runs(claim1Seeds), minutes: wall(claim1Runs(claim1Seeds)) };
+  const claim1Fallback = claim1Precise.minutes > R.claim1BudgetMinutes;
   if (claim1Fallback) claim1Seeds = at(R.claim1FloorHalfWidth);
   const claim2Seeds = Object.fromEntries(chosen.tasks.map((t) => [t.task, Math.min(R.claim2MaxSeeds, seedsFor(t.diffSd, R.claim2HalfWidth, 0.9))]));
   const claim2Runs = Object.values(claim2Seeds).reduce((a, n) => a + (2 * 4 + 1) * n + 2 * 2 * R.claim2HighRatioSeeds, 0);
@@ -304,6 +309,8 @@ export function mainRunPlan(chosen: PilotCandidateStats, ablationRuns = 200): Ma
     claim1Seeds,
     claim1HalfWidth: Object.fromEntries(chosen.tasks.map((t) => [t.task, halfWidth(t.diffSd, claim1Seeds[t.task]!, 0.95)])),
     claim1Fallback,
+    claim1Precise,
+    minutesPerRun,
     claim2Seeds,
     claim2HalfWidth: Object.fromEntries(chosen.tasks.map((t) => [t.task, halfWidth(t.diffSd, claim2Seeds[t.task]!, 0.9)])),
     runs, minutes, overBudget: minutes.total > R.budgetMinutes,
