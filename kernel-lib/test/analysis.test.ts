@@ -117,11 +117,18 @@ test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', 
   assert.equal(md.match(/\| code \|.*\*\*inconclusive\*\* \|/g)?.length, 1, 'code only under protocol 1');
   // While planned runs are missing, the protocol's verdicts are shown as interim, never as its own.
   const interim = claimsMarkdown({
-    protocols: [{ title: 'Protocol 2: partial', prefix: 'Protocol 2 · ', claim1: [math!], claim1b: b, claim2: [c2], claim3: [], provenance: none, interim: 'The store lacks 3 runs.' }],
+    protocols: [{ title: 'Protocol 2: partial', prefix: 'Protocol 2 · ', claim1: [math!], claim1b: b, claim2: [c2], claim3: [], provenance: none, interim: { text: 'The store lacks 3 runs.', claim1: true, claim2: true } }],
   });
   assert.match(interim, /> \*\*Interim, not verdicts\.\*\* The store lacks 3 runs\./);
   assert.doesNotMatch(interim, /\*\*reproduced\*\*/);
   assert.equal(interim.match(/\*interim: reproduced\*/g)?.length, 3, 'claims 1, 1b and 2');
+  // Claim 1's runs all in, claim 2's not: claim 1 and 1b keep their verdicts.
+  const half = claimsMarkdown({
+    protocols: [{ title: 'Protocol 2: partial', prefix: 'Protocol 2 · ', claim1: [math!], claim1b: b, claim2: [c2], claim3: [], provenance: none, interim: { text: 'x', claim1: false, claim2: true } }],
+  });
+  assert.match(half, /> \*\*Interim, not verdicts for claim 2\.\*\* x/);
+  assert.equal(half.match(/\*\*reproduced\*\*/g)?.length, 2, 'claims 1 and 1b');
+  assert.equal(half.match(/\*interim: reproduced\*/g)?.length, 1, 'claim 2');
   assert.equal(interimVerdict('reproduced', 2), 'interim: reproduced');
   assert.equal(interimVerdict('reproduced', 0), 'reproduced');
 });

@@ -284,11 +284,12 @@ export interface ProtocolClaims {
   figures?: Partial<Record<ClaimId, readonly ClaimFigure[]>>;
   notes?: string[];
   /**
-   * Set while the protocol's planned runs are not all in the store: why the figures are interim.
-   * Claims 1, 1b and 2 then show their verdicts as interim, never as the protocol's (the planned
-   * seeds are run whatever an interim look says).
+   * Set while some of the protocol's planned runs are not in the store: why, and which claims'
+   * figures are interim (`claim1`: claims 1 and 1b, from one grid; `claim2`: claim 2, from
+   * another). Those claims show their verdicts as interim, never as the protocol's (the planned
+   * seeds are run whatever an interim look says); a claim whose runs are all in keeps its verdict.
    */
-  interim?: string;
+  interim?: { text: string; claim1: boolean; claim2: boolean };
 }
 
 /**
@@ -318,20 +319,20 @@ function protocolLines(p: ProtocolClaims): string[] {
   });
   const out: string[] = [`## ${p.title}`, ''];
   for (const para of p.intro ?? []) out.push(para, '');
-  if (p.interim) out.push(`> **Interim, not verdicts.** ${p.interim}`, '');
+  if (p.interim) out.push(`> **Interim, not verdicts${p.interim.claim1 && p.interim.claim2 ? '' : ` for claim ${p.interim.claim1 ? '1 and 1b' : '2'}`}.** ${p.interim.text}`, '');
   // Claims 1, 1b and 2 come from the sweeps; claim 3 from its own benchmark.
-  const shown = (v: string): string => (p.interim ? `*interim: ${v}*` : `**${v}**`);
+  const shown = (v: string, claim: 'claim1' | 'claim2'): string => (p.interim?.[claim] ? `*interim: ${v}*` : `**${v}**`);
   out.push(`### ${p.prefix}Claim 1: ${CLAIM_TITLES[1]}`, '');
   out.push('| task | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | bootstrap 95% | p (t) | p (Wilcoxon) | failed seeds SFT · GMT | seeds | verdict |', '|---|---|---|---|---|---|---|---|---|---|');
   for (const c of p.claim1) {
-    out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | [${sgn(c.bootstrap.lo)}, ${sgn(c.bootstrap.hi)}] | ${f3(c.diff.pValue)} | ${f3(c.wilcoxonP)} | ${c.failed.sft[0]}/${c.failed.sft[1]} · ${c.failed.gmt[0]}/${c.failed.gmt[1]} | ${c.diff.n} | ${shown(c.verdict)} |`);
+    out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | [${sgn(c.bootstrap.lo)}, ${sgn(c.bootstrap.hi)}] | ${f3(c.diff.pValue)} | ${f3(c.wilcoxonP)} | ${c.failed.sft[0]}/${c.failed.sft[1]} · ${c.failed.gmt[0]}/${c.failed.gmt[1]} | ${c.diff.n} | ${shown(c.verdict, 'claim1')} |`);
   }
   out.push('', ...figureLines(1), ...provenanceLines(p.provenance.claim1), '');
   if (p.claim1b) {
     out.push(`### ${p.prefix}Claim 1b: GMT fits the task better (test answers' loss)`, '');
     out.push('| task | SFT loss [95% CI] | GMT loss [95% CI] | paired GMT − SFT [95% CI] | relative to SFT | p | seeds | verdict |', '|---|---|---|---|---|---|---|---|');
     for (const c of p.claim1b) {
-      out.push(`| ${c.task} | ${f4(c.sft.mean)} [${f4(c.sft.lo)}, ${f4(c.sft.hi)}] | ${f4(c.gmt.mean)} [${f4(c.gmt.lo)}, ${f4(c.gmt.hi)}] | ${sg4(c.diff.mean)} [${sg4(c.diff.lo)}, ${sg4(c.diff.hi)}] | ${Number.isFinite(c.relative) ? `${(100 * c.relative).toFixed(2)}%` : '—'} | ${f3(c.diff.pValue)} | ${c.diff.n} | ${shown(c.verdict)} |`);
+      out.push(`| ${c.task} | ${f4(c.sft.mean)} [${f4(c.sft.lo)}, ${f4(c.sft.hi)}] | ${f4(c.gmt.mean)} [${f4(c.gmt.lo)}, ${f4(c.gmt.hi)}] | ${sg4(c.diff.mean)} [${sg4(c.diff.lo)}, ${sg4(c.diff.hi)}] | ${Number.isFinite(c.relative) ? `${(100 * c.relative).toFixed(2)}%` : '—'} | ${f3(c.diff.pValue)} | ${c.diff.n} | ${shown(c.verdict, 'claim1')} |`);
     }
     out.push('', ...provenanceLines(p.provenance.claim1), '');
   }
@@ -342,7 +343,7 @@ function protocolLines(p: ProtocolClaims): string[] {
   }
   out.push('');
   for (const c of p.claim2) {
-    out.push(`- ${c.task}, ${c.scope} scope: ${shown(c.verdict)}; accuracy ${c.fallsFrom === null ? 'does not fall significantly below k = 0.3 at any larger k measured' : `first falls significantly below k = 0.3 at k = ${c.fallsFrom}`}.`);
+    out.push(`- ${c.task}, ${c.scope} scope: ${shown(c.verdict, 'claim2')}; accuracy ${c.fallsFrom === null ? 'does not fall significantly below k = 0.3 at any larger k measured' : `first falls significantly below k = 0.3 at k = ${c.fallsFrom}`}.`);
   }
   out.push('', ...figureLines(2), ...provenanceLines(p.provenance.claim2), '');
   out.push(`### ${p.prefix}Claim 3: ${CLAIM_TITLES[3]}`, '');

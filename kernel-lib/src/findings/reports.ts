@@ -160,7 +160,7 @@ export const PROTOCOL2_GRIDS = PROTOCOL2_GRID_FILES;
 const SCOPES = ['tensor', 'layer', 'global'] as const;
 
 /** One protocol's claims from its grids in the store and its engine's cached benchmark. */
-async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; bench: CachedBench | null }> {
+async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; incomplete: { claim1: boolean; claim2: boolean }; bench: CachedBench | null }> {
   const g2 = await gridResults(path.join(paths.gridsDir, grids.gmtVsSft), paths.store, mode);
   const g3 = await gridResults(path.join(paths.gridsDir, grids.maskRatio), paths.store, mode);
   const tasks1 = [...new Set(g2.planned.map((r) => r.config.task))];
@@ -174,6 +174,7 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
   const recordsTestLoss = g2.planned.some((r) => r.config.testLoss);
   const forgetting: ForgettingSummary[] = comparisonReport(g2.rows).forgetting.map((r) => ({ task: r.task, methodLabel: r.methodLabel, metric: r.metric, n: r.n, mean: r.mean, lo: r.lo, hi: r.hi }));
   const lacking = ([[grids.gmtVsSft, g2], [grids.maskRatio, g3]] as const).filter(([, g]) => g.missing > 0).map(([f, g]) => `${g.missing} of the ${g.planned.length} runs of \`${f}\``);
+  const incomplete = { claim1: g2.missing > 0, claim2: g3.missing > 0 };
   return {
     claims: {
       claim1: claim1(g2.rows, 'gmt', tasks1),
@@ -189,6 +190,7 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
     },
     missing: [...g2.missingKeys, ...g3.missingKeys],
     lacking,
+    incomplete,
     bench,
   };
 }
@@ -223,7 +225,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
       prefix: 'Protocol 2 · ',
       intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.`],
       notes,
-      ...(p2.lacking.length ? { interim: `The store lacks ${p2.lacking.join(' and ')}. The figures below use the runs it has; a verdict is the protocol's only once every planned run is in, and the planned seeds are run whatever these interim figures say. The sweeps resume where they stopped.` } : {}),
+      ...(p2.lacking.length ? { interim: { ...p2.incomplete, text: `The store lacks ${p2.lacking.join(' and ')}. The figures of the claims those runs serve use the runs the store has; their verdicts are the protocol's only once every planned run is in, and the planned seeds are run whatever these interim figures say. The sweeps resume where they stopped.` } } : {}),
     });
   }
   const p1 = await protocolClaims(paths, mode, { gmtVsSft: FINDINGS_GRIDS.gmtVsSft, maskRatio: FINDINGS_GRIDS.maskRatio }, 'wasm');
