@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
-import { canonicalJson, expandGrid, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
+import { canonicalJson, contextEngine, expandGrid, experimentKey, recordExperiment, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
+import { gridResults } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { runSweep } from '../src/sweep/runner';
 import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
@@ -86,6 +87,42 @@ test('run keys change with the config, the inputs and the execution context', ()
   assert.notEqual(runKey(config, { ...ctx, gradientPath: 'fused wasm kernels (test), 2 threads' }, { base: 'a' }), key, 'another thread count');
   assert.notEqual(runKey(config, { ...ctx, kernelLib: '9.9.9' }, { base: 'a' }), key, 'another kernel-lib version');
   assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
+});
+
+test('an experiment is a run key less the kernel build, ISA and threads; engine, version and config stay in it', () => {
+  const config = resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2 });
+  const native: ExecutionContext = { kernelLib: '0.0.0-test', backend: 'wasm', gradientPath: 'fused native kernels (avx512, build 4197b61a2bf5)' };
+  const id = experimentKey(config, native, { base: 'a' });
+  assert.match(id, /^[0-9a-f]{32}$/);
+  assert.notEqual(id, runKey(config, native, { base: 'a' }));
+  for (const gradientPath of ['fused native kernels (avx2, build 09fa1d1745bd)', 'fused native kernels (neon, build 0123456789ab), 2 threads, batch shards']) {
+    const other = { ...native, gradientPath };
+    assert.notEqual(runKey(config, other, { base: 'a' }), runKey(config, native, { base: 'a' }), gradientPath);
+    assert.equal(experimentKey(config, other, { base: 'a' }), id, `${gradientPath}: the same experiment`);
+  }
+  assert.equal(contextEngine(native), 'native');
+  assert.equal(contextEngine(ctx), 'wasm');
+  assert.equal(contextEngine({ gradientPath: 'fast path (tfjs ops; fused skipped: GMT_FUSED=0)' }), 'tfjs');
+  assert.notEqual(experimentKey(config, ctx, { base: 'a' }), id, 'the wasm engine is another experiment');
+  assert.equal(experimentKey(config, { ...ctx, gradientPath: 'fused wasm kernels (simd), 2 threads' }, { base: 'a' }), experimentKey(config, ctx, { base: 'a' }));
+  assert.notEqual(experimentKey(config, { ...native, kernelLib: '9.9.9' }, { base: 'a' }), id, 'another kernel-lib version');
+  assert.notEqual(experimentKey(config, { ...native, backend: 'webgpu' }, { base: 'a' }), id, 'another backend');
+  assert.notEqual(experimentKey({ ...config, seed: 1 }, native, { base: 'a' }), id);
+  assert.notEqual(experimentKey(config, native, { base: 'b' }), id, 'another base checkpoint');
+  // A stored record's experiment is the one its planned run had.
+  const records = fs.readFileSync(path.join(repoRoot, 'data/results/findings.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunRecord);
+  for (const r of records.slice(-20)) {
+    const p = r.provenance;
+    assert.equal(recordExperiment(r), experimentKey(resolveFinetuneConfig(r.config), { kernelLib: p.kernelLib, backend: p.backend, gradientPath: p.gradientPath }, r.inputs), r.label);
+  }
+});
+
+test('the committed store\'s protocol 2 runs count on this machine\'s kernel build too', async () => {
+  await initBackend({ quiet: true });
+  const claim1 = await gridResults(path.join(repoRoot, 'notebooks/grids/p2_gmt_vs_sft.json'), path.join(repoRoot, 'data/results/findings.jsonl'), 'full');
+  assert.equal(claim1.planned.length, 32);
+  assert.equal(claim1.missing, 0, 'claim 1\'s 32 runs are found whichever build this machine has');
+  assert.ok(claim1.records.every((r) => /^fused native kernels/.test(r.provenance.gradientPath)));
 });
 
 test('fields added later keep the keys of stored runs: a neutral value, or a field that decides nothing for the run', () => {
@@ -250,6 +287,36 @@ test('a sweep runs what the store lacks, records failures, and a re-run skips fi
   const onlyMath = await runSweep(tinyGrid({ seeds: [0] }), { store, jobs: 0 });
   assert.equal(onlyMath.ran, 0);
   assert.equal(onlyMath.skipped, 2);
+});
+
+test('a sweep continues a store made on another kernel build: its runs count as done, unless --exact', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-sweep-build-');
+  const mine = path.join(dir, 'here.jsonl');
+  const grid = tinyGrid({ seeds: [0] });
+  const made = await runSweep(grid, { store: mine, jobs: 0 });
+  assert.equal(made.ran, 2);
+  // The same runs as another machine's build would have stored them: another gradient path,
+  // so another run key, the same experiment.
+  const elsewhere = new ResultStore(path.join(dir, 'elsewhere.jsonl'));
+  const fromOther = [...made.records.values()].map((r) => {
+    const provenance = { ...r.provenance, gradientPath: `${r.provenance.gradientPath} [another build]` };
+    const { digest: _digest, ...rest } = r;
+    return { ...rest, provenance, key: runKey(resolveFinetuneConfig(r.config), provenance, r.inputs) } as RunRecord;
+  });
+  for (const r of fromOther) elsewhere.append(r);
+  assert.ok(fromOther.every((r) => !made.records.has(r.key)), 'other run keys');
+  const resumed = await runSweep(grid, { store: elsewhere, jobs: 0 });
+  assert.equal(resumed.ran, 0, 'nothing is made again');
+  assert.equal(resumed.skipped, 2);
+  assert.equal(resumed.missing, 0);
+  assert.deepEqual([...resumed.records.values()].map((r) => r.provenance.gradientPath).sort(), fromOther.map((r) => r.provenance.gradientPath).sort());
+  const read = await gridResults(grid, elsewhere.file, 'full');
+  assert.equal(read.records.length, 2);
+  assert.equal(read.missing, 0);
+  const exact = await runSweep(grid, { store: elsewhere, jobs: 0, exact: true });
+  assert.equal(exact.ran, 2, '--exact makes them on this build');
+  assert.deepEqual([...exact.records.values()].map((r) => r.weightsSha256).sort(), [...made.records.values()].map((r) => r.weightsSha256).sort(), 'the last finished run counts: this build\'s');
 });
 
 test('worker processes give the same weights as a run in this process', async () => {

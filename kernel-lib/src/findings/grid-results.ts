@@ -21,15 +21,16 @@ export interface GridResults {
 export async function gridResults(grid: SweepGrid | string, store: string, mode: RunMode = runMode()): Promise<GridResults> {
   const g = typeof grid === 'string' ? loadGrid(grid) : grid;
   const { runs } = await planSweep(g, { mode });
-  const latest = new ResultStore(store).latest();
+  // Each planned run's experiment, whichever kernel build made it (see `experimentKey`).
+  const latest = new ResultStore(store).byExperiment();
   // A run shared by two grids is stored once, under the labels of the grid that made it first;
   // here it takes this grid's labels.
   const records = runs.flatMap((r) => {
-    const rec = latest.get(r.key);
+    const rec = latest.get(r.experiment);
     return rec ? [{ ...rec, label: r.label, methodLabel: r.methodLabel }] : [];
   });
   const table = loadResults(records);
-  const finished = (r: PlannedRun): boolean => latest.get(r.key) !== undefined && isFinal(latest.get(r.key)!.status);
+  const finished = (r: PlannedRun): boolean => latest.get(r.experiment) !== undefined && isFinal(latest.get(r.experiment)!.status);
   const missingKeys = runs.filter((r) => !finished(r)).map((r) => r.key);
   return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys };
 }

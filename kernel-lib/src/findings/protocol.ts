@@ -40,10 +40,10 @@ export function pilotStore(mode: RunMode = runMode()): string {
 }
 
 /** The records of a grid's planned runs that the store holds (done). */
-async function gridRecords(grid: SweepGrid, latest: Map<string, RunRecord>, mode: RunMode): Promise<RunRecord[]> {
+async function gridRecords(grid: SweepGrid, byExperiment: Map<string, RunRecord>, mode: RunMode): Promise<RunRecord[]> {
   const { runs } = await planSweep(grid, { mode });
   return runs.flatMap((r) => {
-    const rec = latest.get(r.key);
+    const rec = byExperiment.get(r.experiment);
     return rec && rec.status === 'done' ? [{ ...rec, grid: grid.name }] : [];
   });
 }
@@ -81,7 +81,7 @@ export interface PilotFigures {
 export async function pilotFigures(mode: RunMode = runMode()): Promise<PilotFigures> {
   const paths = findingsPaths(mode);
   const store = pilotStore(mode);
-  const latest = existsSync(store) ? new ResultStore(store).latest() : new Map<string, RunRecord>();
+  const latest = existsSync(store) ? new ResultStore(store).byExperiment() : new Map<string, RunRecord>();
   const grids = new Map<string, SweepGrid>();
   for (const name of PILOT_GRIDS) {
     const file = path.join(paths.gridsDir, `${name}.json`);
@@ -187,6 +187,10 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
         `- In all ${f1(plan.minutes.total / 60)} h of this machine${plan.overBudget ? `, over the ${PILOT_RULES.budgetMinutes / 60} h budget: the sweeps run over several sittings, resuming from the store` : `, within the ${PILOT_RULES.budgetMinutes / 60} h budget`}.`, '');
     }
   }
+  out.push('## Kernel builds', '',
+    '- **Added 2026-12-07, before the first confirmatory run on a second build.** The native engine is compiled at setup for the machine\'s vector ISA, so a later sitting on a machine without AVX-512 gets an AVX2 build with another build id. A run is identified by its experiment (config, input files, kernel-lib version, backend and engine: `experimentKey` in `kernel-lib/src/sweep/grid.ts`), not by the build: a sweep on the second build makes only the runs the store lacks, and the analysis pairs GMT and SFT by seed whichever build made each run.',
+    '- Two builds run a seed from the same initial weights over the same batches; their runs differ by float rounding, which grows over 400 updates as it does between any two methods\' runs of one seed. The same-weights re-check compares only runs made on the build at hand.',
+    '- CLAIMS.md\'s provenance lines list the builds that made each claim\'s runs, with how many runs each.', '');
   const text = `${out.join('\n')}\n`;
   const file = path.join(paths.figuresDir, 'PROTOCOL.md');
   writeFileAtomic(file, text);

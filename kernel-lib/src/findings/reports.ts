@@ -133,6 +133,12 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
   const done = records.filter((r) => r.status === 'done');
   if (!done.length) return null;
   const uniq = (f: (r: RunRecord) => string | number): string => [...new Set(done.map(f))].sort().join(', ');
+  // With a count per value where the runs were made more than one way (e.g. two kernel builds).
+  const counted = (f: (r: RunRecord) => string): string => {
+    const n = new Map<string, number>();
+    for (const r of done) n.set(f(r), (n.get(f(r)) ?? 0) + 1);
+    return n.size < 2 ? uniq(f) : [...n].sort((a, b) => b[1] - a[1]).map(([v, c]) => `${v}: ${c} runs`).join('; ');
+  };
   const seedsPerMethod = new Map<string, Set<number>>();
   for (const r of done) seedsPerMethod.set(r.methodLabel, (seedsPerMethod.get(r.methodLabel) ?? new Set()).add(r.config.seed));
   const byCount = new Map<number, string[]>();
@@ -145,7 +151,7 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
     seeds: seedText,
     testSize: uniq((r) => r.config.testSize),
     backend: uniq((r) => r.provenance.backend),
-    gradientPath: uniq((r) => r.provenance.gradientPath),
+    gradientPath: counted((r) => r.provenance.gradientPath),
     machine: uniq((r) => `${r.provenance.machine.cpu} × ${r.provenance.machine.cores}, Node ${r.provenance.node}`),
     commit: uniq((r) => { const c = r.provenance.commit ?? 'unknown'; return `${c.slice(0, 12)}${c.endsWith('-dirty') ? ' (uncommitted changes)' : ''}`; }),
     date: dates[0] === dates[dates.length - 1] ? dates[0]!.slice(0, 10) : `${dates[0]!.slice(0, 10)} to ${dates[dates.length - 1]!.slice(0, 10)}`,

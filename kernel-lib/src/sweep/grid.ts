@@ -94,8 +94,10 @@ const GRID_DEFAULTS: SweepGrid = { name: 'sweep', description: '', base: {}, met
 
 /** One run of an expanded grid. */
 export interface PlannedRun {
-  /** Content hash of everything that decides the result (see {@link runKey}). */
+  /** Content hash of everything that decides the result, bit for bit (see {@link runKey}). */
   key: string;
+  /** The run's experiment: its key less the kernel build and threads (see {@link experimentKey}). */
+  experiment: string;
   /** A short human name, e.g. `gmt ratio=0.3 scope=tensor · math · micro · seed 3`. */
   label: string;
   /** The method's label within the grid (`gmt ratio=0.3`), for tables and legends. */
@@ -174,17 +176,51 @@ const KEY_MOOT_FIELDS: Readonly<Partial<Record<keyof FinetuneConfig, (config: Fi
   contextInit: (config) => config.context === null,
 };
 
-/**
- * The run key: sha256 (first 32 hex digits) of the resolved config, the sha256 of the files it
- * reads (base checkpoint, task file), and the execution context (kernel-lib version, backend,
- * gradient path and kernel build). Any change to one of them is a different run.
- */
-export function runKey(config: FinetuneConfig, context: ExecutionContext, digests = inputDigests(config)): string {
+/** The config as keys hash it: later fields at their neutral value and moot fields left out. */
+function keyedConfig(config: FinetuneConfig): Record<string, unknown> {
   const keyed: Record<string, unknown> = { ...config };
   for (const [k, neutral] of Object.entries(KEY_NEUTRAL_FIELDS)) if (canonicalJson(keyed[k]) === canonicalJson(neutral)) delete keyed[k];
   for (const [k, moot] of Object.entries(KEY_MOOT_FIELDS)) if (moot(config)) delete keyed[k];
-  const material = canonicalJson({ config: keyed, inputs: digests, context });
-  return createHash('sha256').update(material).digest('hex').slice(0, 32);
+  return keyed;
+}
+
+function hashKey(material: unknown): string {
+  return createHash('sha256').update(canonicalJson(material)).digest('hex').slice(0, 32);
+}
+
+/**
+ * The run key: sha256 (first 32 hex digits) of the resolved config, the sha256 of the files it
+ * reads (base checkpoint, task file), and the execution context (kernel-lib version, backend,
+ * gradient path and kernel build). Any change to one of them is a different run: the key names
+ * one computation, bit for bit (the same-weights re-check compares runs with equal keys).
+ */
+export function runKey(config: FinetuneConfig, context: ExecutionContext, digests = inputDigests(config)): string {
+  return hashKey({ config: keyedConfig(config), inputs: digests, context });
+}
+
+/** Which engine a context's gradients come from: the fused `native` or `wasm` kernels, or tfjs ops. */
+export function contextEngine(context: Pick<ExecutionContext, 'gradientPath'>): 'native' | 'wasm' | 'tfjs' {
+  const m = /^fused (native|wasm) kernels/.exec(context.gradientPath);
+  return m ? (m[1] as 'native' | 'wasm') : 'tfjs';
+}
+
+/**
+ * The experiment a run belongs to: its run key without how the engine carried out the
+ * arithmetic (kernel build, vector ISA, thread count). Runs of one experiment on two builds
+ * differ by float rounding only, so a sweep counts either as done and the evidence reads
+ * either: a store begun on one machine is continued on another whose native build differs
+ * (an AVX-512 build and an AVX2 build have different build ids). The kernel-lib version, the
+ * backend, the engine (native, wasm or tfjs ops) and a webgpu adapter stay part of it.
+ */
+export function experimentKey(config: FinetuneConfig, context: ExecutionContext, digests = inputDigests(config)): string {
+  const { kernelLib, backend, adapter } = context;
+  return hashKey({ config: keyedConfig(config), inputs: digests, experiment: { kernelLib, backend, engine: contextEngine(context), ...(adapter ? { adapter } : {}) } });
+}
+
+/** {@link experimentKey} of a stored record, from its config, inputs and provenance. */
+export function recordExperiment(record: { config: FinetuneConfig; inputs: { base: string; task?: string }; provenance: ExecutionContext }): string {
+  const { kernelLib, backend, gradientPath, adapter } = record.provenance;
+  return experimentKey(record.config, { kernelLib, backend, gradientPath, ...(adapter ? { adapter } : {}) }, record.inputs);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -351,12 +387,13 @@ export function expandGrid(gridInput: SweepGrid | unknown, context: ExecutionCon
               let digests = digestCache.get(digestId);
               if (!digests) digestCache.set(digestId, (digests = inputDigests(config)));
               const key = runKey(config, context, digests);
+              const experiment = experimentKey(config, context, digests);
               if (seen.has(key)) continue;
               seen.add(key);
               const variedText = Object.entries(varied).map(([k, v]) => `${k}=${formatValue(v)}`);
               const taskText = ownOptions ? `${task} ${Object.entries(ownOptions).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ')}` : task;
               const label = [methodLabel, taskText, preset, ...variedText, `seed ${seed}`].join(' · ');
-              runs.push({ key, label, methodLabel, config });
+              runs.push({ key, experiment, label, methodLabel, config });
             }
           }
         }

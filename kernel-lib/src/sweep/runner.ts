@@ -75,6 +75,12 @@ export interface SweepOptions {
   mode?: RunMode;
   /** Run every planned run again, ignoring finished records (new records are appended). */
   fresh?: boolean;
+  /**
+   * Count as done only runs made in this exact execution context (same kernel build, ISA and
+   * threads: the run key), not any run of the same experiment; for re-making a store's runs on
+   * another build. The evidence still reads the last finished run of each experiment.
+   */
+  exact?: boolean;
   onProgress?: (p: SweepProgress) => void;
   /** Stops handing out runs; runs in progress stop at their next update and are stored as `cancelled` (partial records). */
   signal?: AbortSignal;
@@ -99,7 +105,7 @@ export interface SweepOutcome {
   grid: string;
   store: string;
   planned: PlannedRun[];
-  /** The record that counts for each planned key (absent where none was made). */
+  /** By planned run key, the record that counts for its experiment, whichever build made it (absent where none was made). */
   records: Map<string, RunRecord>;
   /** Runs executed by this call and how they ended. */
   ran: number;
@@ -155,8 +161,12 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   const engine = gridForMode(grid, opts.mode ?? runMode()).engine;
   const t0 = performance.now();
   const storeOnly = opts.storeOnly ?? process.env.GMT_STORE_ONLY === '1';
-  let finished = opts.fresh ? new Set<string>() : store.finishedKeys();
-  let todo = runs.filter((r) => !finished.has(r.key));
+  // A run is done when its experiment has a finished record (any kernel build), or with
+  // `exact` when the run itself has one.
+  const idOf = (r: PlannedRun): string => (opts.exact ? r.key : r.experiment);
+  const finishedIds = (): Set<string> => (opts.fresh ? new Set<string>() : opts.exact ? store.finishedKeys() : store.finishedExperiments());
+  let finished = finishedIds();
+  let todo = runs.filter((r) => !finished.has(idOf(r)));
   const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const durations: number[] = [];
   const emit = (last?: RunRecord): void => {
@@ -178,8 +188,8 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   // refused, naming this one), and reads what is finished again under it.
   const lock = todo.length > 0 && !storeOnly ? lockStore(store.file) : undefined;
   if (lock && !opts.fresh) {
-    finished = store.finishedKeys();
-    todo = runs.filter((r) => !finished.has(r.key));
+    finished = finishedIds();
+    todo = runs.filter((r) => !finished.has(idOf(r)));
     progress.skipped = runs.length - todo.length;
   }
   let cancelled = false;
@@ -195,10 +205,10 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   } finally {
     lock?.release();
   }
-  const latest = store.latest();
+  const byExperiment = store.byExperiment();
   const records = new Map<string, RunRecord>();
   for (const r of runs) {
-    const rec = latest.get(r.key);
+    const rec = byExperiment.get(r.experiment);
     if (rec) records.set(r.key, rec);
   }
   return {

@@ -14,7 +14,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readF
 import * as path from 'node:path';
 import { ConfigError } from '../util/config';
 import type { FinetuneConfig } from './finetune';
-import type { ExecutionContext } from './grid';
+import { recordExperiment, type ExecutionContext } from './grid';
 
 /**
  * How a run ended. `done` and `diverged` are final; a `failed` run and a `cancelled` one
@@ -172,10 +172,33 @@ export class ResultStore {
     return out;
   }
 
-  /** Keys whose run is finished (`done` or `diverged`): a sweep skips these. */
+  /** Keys whose run is finished (`done` or `diverged`). */
   finishedKeys(contents: StoreContents = this.read()): Set<string> {
     const out = new Set<string>();
     for (const r of contents.records) if (isFinal(r.status)) out.add(r.key);
+    return out;
+  }
+
+  /**
+   * The record that counts per experiment (`experimentKey`: the run key less kernel build and
+   * threads), by the rule of {@link latest}: the last final one if any, else the last one. This
+   * is what sweeps skip and what the evidence reads, whichever build made it.
+   */
+  byExperiment(contents: StoreContents = this.read()): Map<string, RunRecord> {
+    const out = new Map<string, RunRecord>();
+    for (const r of contents.records) {
+      const id = recordExperiment(r);
+      const prev = out.get(id);
+      if (prev && isFinal(prev.status) && !isFinal(r.status)) continue;
+      out.set(id, r);
+    }
+    return out;
+  }
+
+  /** Experiments with a finished (`done` or `diverged`) run: a sweep skips these. */
+  finishedExperiments(contents: StoreContents = this.read()): Set<string> {
+    const out = new Set<string>();
+    for (const r of contents.records) if (isFinal(r.status)) out.add(recordExperiment(r));
     return out;
   }
 
