@@ -371,6 +371,45 @@ static void pack_transposed(const float *src, int ld, int rows, int cols, float 
     for (int c = 0; c < cn; c++) _mm512_mask_storeu_ps(dst + (size_t)(c0 + c) * stride, store, r[c]);
   }
 }
+#elif defined(GMT_AVX2)
+/** In-register transpose of 8 rows of 8 floats. */
+INLINE void transpose8(__m256 *r) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) { t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+  for (int h = 0; h < 2; h++) {
+    u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+  }
+  for (int i = 0; i < 4; i++) { r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20); r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31); }
+}
+
+/** Lanes 0 .. n−1 set (as maskload/maskstore read them). */
+INLINE __m256i lanes_below(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+
+/** dst[c·stride + r] = src[r·ld + c] for r < rows (≤ 8), c < cols, and 0 for rows ≤ r < width
+ * (width ≤ stride): the packing of a transposed operand, 8 × 8 blocks at a time (AVX-512's
+ * pack_transposed). A masked store is slow on AMD cores, so where width < 8 each column is
+ * stored whole, in order, the next one overwriting what spilled past its width; the last
+ * column, which nothing follows, is stored lane by lane. */
+static void pack_transposed(const float *src, int ld, int rows, int cols, float *dst, int stride, int width) {
+  for (int c0 = 0; c0 < cols; c0 += 8) {
+    int cn = cols - c0 < 8 ? cols - c0 : 8;
+    __m256i load = lanes_below(cn);
+    __m256 r[8];
+    for (int i = 0; i < 8; i++)
+      r[i] = i >= rows ? _mm256_setzero_ps() : cn == 8 ? _mm256_loadu_ps(src + (size_t)i * ld + c0) : _mm256_maskload_ps(src + (size_t)i * ld + c0, load);
+    transpose8(r);
+    int whole = width == 8 || c0 + cn < cols ? cn : cn - 1;
+    for (int c = 0; c < whole; c++) _mm256_storeu_ps(dst + (size_t)(c0 + c) * stride, r[c]);
+    if (whole < cn) {
+      float last[8];
+      _mm256_storeu_ps(last, r[cn - 1]);
+      for (int i = 0; i < width; i++) dst[(size_t)(c0 + cn - 1) * stride + i] = last[i];
+    }
+  }
+}
 #endif
 
 /** Packs op(B)[k0 : k0+kc, strip s] into d ([kc][NR], zero past N). */
@@ -384,10 +423,10 @@ static void pack_b_strip(const float *B, int ldb, int tb, int N, int k0, int kc,
     }
   } else if (tb) {
     /* op(B)[k][j] = B[j·ldb + k]: the strip's rows of B, transposed. */
-#if defined(GMT_AVX512)
-    for (int h = 0; h < NR; h += 16) {
-      int rows = nv - h < 0 ? 0 : nv - h > 16 ? 16 : nv - h;
-      pack_transposed(B + (size_t)(j0 + h) * ldb + k0, ldb, rows, kc, d + h, NR, 16);
+#if defined(GMT_AVX512) || defined(GMT_AVX2)
+    for (int h = 0; h < NR; h += VW) {
+      int rows = nv - h < 0 ? 0 : nv - h > VW ? VW : nv - h;
+      pack_transposed(B + (size_t)(j0 + h) * ldb + k0, ldb, rows, kc, d + h, NR, VW);
     }
 #else
     for (int j = 0; j < NR; j++) {
@@ -422,7 +461,7 @@ static void pack_a_panel(const float *A, int lda, int ta, int i0, int mv, int k0
     }
 #endif
   } else {
-#if defined(GMT_AVX512)
+#if defined(GMT_AVX512) || defined(GMT_AVX2)
     pack_transposed(A + (size_t)i0 * lda + k0 + kb, lda, mv, ke - kb, packA, MR, MR);
 #else
     for (int i = 0; i < MR; i++) {
