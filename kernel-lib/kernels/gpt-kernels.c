@@ -1204,6 +1204,27 @@ static const uint8_t *pack_shuffles(uint32_t *work) {
   }
   return table;
 }
+#elif defined(GMT_AVX2)
+/* AVX2 has no compress: per 8-bit lane mask, the lane indices that pack the selected lanes to
+ * the front, one byte each (filled when the addon loads; the native build may hold data). */
+static uint64_t compress_lanes[256];
+__attribute__((constructor)) static void fill_compress_lanes(void) {
+  for (int m = 0; m < 256; m++) {
+    uint64_t v = 0;
+    for (int lane = 0, k = 0; lane < 8; lane++)
+      if (m >> lane & 1) v |= (uint64_t)lane << (8 * k++);
+    compress_lanes[m] = v;
+  }
+}
+
+/** The lanes of u that `mask` selects (bit i = lane i), packed to the front; later lanes are
+ * copies of lane 0 (callers store all 8 where they do not matter). */
+INLINE __m256i compress8(__m256i u, int mask) {
+  return _mm256_permutevar8x32_epi32(u, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)compress_lanes[mask])));
+}
+
+/** The sign bits of the 8 lanes of a comparison result, as an 8-bit mask. */
+INLINE int lanes8(__m256i cmp) { return _mm256_movemask_ps(_mm256_castsi256_ps(cmp)); }
 #endif
 
 /**
@@ -1259,6 +1280,9 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
 #elif defined(GMT_AVX512)
     __m512i vlo = _mm512_set1_epi32((int32_t)lo), vbin = _mm512_set1_epi32((int32_t)bin), abs = _mm512_set1_epi32(0x7fffffff);
     __m128i vshift = _mm_cvtsi32_si128(shift);
+#elif defined(GMT_AVX2)
+    __m256i vlo = _mm256_set1_epi32((int32_t)lo), vbin = _mm256_set1_epi32((int32_t)bin), abs = _mm256_set1_epi32(0x7fffffff);
+    __m128i vshift = _mm_cvtsi32_si128(shift);
 #endif
     for (int p = 0; p < nparts; p++) {
       const uint32_t *x = PART_PTR(parts, p);
@@ -1277,6 +1301,13 @@ static uint32_t range_select(const int32_t *parts, int nparts, uint32_t r, uint3
         __m512i u = _mm512_and_si512(_mm512_loadu_si512(x + i), abs);
         __mmask16 k = _mm512_cmpeq_epi32_mask(_mm512_srl_epi32(_mm512_sub_epi32(u, vlo), vshift), vbin);
         _mm512_storeu_si512(scratch + c, _mm512_maskz_compress_epi32(k, u));
+        c += __builtin_popcount((unsigned)k);
+      }
+#elif defined(GMT_AVX2)
+      for (; i + 8 <= len; i += 8) {
+        __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), abs);
+        int k = lanes8(_mm256_cmpeq_epi32(_mm256_srl_epi32(_mm256_sub_epi32(u, vlo), vshift), vbin));
+        _mm256_storeu_si256((__m256i *)(scratch + c), compress8(u, k));
         c += __builtin_popcount((unsigned)k);
       }
 #endif
@@ -1385,13 +1416,15 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
   uint32_t lo = (uint32_t)bounds, hi = (uint32_t)(bounds >> 32);
 
   /* Count below lo, gather within [lo, hi]: a vector at a time, packed to the front (wasm: a
-   * byte shuffle per lane mask; AVX-512: compress). */
+   * byte shuffle per lane mask; AVX-512: compress; AVX2: a lane permutation per mask). */
 #ifdef GMT_WASM
   const uint8_t *table = pack_shuffles(work);
   v128_t vlo = wasm_i32x4_splat((int32_t)lo), vhi = wasm_i32x4_splat((int32_t)hi), abs = wasm_i32x4_splat(0x7fffffff);
   v128_t below4 = wasm_i32x4_splat(0);
 #elif defined(GMT_AVX512)
   __m512i vlo = _mm512_set1_epi32((int32_t)lo), vhi = _mm512_set1_epi32((int32_t)hi), abs = _mm512_set1_epi32(0x7fffffff);
+#elif defined(GMT_AVX2)
+  __m256i vlo = _mm256_set1_epi32((int32_t)lo), vhi = _mm256_set1_epi32((int32_t)hi), abs = _mm256_set1_epi32(0x7fffffff);
 #endif
   int below = 0, c = 0;
   for (int p = 0; p < nparts; p++) {
@@ -1412,6 +1445,14 @@ uint32_t select_abs_parts(const int32_t *parts, int nparts, int rank, float sigm
       __mmask16 lt = _mm512_cmplt_epi32_mask(u, vlo), in = (__mmask16)~(lt | _mm512_cmpgt_epi32_mask(u, vhi));
       below += __builtin_popcount((unsigned)lt);
       _mm512_storeu_si512(scratch + c, _mm512_maskz_compress_epi32(in, u));
+      c += __builtin_popcount((unsigned)in);
+    }
+#elif defined(GMT_AVX2)
+    for (; i + 8 <= len; i += 8) {
+      __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), abs);
+      int lt = lanes8(_mm256_cmpgt_epi32(vlo, u)), in = ~(lt | lanes8(_mm256_cmpgt_epi32(u, vhi))) & 0xff;
+      below += __builtin_popcount((unsigned)lt);
+      _mm256_storeu_si256((__m256i *)(scratch + c), compress8(u, in));
       c += __builtin_popcount((unsigned)in);
     }
 #endif
@@ -1476,6 +1517,17 @@ int mark_bits(const uint32_t *x, int n, uint32_t low, uint32_t high, uint32_t *w
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
   }
+#elif defined(GMT_AVX2)
+  __m256i lo = _mm256_set1_epi32((int32_t)low), hi = _mm256_set1_epi32((int32_t)high), abs = _mm256_set1_epi32(0x7fffffff);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 8) {
+      __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + j)), abs);
+      w |= (uint32_t)(~lanes8(_mm256_or_si256(_mm256_cmpgt_epi32(lo, u), _mm256_cmpgt_epi32(u, hi))) & 0xff) << j;
+    }
+    words[b >> 5] = w;
+    kept += __builtin_popcount(w);
+  }
 #endif
   for (; i < n; i++, b++) {
     uint32_t u = x[i] & 0x7fffffffu, keep = (u >= low) & (u <= high);
@@ -1532,6 +1584,22 @@ int mask_apply(const uint32_t *score, const float *g, int n, uint32_t low, uint3
       _mm512_storeu_ps(mask + i + j, m);
       _mm512_storeu_ps(out + i + j, _mm512_mul_ps(_mm512_loadu_ps(g + i + j), m));
       w |= (uint32_t)keep << j;
+    }
+    words[b >> 5] = w;
+    kept += __builtin_popcount(w);
+  }
+#elif defined(GMT_AVX2)
+  __m256i lo = _mm256_set1_epi32((int32_t)low), hi = _mm256_set1_epi32((int32_t)high), abs = _mm256_set1_epi32(0x7fffffff);
+  __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 32 <= n; i += 32, b += 32) {
+    uint32_t w = 0;
+    for (int j = 0; j < 32; j += 8) {
+      __m256i u = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(score + i + j)), abs);
+      __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi32(lo, u), _mm256_cmpgt_epi32(u, hi));
+      __m256 m = _mm256_andnot_ps(_mm256_castsi256_ps(outside), one);
+      _mm256_storeu_ps(mask + i + j, m);
+      _mm256_storeu_ps(out + i + j, _mm256_mul_ps(_mm256_loadu_ps(g + i + j), m));
+      w |= (uint32_t)(~lanes8(outside) & 0xff) << j;
     }
     words[b >> 5] = w;
     kept += __builtin_popcount(w);
