@@ -6,6 +6,7 @@ import { UsageError, flagName, formatUsage, parseArgs } from '../src/cli/args';
 import { defineCommand, CommandIo } from '../src/cli/command';
 import { main } from '../src/cli/main';
 import { COMMANDS } from '../src/cli/commands';
+import { sweepProgressLine } from '../src/cli/commands/sweep';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'kernel-lib', 'src', 'cli', 'main.ts');
@@ -186,4 +187,9 @@ test('gmt-lab sweep: --example prints a valid grid, bad grid files exit 2 naming
   const st = captureIo();
   assert.equal(await sweep.run(['--status', '--store', path.join(dir, 's.jsonl')], st), 0);
   assert.match(st.out, /0 records, 0 runs/);
+});
+
+test('the sweep progress line counts as finished only what the store keeps for good', () => {
+  const line = sweepProgressLine({ grid: 'g', total: 10, skipped: 3, done: 2, failed: 1, diverged: 1, cancelled: 2, running: [], elapsedMs: 65000, etaMs: NaN });
+  assert.match(line, /^sweep g: 6\/10 finished \(3 from the store\), 1 failed, 1 diverged, 2 cancelled · 1m05s elapsed/);
 });

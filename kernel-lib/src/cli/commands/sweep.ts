@@ -27,9 +27,13 @@ export function describeRecord(r: RunRecord): string {
   return `diverged at update ${r.diverged?.step}`;
 }
 
-/** The one progress line: `sweep NAME 12/40 done (3 skipped), 1 failed, 0 diverged · running: … · ETA 5m10s`. */
+/**
+ * The one progress line: `sweep NAME: 12/40 finished (3 from the store), 1 failed, 0 diverged ·
+ * … elapsed, ETA 5m10s · running: …`. Finished counts the runs the store now has for good (done
+ * or diverged); a failed or cancelled run is counted apart, since a re-run makes it again.
+ */
 export function sweepProgressLine(p: SweepProgress): string {
-  const finished = p.skipped + p.done + p.failed + p.diverged + p.cancelled;
+  const finished = p.skipped + p.done + p.diverged;
   const running = p.running.map((r) => `${r.label} ${r.step}/${r.steps}${r.worker ? ` on ${r.worker}` : ''}`).join('; ');
   const q = p.queue;
   const queue = q
