@@ -13,7 +13,7 @@ import { initBackend } from '../src/backend';
 import { canonicalJson, contextEngine, expandGrid, experimentKey, recordExperiment, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
 import { gridResults } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
-import { runSweep } from '../src/sweep/runner';
+import { runSweep, summarizeStore } from '../src/sweep/runner';
 import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
 import { ConfigError } from '../src/util/config';
 import { tinyGrid } from './helpers/tiny-grid';
@@ -317,6 +317,10 @@ test('a sweep continues a store made on another kernel build: its runs count as 
   const exact = await runSweep(grid, { store: elsewhere, jobs: 0, exact: true });
   assert.equal(exact.ran, 2, '--exact makes them on this build');
   assert.deepEqual([...exact.records.values()].map((r) => r.weightsSha256).sort(), [...made.records.values()].map((r) => r.weightsSha256).sort(), 'the last finished run counts: this build\'s');
+  const status = summarizeStore(elsewhere);
+  assert.equal(status.records, 4);
+  assert.equal(status.keys, 2, 'the status counts each experiment once');
+  assert.equal(status.rows.reduce((a, r) => a + r.done, 0), 2);
 });
 
 test('worker processes give the same weights as a run in this process', async () => {

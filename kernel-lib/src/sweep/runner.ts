@@ -413,10 +413,13 @@ export async function runPlanned(
   return runs.map((r) => got.get(r.key)!);
 }
 
-/** Counts of a store by status, per grid and method label (`gmt-lab sweep --status`). */
+/**
+ * Counts of a store by status, per grid and method label (`gmt-lab sweep --status`): one per
+ * experiment (a run made again on another kernel build counts once).
+ */
 export function summarizeStore(store: ResultStore): { records: number; keys: number; bad: number; rows: { grid: string; method: string; task: string; done: number; failed: number; diverged: number; cancelled: number }[] } {
   const contents = store.read();
-  const latest = store.latest(contents);
+  const latest = store.byExperiment(contents);
   const rows = new Map<string, { grid: string; method: string; task: string; done: number; failed: number; diverged: number; cancelled: number }>();
   for (const r of latest.values()) {
     const id = `${r.grid}\u0000${r.methodLabel}\u0000${r.config.task}`;
