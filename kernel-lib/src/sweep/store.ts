@@ -163,43 +163,26 @@ export class ResultStore {
    * last `failed` or `cancelled` one.
    */
   latest(contents: StoreContents = this.read()): Map<string, RunRecord> {
-    const out = new Map<string, RunRecord>();
-    for (const r of contents.records) {
-      const prev = out.get(r.key);
-      if (prev && isFinal(prev.status) && !isFinal(r.status)) continue;
-      out.set(r.key, r);
-    }
-    return out;
+    return latestBy(contents, (r) => r.key);
   }
 
   /** Keys whose run is finished (`done` or `diverged`). */
   finishedKeys(contents: StoreContents = this.read()): Set<string> {
-    const out = new Set<string>();
-    for (const r of contents.records) if (isFinal(r.status)) out.add(r.key);
-    return out;
+    return finishedBy(contents, (r) => r.key);
   }
 
   /**
    * The record that counts per experiment (`experimentKey`: the run key less kernel build and
-   * threads), by the rule of {@link latest}: the last final one if any, else the last one. This
-   * is what sweeps skip and what the evidence reads, whichever build made it.
+   * threads), by the rule of {@link latest}. This is what sweeps skip and what the evidence
+   * reads, whichever build made it.
    */
   byExperiment(contents: StoreContents = this.read()): Map<string, RunRecord> {
-    const out = new Map<string, RunRecord>();
-    for (const r of contents.records) {
-      const id = recordExperiment(r);
-      const prev = out.get(id);
-      if (prev && isFinal(prev.status) && !isFinal(r.status)) continue;
-      out.set(id, r);
-    }
-    return out;
+    return latestBy(contents, recordExperiment);
   }
 
   /** Experiments with a finished (`done` or `diverged`) run: a sweep skips these. */
   finishedExperiments(contents: StoreContents = this.read()): Set<string> {
-    const out = new Set<string>();
-    for (const r of contents.records) if (isFinal(r.status)) out.add(recordExperiment(r));
-    return out;
+    return finishedBy(contents, recordExperiment);
   }
 
   /** Appends one record as one line (see the file comment), durably. */
@@ -229,4 +212,23 @@ export class ResultStore {
       closeSync(fd);
     }
   }
+}
+
+/** Per id, the last final record if any, else the last one. */
+function latestBy(contents: StoreContents, id: (r: RunRecord) => string): Map<string, RunRecord> {
+  const out = new Map<string, RunRecord>();
+  for (const r of contents.records) {
+    const k = id(r);
+    const prev = out.get(k);
+    if (prev && isFinal(prev.status) && !isFinal(r.status)) continue;
+    out.set(k, r);
+  }
+  return out;
+}
+
+/** The ids of the final records. */
+function finishedBy(contents: StoreContents, id: (r: RunRecord) => string): Set<string> {
+  const out = new Set<string>();
+  for (const r of contents.records) if (isFinal(r.status)) out.add(id(r));
+  return out;
 }
