@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { barFigure, chromiumPath, lineFigure } from '../src/plots';
+import { barFigure, chromiumPath, lineFigure, plotlyJsSource } from '../src/plots';
 import {
   FINDINGS_CATALOG,
   FINDINGS_NOTEBOOKS,
+  FINDINGS_PLOTLY_BUNDLE,
   claimFigures,
   exportFindings,
   galleryItems,
@@ -75,7 +76,8 @@ test('the gallery shows every saved figure and table with caption, notebook, sec
     const html = fs.readFileSync(path.join(dir, '03_mask_ratio', 'accuracy_vs_ratio.html'), 'utf8');
     assert.ok(html.length < 30_000, `a figure page is small (${html.length} bytes)`);
     assert.match(html, /<script src="\.\.\/plotly\.min\.js"><\/script>/);
-    assert.ok(fs.statSync(path.join(dir, 'plotly.min.js')).size > 1_000_000, 'one shared plotly.js');
+    assert.equal(fs.readFileSync(path.join(dir, 'plotly.min.js'), 'utf8'), plotlyJsSource(FINDINGS_PLOTLY_BUNDLE), 'one shared plotly.js, the cartesian bundle');
+    assert.equal(FINDINGS_PLOTLY_BUNDLE, 'cartesian');
 
     const g = writeGallery({ figuresDir: dir });
     assert.deepEqual([g.figures, g.tables], [3, 1]);

@@ -20,6 +20,9 @@ import {
   launchChromium,
   lineFigure,
   plotlyJsSource,
+  plotlyJsVersion,
+  CARTESIAN_TRACE_TYPES,
+  tracesOutside,
   relativeUrl,
   methodColor,
   withFigureExporter,
@@ -123,6 +126,44 @@ test('HTML export with a shared plotly.js: a small page that loads it by a relat
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;
+  }
+});
+
+test('the cartesian bundle: one plotly.js version with the full one, smaller, and a trace it cannot draw is refused', async () => {
+  assert.equal(plotlyJsVersion('cartesian'), plotlyJsVersion('full'), 'the two bundles are pinned to one plotly.js version');
+  assert.match(plotlyJsSource('cartesian').slice(0, 200), new RegExp(`cartesian.*v${plotlyJsVersion().replace(/\./g, '\\.')}`, 's'));
+  assert.ok(Buffer.byteLength(plotlyJsSource('cartesian')) < Buffer.byteLength(plotlyJsSource()) / 2);
+  const surface = { data: [{ type: 'surface', z: [[1, 2], [3, 4]] }, { x: [1], y: [2] }], layout: {} };
+  assert.deepEqual(tracesOutside(surface, 'cartesian'), ['surface']);
+  assert.deepEqual(tracesOutside(surface, 'full'), []);
+  assert.deepEqual(tracesOutside(curves(), 'cartesian'), []);
+  assert.throws(() => plotlyJsSource('tiny' as never), /bundle must be 'full' or 'cartesian'/);
+  const dir = tmpDir();
+  try {
+    const shared = path.join(dir, 'plotly.min.js');
+    await exportFigure(curves(), path.join(dir, 'loss'), { formats: ['html'], plotlyJs: { file: shared, bundle: 'cartesian' } });
+    assert.equal(fs.readFileSync(shared, 'utf8'), plotlyJsSource('cartesian'));
+    await assert.rejects(exportFigure(surface, path.join(dir, 'surface'), { formats: ['html'], plotlyJs: { file: shared, bundle: 'cartesian' } }), /cartesian bundle cannot draw trace type "surface"/);
+    assert.ok(!fs.existsSync(path.join(dir, 'surface.html')));
+    // The full bundle draws it; the shared copy is replaced by the full build.
+    await exportFigure(surface, path.join(dir, 'surface'), { formats: ['html'], plotlyJs: { file: shared } });
+    assert.equal(fs.statSync(shared).size, Buffer.byteLength(plotlyJsSource('full')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CARTESIAN_TRACE_TYPES is what the cartesian bundle registers (its PlotSchema, in Chromium)', { skip: skipNoChromium, timeout: 120_000 }, async () => {
+  type Page = { setContent(html: string): Promise<void>; addScriptTag(o: { content: string }): Promise<unknown>; evaluate<R>(fn: () => R): Promise<R> };
+  const browser = await launchChromium<{ newPage(): Promise<Page>; close(): Promise<void> }>();
+  try {
+    const page = await browser.newPage();
+    await page.setContent('<!DOCTYPE html><html><body></body></html>');
+    await page.addScriptTag({ content: plotlyJsSource('cartesian') });
+    const traces = await page.evaluate(() => Object.keys((globalThis as unknown as { Plotly: { PlotSchema: { get(): { traces: object } } } }).Plotly.PlotSchema.get().traces).sort());
+    assert.deepEqual(traces, [...CARTESIAN_TRACE_TYPES].sort());
+  } finally {
+    await browser.close();
   }
 });
 

@@ -38,13 +38,14 @@ export interface ImageOptions {
  * - `'inline'` (the default): plotly.js is written into the page (4.8 MB per figure), so the file
  *   opens on its own wherever it is copied — right for a figure written outside `figures/`, such
  *   as `gmt-lab bench --figure`'s or one a user exports;
- * - `{ file }`: one shared copy at `file` (written there when it is missing or holds another
- *   version), loaded by a relative `<script src>`. The page weighs a few KB and opens offline
- *   (also from `file://`) as long as it keeps its place relative to `file`; without the file it
- *   says so and shows the PNG beside it, when there is one. `figures/` uses
- *   `figures/plotly.min.js` (see `exportFindings`).
+ * - `{ file, bundle? }`: one shared copy of the `bundle` (default `'full'`; see
+ *   {@link PlotlyBundle}) at `file` (written there when it is missing or holds another build),
+ *   loaded by a relative `<script src>`. The page weighs a few KB and opens offline (also from
+ *   `file://`) as long as it keeps its place relative to `file`; without the file it says so and
+ *   shows the PNG beside it, when there is one. A figure with a trace the bundle cannot draw is
+ *   refused. `figures/` uses `figures/plotly.min.js`, the cartesian bundle (see `exportFindings`).
  */
-export type PlotlyJsPlacement = 'inline' | { file: string };
+export type PlotlyJsPlacement = 'inline' | { file: string; bundle?: PlotlyBundle };
 
 /** Options of {@link exportFigure}. */
 export interface ExportOptions extends ImageOptions {
@@ -72,21 +73,53 @@ export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.CHROMIUM_PATH && env.CHROMIUM_PATH.trim() !== '' ? env.CHROMIUM_PATH : '/usr/bin/chromium';
 }
 
-let plotlySource: string | undefined;
+/**
+ * The plotly.js builds the lab ships, one version: `'full'` (every trace type, 4.8 MB) and
+ * `'cartesian'`, plotly's partial bundle of 2-D traces (1.5 MB), which draws every figure the
+ * lab itself makes. Notebook outputs and inlined pages use the full one (a user's own figure may
+ * use any trace); `figures/` shares the cartesian one.
+ */
+export type PlotlyBundle = 'full' | 'cartesian';
 
-/** plotly.js (minified) read from node_modules, cached. */
-export function plotlyJsSource(): string {
-  if (plotlySource === undefined) {
-    const file = require.resolve('plotly.js-dist-min/plotly.min.js');
-    plotlySource = fs.readFileSync(file, 'utf8');
-  }
-  return plotlySource;
+const BUNDLE_PACKAGES: Record<PlotlyBundle, { pkg: string; file: string }> = {
+  full: { pkg: 'plotly.js-dist-min', file: 'plotly.min.js' },
+  cartesian: { pkg: 'plotly.js-cartesian-dist-min', file: 'plotly-cartesian.min.js' },
+};
+
+/** The trace types of the cartesian bundle (read from its `Plotly.PlotSchema`); a trace without a type is a scatter. */
+export const CARTESIAN_TRACE_TYPES: ReadonlySet<string> = new Set([
+  'bar', 'box', 'contour', 'heatmap', 'histogram', 'histogram2d', 'histogram2dcontour', 'image', 'pie', 'scatter', 'scatterternary', 'violin',
+]);
+
+function checkBundle(bundle: unknown): PlotlyBundle {
+  if (bundle === 'full' || bundle === 'cartesian') return bundle;
+  throw new ConfigError(`plotly.js bundle must be 'full' or 'cartesian', got ${JSON.stringify(bundle)}`);
 }
 
-/** The plotly.js version the HTML outputs embed. */
-export function plotlyJsVersion(): string {
-  const file = require.resolve('plotly.js-dist-min/package.json');
+const plotlySources = new Map<PlotlyBundle, string>();
+
+/** plotly.js (minified) read from node_modules, cached; the full bundle unless `bundle` says otherwise. */
+export function plotlyJsSource(bundle: PlotlyBundle = 'full'): string {
+  let source = plotlySources.get(checkBundle(bundle));
+  if (source === undefined) {
+    const { pkg, file } = BUNDLE_PACKAGES[bundle];
+    source = fs.readFileSync(require.resolve(`${pkg}/${file}`), 'utf8');
+    plotlySources.set(bundle, source);
+  }
+  return source;
+}
+
+/** The plotly.js version the HTML outputs embed (of the full bundle unless `bundle` says otherwise). */
+export function plotlyJsVersion(bundle: PlotlyBundle = 'full'): string {
+  const file = require.resolve(`${BUNDLE_PACKAGES[checkBundle(bundle)].pkg}/package.json`);
   return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+}
+
+/** The trace types of `fig` that `bundle` cannot draw (none for the full bundle). */
+export function tracesOutside(fig: PlotlyFigure, bundle: PlotlyBundle): string[] {
+  if (checkBundle(bundle) === 'full') return [];
+  const types = fig.data.map((t) => (typeof t.type === 'string' ? t.type : 'scatter'));
+  return [...new Set(types.filter((t) => !CARTESIAN_TRACE_TYPES.has(t)))];
 }
 
 /**
@@ -175,11 +208,11 @@ export function relativeUrl(fromDir: string, file: string): string {
 }
 
 /**
- * Writes plotly.js (the version {@link plotlyJsVersion} names) to `file` unless it already holds
- * exactly that; returns whether it wrote. The shared copy of {@link PlotlyJsPlacement} `{ file }`.
+ * Writes plotly.js (`bundle`, default the full one) to `file` unless it already holds exactly
+ * that; returns whether it wrote. The shared copy of {@link PlotlyJsPlacement} `{ file }`.
  */
-export function writePlotlyJs(file: string): boolean {
-  const source = Buffer.from(plotlyJsSource(), 'utf8');
+export function writePlotlyJs(file: string, bundle: PlotlyBundle = 'full'): boolean {
+  const source = Buffer.from(plotlyJsSource(bundle), 'utf8');
   try {
     const st = fs.statSync(file);
     if (st.isFile() && st.size === source.length && fs.readFileSync(file).equals(source)) return false;
@@ -386,6 +419,13 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
   if (placement !== 'inline' && (typeof placement !== 'object' || typeof placement.file !== 'string' || placement.file === '')) {
     throw new ConfigError(`exportFigure: plotlyJs must be 'inline' or { file: 'path/to/plotly.min.js' }, got ${JSON.stringify(placement)}`);
   }
+  const bundle = placement === 'inline' ? 'full' : checkBundle(placement.bundle ?? 'full');
+  if (formats.includes('html')) {
+    const outside = tracesOutside(fig, bundle);
+    if (outside.length) {
+      throw new ConfigError(`exportFigure: plotly.js's ${bundle} bundle cannot draw trace type${outside.length > 1 ? 's' : ''} ${outside.map((t) => JSON.stringify(t)).join(', ')} (it draws ${[...CARTESIAN_TRACE_TYPES].join(', ')}); share the full bundle ({ file, bundle: 'full' }) or inline it`);
+    }
+  }
   fs.mkdirSync(path.dirname(path.resolve(basePath)), { recursive: true });
 
   const needsBrowser = formats.includes('svg') || formats.includes('png');
@@ -407,7 +447,7 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
             fs.writeFileSync(file, figureHtml(fig));
             break;
           }
-          writePlotlyJs(placement.file);
+          writePlotlyJs(placement.file, bundle);
           const fallbackImage = formats.includes('png') ? relativeUrl(path.dirname(file), `${basePath}.png`) : undefined;
           fs.writeFileSync(file, figureHtml(fig, { plotlyJsSrc: relativeUrl(path.dirname(file), placement.file), fallbackImage }));
           break;

@@ -25,6 +25,9 @@ export {
   chromiumPath,
   plotlyJsSource,
   plotlyJsVersion,
+  PlotlyBundle,
+  CARTESIAN_TRACE_TYPES,
+  tracesOutside,
 } from './export';
 export { MimeBundle, DisplayContent, FigureBundleOptions, figureBundle, figureBundleHtml, figureElementId } from './bundle';
 export { TableLike, tableRows, tableColumns, formatCell, tableMarkdown, tableCsv, exportTable } from './tables';
