@@ -357,6 +357,25 @@ test('progress outside a notebook prints throttled lines, always the first and l
   assert.throws(() => progress(0), /progress total must be >= 1/);
 });
 
+test('a skipped progress bar says why instead of standing at 0/total, once', () => {
+  const lines: string[] = [];
+  const original = process.stdout.write;
+  process.stdout.write = ((chunk: string) => {
+    lines.push(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const p = progress(100, { label: 'interleaved benchmark' });
+    p.skip('read from the cache (2026-12-07)');
+    p.finish();
+    p.update(5);
+    p.skip('again');
+  } finally {
+    process.stdout.write = original;
+  }
+  assert.deepEqual(lines, ['interleaved benchmark: read from the cache (2026-12-07)\n']);
+});
+
 test('GMT_STABLE_OUTPUT=1: progress lines carry no elapsed time or ETA, so a re-run prints the same', () => {
   const lines: string[] = [];
   const original = process.stdout.write;

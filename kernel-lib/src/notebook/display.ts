@@ -240,6 +240,11 @@ export interface Progress {
   update(done: number, metrics?: Record<string, number | string>): void;
   /** Marks the end (also when stopped early); shows the final line. */
   finish(metrics?: Record<string, number | string>): void;
+  /**
+   * Marks the work as not needed (read from a cache, say): the bar gives way to `label: reason`
+   * instead of standing at 0/total. Later calls do nothing.
+   */
+  skip(reason: string): void;
 }
 
 function formatSeconds(s: number): string {
@@ -313,6 +318,17 @@ export function progress(total: number, opts: ProgressOptions = {}): Progress {
       finished = true;
       // On stdout a line already showing the last step is not repeated.
       if (rich || renderedDone !== lastDone || metrics !== undefined) render(lastDone, metrics ?? lastMetrics, true);
+    },
+    skip(reason) {
+      if (finished) return;
+      finished = true;
+      const text = `${opts.label ? `${opts.label}: ` : ''}${reason}`;
+      if (rich) {
+        const html = `<div class="gmt-progress" style="font-family:monospace;font-size:13px">${escapeHtml(text)}</div>`;
+        displayBundle({ 'text/html': html, 'text/plain': text }, { displayId, update: drawn });
+      } else {
+        process.stdout.write(`${text}\n`);
+      }
     },
   };
 }
