@@ -73,7 +73,8 @@ function tapTotals(tap) {
 /**
  * Test files whose code paths differ per engine: the whole suite runs on the default engine (the
  * native one wherever setup built it), then these again on the wasm engine, so both engines are
- * tested on every run.
+ * tested on every run. The second pass sets GMT_TEST_PASS=engine, and tests in these files that do
+ * not depend on the engine (sweep processes and signals, the cpu backend) skip it.
  */
 const ENGINE_FILES = ['adamw', 'mask', 'model', 'strategies', 'trainer', 'reliability', 'cli-train'].map((f) => `kernel-lib/test/${f}.test.ts`);
 
@@ -136,7 +137,7 @@ function defaultEngine() {
 await typecheck();
 const engine = process.env.GMT_ENGINE?.trim() || defaultEngine();
 await unitTests(` (engine: ${engine})`, [...findFiles('kernel-lib/test', '.test.ts'), ...findFiles('scripts/test', '.test.mjs')]);
-if (!/^wasm/.test(engine)) await unitTests(' (engine: wasm)', ENGINE_FILES.filter((f) => existsSync(path.join(repoRoot, f))), { ...process.env, GMT_ENGINE: 'wasm' });
+if (!/^wasm/.test(engine)) await unitTests(' (engine: wasm)', ENGINE_FILES.filter((f) => existsSync(path.join(repoRoot, f))), { ...process.env, GMT_ENGINE: 'wasm', GMT_TEST_PASS: 'engine' });
 try {
   await notebooks();
 } catch (err) {
