@@ -337,7 +337,8 @@ test('tables render as aligned text and HTML, from rows or an arquero table', ()
   assert.throws(() => tableBundle({} as never), /array of row objects or an arquero table/);
 });
 
-test('progress outside a notebook prints throttled lines, always the first and last', () => {
+/** What `fn` writes to stdout, chunk by chunk (nothing reaches the real stdout meanwhile). */
+function stdoutOf(fn: () => void): string[] {
   const lines: string[] = [];
   const original = process.stdout.write;
   process.stdout.write = ((chunk: string) => {
@@ -345,12 +346,19 @@ test('progress outside a notebook prints throttled lines, always the first and l
     return true;
   }) as typeof process.stdout.write;
   try {
-    const p = progress(100, { label: 'train', minIntervalMs: 60_000 });
-    for (let i = 1; i <= 100; i++) p.update(i, { loss: 1 / i });
-    p.finish();
+    fn();
   } finally {
     process.stdout.write = original;
   }
+  return lines;
+}
+
+test('progress outside a notebook prints throttled lines, always the first and last', () => {
+  const lines = stdoutOf(() => {
+    const p = progress(100, { label: 'train', minIntervalMs: 60_000 });
+    for (let i = 1; i <= 100; i++) p.update(i, { loss: 1 / i });
+    p.finish();
+  });
   assert.equal(lines.length, 2, lines.join(''));
   assert.match(lines[0], /^train \[-+\] 1\/100 1% /);
   assert.match(lines[1], /^train \[#{24}\] 100\/100 100% .* loss=0\.01\n$/);
@@ -358,41 +366,29 @@ test('progress outside a notebook prints throttled lines, always the first and l
 });
 
 test('a skipped progress bar says why instead of standing at 0/total, once', () => {
-  const lines: string[] = [];
-  const original = process.stdout.write;
-  process.stdout.write = ((chunk: string) => {
-    lines.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
+  const lines = stdoutOf(() => {
     const p = progress(100, { label: 'interleaved benchmark' });
     p.skip('read from the cache (2026-12-07)');
     p.finish();
     p.update(5);
     p.skip('again');
-  } finally {
-    process.stdout.write = original;
-  }
+  });
   assert.deepEqual(lines, ['interleaved benchmark: read from the cache (2026-12-07)\n']);
 });
 
 test('GMT_STABLE_OUTPUT=1: progress lines carry no elapsed time or ETA, so a re-run prints the same', () => {
-  const lines: string[] = [];
-  const original = process.stdout.write;
   const saved = process.env.GMT_STABLE_OUTPUT;
-  process.stdout.write = ((chunk: string) => {
-    lines.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
+  let lines: string[];
   try {
     process.env.GMT_STABLE_OUTPUT = '1';
-    const p = progress(10, { label: 'sweep', minIntervalMs: 0 });
-    for (let i = 1; i <= 10; i++) p.update(i);
-    p.finish({ ran: 0 });
-    const timed = progress(2, { label: 'timed', minIntervalMs: 0, showTime: true });
-    timed.update(2);
+    lines = stdoutOf(() => {
+      const p = progress(10, { label: 'sweep', minIntervalMs: 0 });
+      for (let i = 1; i <= 10; i++) p.update(i);
+      p.finish({ ran: 0 });
+      const timed = progress(2, { label: 'timed', minIntervalMs: 0, showTime: true });
+      timed.update(2);
+    });
   } finally {
-    process.stdout.write = original;
     if (saved === undefined) delete process.env.GMT_STABLE_OUTPUT;
     else process.env.GMT_STABLE_OUTPUT = saved;
   }
