@@ -13,7 +13,8 @@ import { initBackend } from '../src/backend';
 import { canonicalJson, contextEngine, expandGrid, experimentKey, recordExperiment, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
 import { gridResults } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
-import { runSweep, summarizeStore } from '../src/sweep/runner';
+import { gridStatus, runSweep, summarizeStore } from '../src/sweep/runner';
+import { gridStatusText } from '../src/cli/commands/sweep';
 import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
 import { ConfigError } from '../src/util/config';
 import { tinyGrid } from './helpers/tiny-grid';
@@ -289,6 +290,33 @@ test('a sweep runs what the store lacks, records failures, and a re-run skips fi
   assert.equal(onlyMath.skipped, 2);
 });
 
+test('sweep GRID --status: finished of planned per method and task, failed runs named, the time left at the measured pace', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-sweep-status-');
+  const badTask = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(badTask, `${JSON.stringify({ prompt: 'p', completion: 'c' })}\n{"prompt": "p5"`);
+  const store = path.join(dir, 'r.jsonl');
+  const made = await runSweep(tinyGrid({ tasks: ['math', badTask], seeds: [0] }), { store, jobs: 0 });
+  assert.deepEqual([made.ran, made.failed], [4, 2]);
+  const wider = tinyGrid({ tasks: ['math', badTask], seeds: [0, 1, 2] });
+  const s = await gridStatus(wider, store, { mode: 'full' });
+  assert.deepEqual([s.grid, s.planned, s.finished, s.missing], ['tiny', 12, 2, 10]);
+  const cell = (method: string, task: string) => s.cells.find((c) => c.method === method && c.task === task)!;
+  assert.deepEqual(cell('sft', 'math'), { method: 'sft', task: 'math', planned: 3, finished: 1, failed: 0, cancelled: 0, missing: 2 });
+  assert.deepEqual(cell('gmt ratio=0.3', badTask), { method: 'gmt ratio=0.3', task: badTask, planned: 3, finished: 0, failed: 1, cancelled: 0, missing: 3 });
+  const times = [...made.records.values()].filter((r) => r.status === 'done').map((r) => r.timings!.totalMs);
+  assert.equal(s.medianRunMs, (times[0]! + times[1]!) / 2, 'the median of the two finished runs');
+  assert.deepEqual([s.timedRuns, s.timedHere], [2, true]);
+  const text = gridStatusText(s, store);
+  assert.match(text, /^tiny \(full mode\) in .*r\.jsonl: 2 of 12 runs finished, 10 missing\n/);
+  assert.match(text, /\n {2}sft +math +1\/3 {2}\(2 missing\)\n/);
+  assert.match(text, /gmt ratio=0\.3 .*bad\.jsonl +0\/3 {2}\(3 missing: 1 failed\)\n/);
+  assert.match(text, /\n10 runs left: about \S+ with 1 job at a time, at the median of 2 finished runs made with this machine's engine and build/);
+  const none = gridStatusText(await gridStatus(wider, path.join(dir, 'empty.jsonl'), { mode: 'full' }), 'empty.jsonl');
+  assert.match(none, /12 runs left; no finished run of this grid to estimate their time from\n$/);
+  assert.match(gridStatusText(await gridStatus(tinyGrid({ seeds: [0] }), store, { mode: 'full' }), store), /nothing left to run\n$/);
+});
+
 test('a sweep continues a store made on another kernel build: its runs count as done, unless --exact', async () => {
   await initBackend({ quiet: true });
   const dir = tmp('gmt-sweep-build-');
@@ -306,6 +334,9 @@ test('a sweep continues a store made on another kernel build: its runs count as 
   });
   for (const r of fromOther) elsewhere.append(r);
   assert.ok(fromOther.every((r) => !made.records.has(r.key)), 'other run keys');
+  const before = await gridStatus(grid, elsewhere, { mode: 'full' });
+  assert.deepEqual([before.finished, before.missing, before.timedRuns, before.timedHere], [2, 0, 2, false], 'finished on another build; timed from those runs');
+  assert.deepEqual([(await gridStatus(grid, elsewhere, { mode: 'full', exact: true })).missing], [2], 'with exact, none is finished on this build');
   const resumed = await runSweep(grid, { store: elsewhere, jobs: 0 });
   assert.equal(resumed.ran, 0, 'nothing is made again');
   assert.equal(resumed.skipped, 2);

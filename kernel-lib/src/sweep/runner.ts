@@ -413,6 +413,101 @@ export async function runPlanned(
   return runs.map((r) => got.get(r.key)!);
 }
 
+/** One cell of {@link gridStatus}: a method label on a task, over its seeds. */
+export interface GridStatusCell {
+  method: string;
+  task: string;
+  planned: number;
+  /** Runs with a final record (done or diverged). */
+  finished: number;
+  /** Runs whose latest record failed or was cancelled: a sweep makes them again. */
+  failed: number;
+  cancelled: number;
+  /** planned − finished. */
+  missing: number;
+}
+
+/** Where a grid stands in a store (`gmt-lab sweep GRID --status`). */
+export interface GridStatus {
+  grid: string;
+  mode: RunMode;
+  planned: number;
+  finished: number;
+  missing: number;
+  cells: GridStatusCell[];
+  /**
+   * Median whole-run time of the grid's done runs made with this machine's gradient path (engine,
+   * kernel build, threads), or of all its done runs when none was: the basis of the estimate.
+   */
+  medianRunMs: number | null;
+  /** How many runs that median is over, and whether they were made with this gradient path. */
+  timedRuns: number;
+  timedHere: boolean;
+  /** The median number of parallel jobs those runs shared the machine with (their `provenance.jobs`). */
+  jobs: number | null;
+}
+
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Where `grid` stands in `store`: planned, finished and missing runs per method label and task,
+ * and the median time of its finished runs, from which `gmt-lab sweep --status` estimates what is
+ * left. Runs count by experiment, as {@link runSweep} counts them (by run key with `exact`).
+ */
+export async function gridStatus(gridInput: SweepGrid | unknown, store: ResultStore | string, opts: { mode?: RunMode; exact?: boolean } = {}): Promise<GridStatus> {
+  const st = typeof store === 'string' ? new ResultStore(store) : store;
+  const mode = opts.mode ?? runMode();
+  const { grid, context, runs } = await planSweep(gridInput, { mode });
+  const latest = opts.exact ? st.latest() : st.byExperiment();
+  const cells = new Map<string, GridStatusCell>();
+  const timedHere: number[] = [];
+  const timedAll: number[] = [];
+  const jobsHere: number[] = [];
+  const jobsAll: number[] = [];
+  for (const r of runs) {
+    const id = `${r.methodLabel}\u0000${r.config.task}`;
+    const cell = cells.get(id) ?? { method: r.methodLabel, task: r.config.task, planned: 0, finished: 0, failed: 0, cancelled: 0, missing: 0 };
+    cells.set(id, cell);
+    cell.planned += 1;
+    const rec = latest.get(opts.exact ? r.key : r.experiment);
+    if (rec && isFinal(rec.status)) cell.finished += 1;
+    else {
+      cell.missing += 1;
+      if (rec?.status === 'failed') cell.failed += 1;
+      if (rec?.status === 'cancelled') cell.cancelled += 1;
+    }
+    const ms = rec?.status === 'done' ? rec.timings?.totalMs : undefined;
+    if (ms === undefined || !Number.isFinite(ms)) continue;
+    const here = rec!.provenance.gradientPath === context.gradientPath;
+    timedAll.push(ms);
+    jobsAll.push(rec!.provenance.jobs ?? 1);
+    if (here) {
+      timedHere.push(ms);
+      jobsHere.push(rec!.provenance.jobs ?? 1);
+    }
+  }
+  const useHere = timedHere.length > 0;
+  const all = [...cells.values()];
+  const finished = all.reduce((a, c) => a + c.finished, 0);
+  return {
+    grid: grid.name,
+    mode,
+    planned: runs.length,
+    finished,
+    missing: runs.length - finished,
+    cells: all,
+    medianRunMs: median(useHere ? timedHere : timedAll),
+    timedRuns: (useHere ? timedHere : timedAll).length,
+    timedHere: useHere,
+    jobs: median(useHere ? jobsHere : jobsAll),
+  };
+}
+
 /**
  * Counts of a store by status, per grid and method label (`gmt-lab sweep --status`): one per
  * experiment (a run made again on another kernel build counts once).

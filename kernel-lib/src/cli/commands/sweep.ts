@@ -1,5 +1,5 @@
 /** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
-import { defaultSweepLayout, runSweep, summarizeStore, type SweepProgress } from '../../sweep/runner';
+import { defaultSweepLayout, gridStatus, runSweep, summarizeStore, type GridStatus, type SweepProgress } from '../../sweep/runner';
 import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
 import { ResultStore, type RunRecord } from '../../sweep/store';
 import { runMode, type RunMode } from '../../util/config';
@@ -44,12 +44,38 @@ export function sweepProgressLine(p: SweepProgress): string {
     ` · ${formatDuration(p.elapsedMs)} elapsed, ETA ${formatDuration(p.etaMs)}${queue}${running ? ` · running: ${running}` : ''}`;
 }
 
+/**
+ * `gmt-lab sweep GRID --status`: the grid's runs per method and task (finished of planned, and
+ * any failed or cancelled), then what is left and how long it should take at the measured pace.
+ */
+export function gridStatusText(s: GridStatus, storeFile: string): string {
+  const lines = [`${s.grid} (${s.mode} mode) in ${storeFile}: ${s.finished} of ${s.planned} runs finished, ${s.missing} missing`];
+  const mw = Math.max(6, ...s.cells.map((c) => c.method.length));
+  const tw = Math.max(4, ...s.cells.map((c) => c.task.length));
+  lines.push(`  ${'method'.padEnd(mw)}  ${'task'.padEnd(tw)}  finished`);
+  for (const c of s.cells) {
+    const extra = [c.failed ? `${c.failed} failed` : '', c.cancelled ? `${c.cancelled} cancelled` : ''].filter(Boolean).join(', ');
+    lines.push(`  ${c.method.padEnd(mw)}  ${c.task.padEnd(tw)}  ${`${c.finished}/${c.planned}`.padStart(8)}${c.missing === 0 ? '' : `  (${c.missing} missing${extra ? `: ${extra}` : ''})`}`);
+  }
+  if (s.missing === 0) lines.push('nothing left to run');
+  else if (s.medianRunMs === null) lines.push(`${s.missing} runs left; no finished run of this grid to estimate their time from`);
+  else {
+    const jobs = Math.max(1, Math.round(s.jobs ?? 1));
+    lines.push(
+      `${s.missing} runs left: about ${formatDuration((s.missing * s.medianRunMs) / jobs)} with ${jobs} job${jobs > 1 ? 's' : ''} at a time, ` +
+        `at the median of ${s.timedRuns} finished run${s.timedRuns > 1 ? 's' : ''} ${s.timedHere ? 'made with this machine\'s engine and build' : 'made on other builds or engines (none with this one yet)'} ` +
+        `(${formatDuration(s.medianRunMs)} each, ${jobs} at a time)`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export default defineCommand({
   name: 'sweep',
   summary: 'Run a grid of fine-tuning runs into a result store (resumable), or summarise a store',
   description:
     'Runs every run of GRID.json that the store lacks, in parallel worker processes, appending one JSONL record per run. ' +
-    'Re-running skips finished runs; failed runs are retried. --status summarises a store; --example prints a small grid to start from.',
+    'Re-running skips finished runs; failed runs are retried. --status summarises a store, or with GRID where that grid stands in it and how long the rest should take; --example prints a small grid to start from.',
   positionals: [{ name: 'grid', summary: 'grid file (JSON)', required: false }],
   options: {
     store: { type: 'string', summary: 'result store (JSONL file)', metavar: 'FILE' },
@@ -58,7 +84,7 @@ export default defineCommand({
     mode: { type: 'string', summary: 'grid mode: full, or fast (the grid\'s "fast" block); default GMT_MODE or full', choices: ['fast', 'full'] },
     fresh: { type: 'boolean', summary: 'run everything again, ignoring finished records' },
     exact: { type: 'boolean', summary: 'count as done only runs made on this kernel build and thread count (by default a run of the same experiment on any build counts)' },
-    status: { type: 'boolean', summary: 'summarise the store instead of running (with --queue and no --store: the queues on that Redis)' },
+    status: { type: 'boolean', summary: 'summarise the store instead of running; with GRID, that grid\'s finished and missing runs per method and task and an estimate of the time left (with --queue and no --store: the queues on that Redis)' },
     example: { type: 'boolean', summary: 'print an example grid file and exit' },
     queue: { type: 'string', summary: 'enqueue the missing runs on this Redis (redis://[:password@]host:port, rediss:// for TLS) for gmt-lab workers and collect their records', metavar: 'URL' },
     attempts: { type: 'number', summary: `with --queue: attempts per run before it is recorded failed (default ${DEFAULT_ATTEMPTS})`, min: 1, max: 100, integer: true },
@@ -81,6 +107,11 @@ export default defineCommand({
     }
     if (o.store === undefined) throw new UsageError('--store FILE is required');
     const store = new ResultStore(o.store);
+    if (o.status && positionals.length > 0) {
+      const s = await gridStatus(loadGrid(positionals[0] as string), store, { mode: (o.mode as RunMode | undefined) ?? runMode(), exact: o.exact });
+      io.stdout(gridStatusText(s, store.file));
+      return 0;
+    }
     if (o.status) {
       const s = summarizeStore(store);
       io.stdout(`${store.file}: ${s.records} records, ${s.keys} runs${s.bad ? `, ${s.bad} unreadable lines (skipped)` : ''}\n`);
