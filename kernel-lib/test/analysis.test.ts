@@ -13,7 +13,8 @@ import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type 
 import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown, interimVerdict } from '../src/analysis/claims';
 import { ablationTableRows, answerAblations } from '../src/analysis/ablations';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
-import { seedsForHalfWidth, comparisonReport } from '../src/findings/reports';
+import { seedsForHalfWidth, comparisonReport, withPlannedPairs } from '../src/findings/reports';
+import { expandGrid, resolveGrid } from '../src/sweep/grid';
 import { resolveFinetuneConfig } from '../src/sweep/finetune';
 import type { RunRecord } from '../src/sweep/store';
 
@@ -129,6 +130,19 @@ test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', 
   assert.match(half, /> \*\*Interim, not verdicts for claim 2\.\*\* x/);
   assert.equal(half.match(/\*\*reproduced\*\*/g)?.length, 2, 'claims 1 and 1b');
   assert.equal(half.match(/\*interim: reproduced\*/g)?.length, 1, 'claim 2');
+  // The seeds column says how many of the planned pairs are in while some are missing: pairs are
+  // seeds planned at both k and 0.3 (here 10 at 0.1, 0.3 with seeds 0-9, 0.2 with seeds 0-5).
+  const ctx = { kernelLib: '0.0.0-test', backend: 'wasm', gradientPath: 'test' };
+  const plannedRuns = [
+    ...expandGrid(resolveGrid({ name: 'p', methods: [{ method: 'gmt', options: { ratio: [0.1, 0.3], scope: 'tensor' } }], tasks: ['math'], seeds: { count: 10 } }), ctx, 'full'),
+    ...expandGrid(resolveGrid({ name: 'p', methods: [{ method: 'gmt', options: { ratio: [0.2, 0.4, 0.5], scope: 'tensor' } }], tasks: ['math'], seeds: { count: 6 } }), ctx, 'full'),
+    ...expandGrid(resolveGrid({ name: 'p', methods: [{ method: 'gmt', options: { ratio: [0.1], scope: 'global' } }], tasks: ['math'], seeds: { count: 20 } }), ctx, 'full'),
+  ];
+  const partial = withPlannedPairs(c2, plannedRuns);
+  assert.deepEqual(partial.checks.map((k) => k.planned), [10, 6, 6, 6]);
+  const seeds = claimsMarkdown({ protocols: [{ title: 'P', prefix: '', claim1: [], claim2: [partial], claim3: [], provenance: none }] });
+  assert.match(seeds, /\| math \| tensor \| 0\.1 \| [^|]+ \| 6 of 10 \| equivalent \|/);
+  assert.match(seeds, /\| math \| tensor \| 0\.2 \| [^|]+ \| 6 \| equivalent \|/);
   assert.equal(interimVerdict('reproduced', 2), 'interim: reproduced');
   assert.equal(interimVerdict('reproduced', 0), 'reproduced');
 });

@@ -147,7 +147,16 @@ export interface Claim2Result {
   task: string;
   scope: string;
   /** Per k ≠ 0.3 in 0.1–0.5: the 90% CI of acc(k) − acc(0.3) and its TOST verdict. */
-  checks: { ratio: number; n: number; diff: number; lo: number; hi: number; verdict: 'equivalent' | 'different' | 'inconclusive' | 'no data' }[];
+  checks: {
+    ratio: number;
+    n: number;
+    /** Seed pairs the protocol plans for this k (shown as `n of planned` while some are missing); unset: not known. */
+    planned?: number;
+    diff: number;
+    lo: number;
+    hi: number;
+    verdict: 'equivalent' | 'different' | 'inconclusive' | 'no data';
+  }[];
   /** Smallest k > 0.3 whose paired difference to k = 0.3 has a 95% CI below 0 (null: none). */
   fallsFrom: number | null;
   verdict: Verdict;
@@ -339,7 +348,7 @@ function protocolLines(p: ProtocolClaims): string[] {
   out.push(`### ${p.prefix}Claim 2: ${CLAIM_TITLES[2]}`, '');
   out.push('| task | scope | k | acc(k) − acc(0.3) [90% CI] | seeds | TOST ±3 |', '|---|---|---|---|---|---|');
   for (const c of p.claim2) {
-    for (const k of c.checks) out.push(`| ${c.task} | ${c.scope} | ${k.ratio} | ${sgn(k.diff)} [${sgn(k.lo)}, ${sgn(k.hi)}] | ${k.n} | ${k.verdict} |`);
+    for (const k of c.checks) out.push(`| ${c.task} | ${c.scope} | ${k.ratio} | ${sgn(k.diff)} [${sgn(k.lo)}, ${sgn(k.hi)}] | ${k.planned !== undefined && k.planned > k.n ? `${k.n} of ${k.planned}` : k.n} | ${k.verdict} |`);
   }
   out.push('');
   for (const c of p.claim2) {

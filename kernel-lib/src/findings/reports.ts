@@ -11,7 +11,7 @@
  */
 import * as path from 'node:path';
 import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
-import { claim1, claim1b, claim2, claim3, claimsMarkdown, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims } from '../analysis/claims';
+import { claim1, claim1b, claim2, claim3, claimsMarkdown, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims } from '../analysis/claims';
 import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
@@ -165,6 +165,16 @@ export const PROTOCOL2_GRIDS = PROTOCOL2_GRID_FILES;
 
 const SCOPES = ['tensor', 'layer', 'global'] as const;
 
+/** Claim 2's checks with the seed pairs its grid plans for each k (seeds planned at both k and 0.3). */
+export function withPlannedPairs(c: Claim2Result, planned: readonly PlannedRun[]): Claim2Result {
+  const seedsAt = (k: number): Set<number> => new Set(planned.filter((r) => {
+    const o = r.config.methodOptions as { ratio?: number; scope?: string };
+    return r.config.method === 'gmt' && r.config.task === c.task && (o.scope ?? 'tensor') === c.scope && o.ratio !== undefined && Math.abs(o.ratio - k) < 1e-9;
+  }).map((r) => r.config.seed));
+  const base = seedsAt(0.3);
+  return { ...c, checks: c.checks.map((k) => ({ ...k, planned: [...seedsAt(k.ratio)].filter((s) => base.has(s)).length })) };
+}
+
 /** One protocol's claims from its grids in the store and its engine's cached benchmark. */
 async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; incomplete: { claim1: boolean; claim2: boolean }; bench: CachedBench | null }> {
   const g2 = await gridResults(path.join(paths.gridsDir, grids.gmtVsSft), paths.store, mode);
@@ -185,7 +195,7 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
     claims: {
       claim1: claim1(g2.rows, 'gmt', tasks1),
       claim1b: recordsTestLoss ? claim1b(g2.rows, 'gmt', tasks1) : undefined,
-      claim2: tasks3.flatMap((t) => scopes3.map((sc) => claim2(g3.rows, t, sc))),
+      claim2: tasks3.flatMap((t) => scopes3.map((sc) => withPlannedPairs(claim2(g3.rows, t, sc), g3.planned))),
       claim3: c3,
       forgetting: g2.rows.length && forgetting.some((r) => r.n > 0) ? forgetting : undefined,
       provenance: {
