@@ -118,6 +118,25 @@ test('an experiment is a run key less the kernel build, ISA and threads; engine,
   }
 });
 
+test('method options at their defaults are the same experiment as options left out (and the same weights); runs keep their keys', async () => {
+  const gmt = (methodOptions: Record<string, unknown>) => resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2, method: 'gmt', methodOptions });
+  const spelled = gmt({ ratio: 0.3, scope: 'tensor', signal: 'grad', maskUpdate: false });
+  const id = experimentKey(spelled, ctx, { base: 'a' });
+  for (const o of [{}, { ratio: 0.3 }, { scope: 'tensor', ratio: 0.3 }, { maskUpdate: false }]) assert.equal(experimentKey(gmt(o), ctx, { base: 'a' }), id, JSON.stringify(o));
+  for (const o of [{ ratio: 0.5 }, { scope: 'global' }, { signal: 'grad-weight' }, { maskUpdate: true }]) assert.notEqual(experimentKey(gmt(o), ctx, { base: 'a' }), id, JSON.stringify(o));
+  assert.notEqual(experimentKey(resolveFinetuneConfig({ base: 'nano', steps: 10, warmup: 2, method: 'random-mask', methodOptions: { ratio: 0.3 } }), ctx, { base: 'a' }), id, 'another method with the same options');
+  assert.notEqual(runKey(spelled, ctx, { base: 'a' }), runKey(gmt({ ratio: 0.3 }), ctx, { base: 'a' }), 'run keys are as before (stored runs keep theirs)');
+  // The claim behind it: spelling out a default changes nothing in the run.
+  await initBackend({ quiet: true });
+  const store = path.join(tmp('gmt-defaults-'), 'r.jsonl');
+  const methods = [{ method: 'gmt', options: { ratio: 0.3 } }, { method: 'gmt', options: { ratio: 0.3, scope: 'tensor', signal: 'grad', maskUpdate: false } }];
+  const runs = [...(await runSweep(tinyGrid({ methods, seeds: [0] }), { store, jobs: 0, exact: true })).records.values()];
+  assert.equal(runs.length, 2, 'two runs (two run keys), one experiment');
+  assert.ok(runs.every((r) => r.status === 'done'));
+  assert.equal(runs[0].weightsSha256, runs[1].weightsSha256, 'the same weights');
+  assert.equal(recordExperiment(runs[0]), recordExperiment(runs[1]));
+});
+
 test('the committed store\'s protocol 2 runs count on this machine\'s kernel build too', async () => {
   await initBackend({ quiet: true });
   const claim1 = await gridResults(path.join(repoRoot, 'notebooks/grids/p2_gmt_vs_sft.json'), path.join(repoRoot, 'data/results/findings.jsonl'), 'full');
@@ -415,13 +434,18 @@ test('kill -9 of a sweep (parent and workers) mid-way loses no finished run and 
   assert.equal(new Set(done.map((r) => r.key)).size, 8, 'and none twice');
 });
 
-test('notebook 06\'s grid has protocol 2\'s base, so its SFT cell is protocol 2\'s runs', () => {
+test('notebook 06\'s grid has protocol 2\'s base, so its SFT cell and its |Γ| cells are protocol 2\'s runs', () => {
   const load = (f: string): unknown => JSON.parse(fs.readFileSync(path.join(repoRoot, 'notebooks', 'grids', f), 'utf8'));
   const ablations = expandGrid(load('06_gpu_ablations.json'), ctx, 'full');
-  const claim2 = new Set(expandGrid(load('p2_mask_ratio.json'), ctx, 'full').map((r) => r.key));
-  const shared = ablations.filter((r) => claim2.has(r.key));
-  // SFT on seeds 0–4 of math. (GMT's cells are not shared: notebook 06 names signal and
-  // maskUpdate, protocol 2 leaves them at their defaults, and the options as written are part of a key.)
-  assert.equal(shared.length, 5, shared.map((r) => r.label).join('\n'));
-  assert.ok(shared.every((r) => r.config.method === 'sft' && r.config.task === 'math' && r.config.seed < 5));
+  const claim2Runs = expandGrid(load('p2_mask_ratio.json'), ctx, 'full');
+  const claim2 = new Set(claim2Runs.map((r) => r.experiment));
+  const claim2Keys = new Set(claim2Runs.map((r) => r.key));
+  const shared = ablations.filter((r) => claim2.has(r.experiment));
+  // SFT, and GMT with |Γ| and no maskUpdate at k = 0.1, 0.3, 0.5 in both scopes, on seeds 0–4 of
+  // math: notebook 06 names signal and maskUpdate at their defaults, protocol 2 leaves them out.
+  assert.equal(shared.length, 5 * 7, shared.map((r) => r.label).join('\n'));
+  assert.ok(shared.every((r) => r.config.task === 'math' && r.config.seed < 5));
+  assert.ok(shared.every((r) => r.config.method === 'sft' || (r.config.methodOptions.signal === 'grad' && r.config.methodOptions.maskUpdate === false)));
+  assert.equal(new Set(shared.filter((r) => r.config.method === 'gmt').map((r) => `${r.config.methodOptions.ratio} ${r.config.methodOptions.scope}`)).size, 6);
+  assert.deepEqual(ablations.filter((r) => claim2Keys.has(r.key)).map((r) => r.config.method), Array(5).fill('sft'), 'GMT\'s run keys stay apart (the stored records keep theirs) stay apart (the stored records keep theirs)');
 });

@@ -29,6 +29,7 @@ import { defaultGradientPath } from '../model/gpt';
 import { ConfigError, resolveConfig, runMode, type RunMode } from '../util/config';
 import { resolveFinetuneConfig, type FinetuneConfig } from './finetune';
 import { resolveBaseCheckpoint, sha256File } from './paths';
+import { withoutDefaultOptions } from '../tuning/registry';
 
 /** Reads a grid file (JSON) with a clear error naming the file; validation comes with {@link expandGrid}. */
 export function loadGrid(file: string): SweepGrid {
@@ -211,10 +212,14 @@ export function contextEngine(context: Pick<ExecutionContext, 'gradientPath'>): 
  * either: a store begun on one machine is continued on another whose native build differs
  * (an AVX-512 build and an AVX2 build have different build ids). The kernel-lib version, the
  * backend, the engine (native, wasm or tfjs ops) and a webgpu adapter stay part of it.
+ * Method options written out at their default value count as left out, so that a grid that
+ * names every factor (notebook 06: `signal: "grad", maskUpdate: false`) finds the runs of one
+ * that leaves them at their defaults (claim 2's), and the other way round.
  */
 export function experimentKey(config: FinetuneConfig, context: ExecutionContext, digests = inputDigests(config)): string {
   const { kernelLib, backend, adapter } = context;
-  return hashKey({ config: keyedConfig(config), inputs: digests, experiment: { kernelLib, backend, engine: contextEngine(context), ...(adapter ? { adapter } : {}) } });
+  const keyed = { ...keyedConfig(config), methodOptions: withoutDefaultOptions(config.method, config.methodOptions ?? {}) };
+  return hashKey({ config: keyed, inputs: digests, experiment: { kernelLib, backend, engine: contextEngine(context), ...(adapter ? { adapter } : {}) } });
 }
 
 /** {@link experimentKey} of a stored record, from its config, inputs and provenance. */

@@ -77,6 +77,16 @@ export function describeStrategies(): StrategyInfo[] {
 }
 
 /**
+ * `options` less the entries a method takes by default: `{ ratio: 0.3, signal: 'grad' }` and
+ * `{}` are the same GMT run. Options of an unknown method are returned as they are.
+ */
+export function withoutDefaultOptions(name: string, options: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const entry = Object.prototype.hasOwnProperty.call(REGISTRY, name) ? REGISTRY[name] : undefined;
+  const defaults = (entry?.defaults ?? {}) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(options).filter(([k, v]) => !(k in defaults && JSON.stringify(v) === JSON.stringify(defaults[k]))));
+}
+
+/**
  * Builds a method by name. Unknown names and unknown or out-of-range options throw a
  * `ConfigError` naming the method and option.
  */
