@@ -122,6 +122,24 @@ const steps = [
         renameSync(paths.store, aside);
         console.log(`reproduce: --fresh: the old store is kept as ${rel(aside)}`);
       }
+      // What the sweeps are about to make, before the first of them starts: a fresh clone of a
+      // store still being filled can mean hours of runs, and a reader should know before waiting.
+      if (!options.fresh) {
+        const lacking = [];
+        for (const file of gridFiles) {
+          const s = await gmt.gridStatus(gmt.loadGrid(file), paths.store, { mode: options.mode });
+          if (s.missing) lacking.push({ file: path.basename(file), s, ms: gmt.gridTimeLeftMs(s) });
+        }
+        const total = lacking.reduce((a, l) => a + l.s.missing, 0);
+        const ms = lacking.reduce((a, l) => a + l.ms, 0);
+        if (total === 0) console.log('reproduce: the store has every run of the grids; the sweeps make none');
+        else {
+          const each = lacking.map((l) => `${l.file} ${l.s.missing} of ${l.s.planned}${Number.isFinite(l.ms) ? ` (about ${gmt.formatDuration(l.ms)})` : ''}`).join(', ');
+          console.log(`reproduce: the store lacks ${total} runs: ${each}` + (options.storeOnly
+            ? '; --store-only makes none (the notebooks and CLAIMS.md show what is there, as interim where planned runs are missing)'
+            : `; ${Number.isFinite(ms) ? `about ${gmt.formatDuration(ms)}` : 'how long is not known (a grid has no timed run yet)'} at the pace of the stored runs. Stopping (Ctrl-C) keeps every finished run: the next reproduce goes on from there, and --store-only makes none.`));
+        }
+      }
       let ran = 0;
       let skipped = 0;
       let failed = 0;

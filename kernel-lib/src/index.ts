@@ -8,6 +8,7 @@ export * from './types';
 export * from './util/rng';
 export * from './util/config';
 export * from './util/interrupt';
+export * from './util/format';
 export * from './backend';
 export * from './model';
 export * from './data';

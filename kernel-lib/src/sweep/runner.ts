@@ -509,6 +509,17 @@ export async function gridStatus(gridInput: SweepGrid | unknown, store: ResultSt
 }
 
 /**
+ * How long the missing runs of {@link gridStatus} should take: their count × the median run time,
+ * shared by as many parallel jobs as those runs had. NaN when nothing is timed yet; 0 when
+ * nothing is missing.
+ */
+export function gridTimeLeftMs(s: Pick<GridStatus, 'missing' | 'medianRunMs' | 'jobs'>): number {
+  if (s.missing === 0) return 0;
+  if (s.medianRunMs === null) return NaN;
+  return (s.missing * s.medianRunMs) / Math.max(1, Math.round(s.jobs ?? 1));
+}
+
+/**
  * Counts of a store by status, per grid and method label (`gmt-lab sweep --status`): one per
  * experiment (a run made again on another kernel build counts once).
  */

@@ -1,5 +1,6 @@
 /** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
-import { defaultSweepLayout, gridStatus, runSweep, summarizeStore, type GridStatus, type SweepProgress } from '../../sweep/runner';
+import { defaultSweepLayout, gridStatus, gridTimeLeftMs, runSweep, summarizeStore, type GridStatus, type SweepProgress } from '../../sweep/runner';
+import { formatDuration } from '../../util/format';
 import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
 import { ResultStore, type RunRecord } from '../../sweep/store';
 import { runMode, type RunMode } from '../../util/config';
@@ -7,16 +8,6 @@ import { UsageError } from '../args';
 import { interruptSignal } from '../../util/interrupt';
 import { defineCommand } from '../command';
 import { DEFAULT_ATTEMPTS, parseQueueUrl, queueStatus } from '../../sweep/queue';
-
-/** `12m05s`, `1h02m`, `?`. */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms)) return '?';
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
 
 /** How a run ended, for a line of its own: `done, accuracy 87.0%, 2m05s`, `FAILED: …`, `cancelled at update …`, `diverged at update …`. */
 export function describeRecord(r: RunRecord): string {
@@ -62,7 +53,7 @@ export function gridStatusText(s: GridStatus, storeFile: string): string {
   else {
     const jobs = Math.max(1, Math.round(s.jobs ?? 1));
     lines.push(
-      `${s.missing} runs left: about ${formatDuration((s.missing * s.medianRunMs) / jobs)} with ${jobs} job${jobs > 1 ? 's' : ''} at a time, ` +
+      `${s.missing} runs left: about ${formatDuration(gridTimeLeftMs(s))} with ${jobs} job${jobs > 1 ? 's' : ''} at a time, ` +
         `at the median of ${s.timedRuns} finished run${s.timedRuns > 1 ? 's' : ''} ${s.timedHere ? 'made with this machine\'s engine and build' : 'made on other builds or engines (none with this one yet)'} ` +
         `(${formatDuration(s.medianRunMs)} each, ${jobs} at a time)`,
     );
