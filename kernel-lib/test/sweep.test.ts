@@ -15,6 +15,7 @@ import { gridResults } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { gridStatus, gridTimeLeftMs, runSweep, summarizeStore } from '../src/sweep/runner';
 import { formatDuration } from '../src/util/format';
+import { gitCommitOf } from '../src/sweep/execute';
 import { gridStatusText } from '../src/cli/commands/sweep';
 import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
 import { ConfigError } from '../src/util/config';
@@ -117,6 +118,27 @@ test('an experiment is a run key less the kernel build, ISA and threads; engine,
     const p = r.provenance;
     assert.equal(recordExperiment(r), experimentKey(resolveFinetuneConfig(r.config), { kernelLib: p.kernelLib, backend: p.backend, gradientPath: p.gradientPath }, r.inputs), r.label);
   }
+});
+
+test('a record\'s commit is -dirty when code differs from it, not when only the evidence (store, figures) does', () => {
+  const dir = tmp('gmt-commit-');
+  const git = (...args: string[]): string => spawnSync('git', args, { cwd: dir, encoding: 'utf8' }).stdout.trim();
+  git('init', '-q');
+  for (const f of ['data/results/findings.jsonl', 'figures/CLAIMS.md', 'kernel-lib/src/a.ts']) {
+    fs.mkdirSync(path.join(dir, path.dirname(f)), { recursive: true });
+    fs.writeFileSync(path.join(dir, f), 'one\n');
+  }
+  git('add', '.');
+  git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'one');
+  const head = git('rev-parse', 'HEAD');
+  const sub = path.join(dir, 'kernel-lib', 'src');
+  assert.equal(gitCommitOf(sub), head);
+  fs.appendFileSync(path.join(dir, 'data/results/findings.jsonl'), 'two\n');
+  fs.appendFileSync(path.join(dir, 'figures/CLAIMS.md'), 'two\n');
+  assert.equal(gitCommitOf(sub), head, 'a growing store and new figures are not code changes');
+  fs.appendFileSync(path.join(dir, 'kernel-lib/src/a.ts'), 'two\n');
+  assert.equal(gitCommitOf(sub), `${head}-dirty`);
+  assert.equal(gitCommitOf(os.tmpdir()), null, 'outside a checkout');
 });
 
 test('method options at their defaults are the same experiment as options left out (and the same weights); runs keep their keys', async () => {

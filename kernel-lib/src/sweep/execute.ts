@@ -48,18 +48,31 @@ export function summarizeHistory(train: TrainResult): HistorySummary {
 
 let commitCache: string | null | undefined;
 
-/** `git rev-parse HEAD` of the checkout kernel-lib lives in (with `-dirty` when it has changes), or null. */
+/**
+ * Paths whose changes do not make a checkout's code differ from its commit: the evidence (result
+ * stores, figures), which a sweep writes to while it runs.
+ */
+export const EVIDENCE_PATHS: readonly string[] = Object.freeze(['data/results', 'figures']);
+
+/** {@link gitCommitOf} the checkout kernel-lib lives in, once per process. */
 export function gitCommit(): string | null {
-  if (commitCache !== undefined) return commitCache;
-  try {
-    const cwd = __dirname;
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
-    commitCache = dirty ? `${head}-dirty` : head;
-  } catch {
-    commitCache = null;
-  }
+  if (commitCache === undefined) commitCache = gitCommitOf(__dirname);
   return commitCache;
+}
+
+/**
+ * `git rev-parse HEAD` of the checkout `dir` is in, with `-dirty` when tracked files other than
+ * the evidence ({@link EVIDENCE_PATHS}) have changes; null outside a checkout.
+ */
+export function gitCommitOf(dir: string): string | null {
+  try {
+    const git = (args: string[]): string => execFileSync('git', args, { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const head = git(['rev-parse', 'HEAD']);
+    const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', ':(top)', ...EVIDENCE_PATHS.map((p) => `:(top,exclude)${p}`)]) !== '';
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return null;
+  }
 }
 
 /** Where and how a record was made. */
