@@ -14,6 +14,7 @@ import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, 
 import { ablationTableRows, answerAblations } from '../src/analysis/ablations';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
 import { seedsForHalfWidth, comparisonReport, withPlannedPairs } from '../src/findings/reports';
+import { ablationAnswersFigure } from '../src/findings/figures';
 import { expandGrid, resolveGrid } from '../src/sweep/grid';
 import { resolveFinetuneConfig } from '../src/sweep/finetune';
 import type { RunRecord } from '../src/sweep/store';
@@ -230,6 +231,19 @@ test('notebook 06\'s questions: each pairs its two cells by seed and answers by 
   assert.equal(answers.get('scope')!.answer, 'no difference found');
   assert.equal(answers.get('signal-grad-weight')!.answer, 'no data');
   assert.equal(ablationTableRows([answers.get('gmt-vs-sft')!])[0]!['A − B'], 5);
+  // The figure: every question a row (the first on top), each answer a trace with its interval.
+  const all = answerAblations(rows);
+  const fig = ablationAnswersFigure(all, { title: 'questions' });
+  const traces = fig.data as { name: string; x: number[]; y: string[]; error_x: { array?: number[]; arrayminus?: number[]; visible?: boolean } }[];
+  assert.deepEqual(traces.map((t) => t.name).sort(), ['A higher', 'A lower', 'no data', 'no difference found']);
+  assert.deepEqual(traces.flatMap((t) => t.y).sort(), all.map((a) => `${a.question.a.label} vs ${a.question.b.label}`).sort());
+  const yaxis = fig.layout.yaxis as { categoryarray: string[] };
+  assert.equal(yaxis.categoryarray.at(-1), `${all[0]!.question.a.label} vs ${all[0]!.question.b.label}`);
+  const lower = traces.find((t) => t.name === 'A lower')!;
+  const r05 = answers.get('ratio-0.5')!.diff;
+  assert.deepEqual([lower.x[0], lower.x[0]! + lower.error_x.array![0]!, lower.x[0]! - lower.error_x.arrayminus![0]!].map((v) => v.toFixed(9)), [r05.mean, r05.hi, r05.lo].map((v) => v.toFixed(9)));
+  const none = traces.find((t) => t.name === 'no data')!;
+  assert.ok(none.x.every((v) => v === 0) && none.error_x.visible === false && none.x.length === 4, 'random masking, the two signals and maskUpdate have no rows');
 });
 
 test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the choice follow PILOT_RULES', async () => {

@@ -107,6 +107,7 @@ export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
   fig(NB6, 'update_time', 'Time per update of each variant on the device the runs trained on, mean over seeds with 95% CI.', { supports: ABLATION }),
   fig(NB6, 'update_memory', 'Tensor memory of one update per variant, counted right after the optimizer step when Γ, the masks and AdamW\'s moments are all alive.', { supports: ABLATION }),
   fig(NB6, 'val_loss_by_variant', 'Validation loss each variant reached at the end, mean with 95% CI; in fast mode the more telling outcome, since runs that short score little on the test problems.', { supports: ABLATION }),
+  fig(NB6, 'questions_answers', 'The questions written before the runs, one row each: the paired difference A − B in accuracy on the same seeds with its 95% CI, coloured by the answer it gives (an interval clear of 0 answers; one across 0 finds no difference, and its width is what the runs could have missed).', { supports: ABLATION }),
   tab(NB6, 'accuracy_table', 'Test accuracy per task and variant: seeds, mean, SD and 95% CI.', { supports: ABLATION }),
   tab(NB6, 'paired_table', 'Each variant minus SFT on the same seeds: mean difference, 95% CI, p and Holm-adjusted p.', { supports: ABLATION }),
   tab(NB6, 'update_time_table', 'Time per update per variant: seeds, mean, SD and 95% CI in ms.', { supports: ABLATION }),

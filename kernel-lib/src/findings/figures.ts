@@ -9,6 +9,7 @@ import type { RunRecord } from '../sweep/store';
 import { meanCI } from '../analysis/stats';
 import type { BenchResult } from '../train/bench';
 import type { PilotCandidateStats } from '../analysis/pilot';
+import type { AblationAnswer } from '../analysis/ablations';
 
 type Row = Record<string, unknown>;
 
@@ -343,4 +344,46 @@ export function pilotCostFigure(stats: readonly PilotCandidateStats[], opts: { t
     ],
     title: opts.title, yTitle: 'Σ SD² × minutes per run', legend: 'top',
   });
+}
+
+/** How {@link ablationAnswersFigure} colours each answer. */
+const ANSWER_STYLE: Readonly<Record<AblationAnswer['answer'], { color: string; symbol: string }>> = Object.freeze({
+  'A higher': { color: '#1B7837', symbol: 'circle' },
+  'A lower': { color: '#B2182B', symbol: 'circle' },
+  'no difference found': { color: '#555555', symbol: 'circle-open' },
+  'no data': { color: '#AAAAAA', symbol: 'x-thin-open' },
+});
+
+/**
+ * Notebook 06's pre-registered questions at a glance: one row per question (A vs B), the paired
+ * difference A − B with its 95% interval, coloured by the answer it gives (an interval clear of
+ * 0 answers; one across 0 finds no difference, and its width is what the runs could miss). A
+ * question without paired seeds yet sits at 0 as "no data".
+ */
+export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: { title: string; xTitle?: string }): PlotlyFigure {
+  if (answers.length === 0) return placeholderFigure(opts.title, 'No questions.');
+  const rowLabel = (a: AblationAnswer): string => `${a.question.a.label} vs ${a.question.b.label}`;
+  const rows = answers.map(rowLabel);
+  const kinds = (Object.keys(ANSWER_STYLE) as AblationAnswer['answer'][]).filter((k) => answers.some((a) => a.answer === k));
+  const data = kinds.map((kind) => {
+    const mine = answers.filter((a) => a.answer === kind);
+    const x = mine.map((a) => (kind === 'no data' ? 0 : a.diff.mean));
+    return {
+      type: 'scatter', mode: 'markers', name: kind,
+      x, y: mine.map(rowLabel),
+      text: mine.map((a) => `${a.question.question}<br>${a.diff.n} seed pair${a.diff.n === 1 ? '' : 's'}`),
+      hovertemplate: '%{text}<br>A − B = %{x:.2f}<extra>%{fullData.name}</extra>',
+      marker: { color: ANSWER_STYLE[kind].color, symbol: ANSWER_STYLE[kind].symbol, size: 11, line: { width: 2, color: ANSWER_STYLE[kind].color } },
+      error_x: kind === 'no data' ? { visible: false } : {
+        type: 'data', symmetric: false, thickness: 2, width: 5, color: ANSWER_STYLE[kind].color,
+        array: mine.map((a, i) => Math.max(0, a.diff.hi - x[i]!)), arrayminus: mine.map((a, i) => Math.max(0, x[i]! - a.diff.lo)),
+      },
+    };
+  });
+  const layout = baseLayout({ title: opts.title, xTitle: opts.xTitle ?? 'A − B, same seeds (accuracy points, 95% CI)', legend: 'top' });
+  Object.assign(layout.xaxis as Record<string, unknown>, { zeroline: true, zerolinecolor: '#444', zerolinewidth: 1.5 });
+  // The first question on top, as the table lists them.
+  Object.assign(layout.yaxis as Record<string, unknown>, { type: 'category', categoryorder: 'array', categoryarray: [...rows].reverse() });
+  (layout.margin as Record<string, unknown>).l = 20;
+  return { data, layout };
 }
