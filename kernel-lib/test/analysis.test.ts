@@ -236,9 +236,9 @@ test('notebook 06\'s questions: each pairs its two cells by seed and answers by 
   const fig = ablationAnswersFigure(all, { title: 'questions' });
   const traces = fig.data as { name: string; x: number[]; y: string[]; error_x: { array?: number[]; arrayminus?: number[]; visible?: boolean } }[];
   assert.deepEqual(traces.map((t) => t.name).sort(), ['A higher', 'A lower', 'no data', 'no difference found']);
-  assert.deepEqual(traces.flatMap((t) => t.y).sort(), all.map((a) => `${a.question.a.label} vs ${a.question.b.label}`).sort());
+  assert.deepEqual(traces.flatMap((t) => t.y).sort(), all.map((a) => `${a.question.a.label}<br>vs ${a.question.b.label}`).sort());
   const yaxis = fig.layout.yaxis as { categoryarray: string[] };
-  assert.equal(yaxis.categoryarray.at(-1), `${all[0]!.question.a.label} vs ${all[0]!.question.b.label}`);
+  assert.equal(yaxis.categoryarray.at(-1), `${all[0]!.question.a.label}<br>vs ${all[0]!.question.b.label}`);
   const lower = traces.find((t) => t.name === 'A lower')!;
   const r05 = answers.get('ratio-0.5')!.diff;
   assert.deepEqual([lower.x[0], lower.x[0]! + lower.error_x.array![0]!, lower.x[0]! - lower.error_x.arrayminus![0]!].map((v) => v.toFixed(9)), [r05.mean, r05.hi, r05.lo].map((v) => v.toFixed(9)));

@@ -362,7 +362,8 @@ const ANSWER_STYLE: Readonly<Record<AblationAnswer['answer'], { color: string; s
  */
 export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: { title: string; xTitle?: string }): PlotlyFigure {
   if (answers.length === 0) return placeholderFigure(opts.title, 'No questions.');
-  const rowLabel = (a: AblationAnswer): string => `${a.question.a.label} vs ${a.question.b.label}`;
+  // Two lines per row (A, then B), so that long cell names leave the plot its width.
+  const rowLabel = (a: AblationAnswer): string => `${a.question.a.label}<br>vs ${a.question.b.label}`;
   const rows = answers.map(rowLabel);
   const kinds = (Object.keys(ANSWER_STYLE) as AblationAnswer['answer'][]).filter((k) => answers.some((a) => a.answer === k));
   const data = kinds.map((kind) => {
@@ -380,10 +381,10 @@ export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: 
       },
     };
   });
-  const layout = baseLayout({ title: opts.title, xTitle: opts.xTitle ?? 'A − B, same seeds (accuracy points, 95% CI)', legend: 'top' });
+  const layout = baseLayout({ title: opts.title, xTitle: opts.xTitle ?? 'A − B (accuracy points, 95% CI)', legend: 'top' });
   Object.assign(layout.xaxis as Record<string, unknown>, { zeroline: true, zerolinecolor: '#444', zerolinewidth: 1.5 });
   // The first question on top, as the table lists them.
-  Object.assign(layout.yaxis as Record<string, unknown>, { type: 'category', categoryorder: 'array', categoryarray: [...rows].reverse() });
+  Object.assign(layout.yaxis as Record<string, unknown>, { type: 'category', categoryorder: 'array', categoryarray: [...rows].reverse(), tickfont: { size: 12 } });
   (layout.margin as Record<string, unknown>).l = 20;
   return { data, layout };
 }
