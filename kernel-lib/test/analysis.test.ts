@@ -75,6 +75,7 @@ function row(over: Partial<ResultRow>): ResultRow {
     key: Math.random().toString(36), grid: 'g', status: 'done', method: 'sft', methodLabel: 'sft', task: 'math', preset: 'micro', seed: 0,
     ratio: null, scope: null, signal: null, maskUpdate: null, steps: 250, testSize: 1000, accuracy: 50, valLoss: 0.1, testLoss: null, baseValLoss: 4, facts: 80, baseFacts: 80,
     generalValLoss: 1, baseGeneralValLoss: 0.7, msPerUpdate: 400, peakTensorMiB: null, trainSeconds: 100, totalSeconds: 120, weightsSha256: 'x', date: '2026-12-01', commit: null,
+    gradientPath: 'fused native kernels (avx2, build b1)',
     ...over,
   };
 }
@@ -231,6 +232,13 @@ test('notebook 06\'s questions: each pairs its two cells by seed and answers by 
   assert.equal(answers.get('scope')!.answer, 'no difference found');
   assert.equal(answers.get('signal-grad-weight')!.answer, 'no data');
   assert.equal(ablationTableRows([answers.get('gmt-vs-sft')!])[0]!['A − B'], 5);
+  assert.equal(ablationTableRows([answers.get('gmt-vs-sft')!])[0]!['pairs on one build'], '6 of 6');
+  // Pairs made on two kernel builds are counted apart.
+  const mixed = rows.map((r) => (r.method === 'sft' && r.seed < 2 ? { ...r, gradientPath: 'fused native kernels (avx512, build b2)' } : r));
+  const mixedAnswer = answerAblations(mixed).find((a) => a.question.id === 'gmt-vs-sft')!;
+  assert.deepEqual([mixedAnswer.sameBuildPairs, mixedAnswer.diff.n], [4, 6]);
+  assert.equal(ablationTableRows([mixedAnswer])[0]!['pairs on one build'], '4 of 6');
+  assert.equal(ablationTableRows([answers.get('signal-grad-weight')!])[0]!['pairs on one build'], '—');
   // The figure: every question a row (the first on top), each answer a trace with its interval.
   const all = answerAblations(rows);
   const fig = ablationAnswersFigure(all, { title: 'questions' });

@@ -160,6 +160,17 @@ test('method options at their defaults are the same experiment as options left o
   assert.equal(recordExperiment(runs[0]), recordExperiment(runs[1]));
 });
 
+test('GMT ranking by Γ² gives |Γ|\'s weights on one build (notebook 06\'s check): only pairs across builds can differ', async () => {
+  await initBackend({ quiet: true });
+  const store = path.join(tmp('gmt-signal-'), 'r.jsonl');
+  const methods = [{ method: 'gmt', options: { ratio: 0.3, signal: ['grad', 'grad-squared', 'grad-weight'] } }];
+  const runs = [...(await runSweep(tinyGrid({ methods, seeds: [0], base: { ...tinyGrid().base, steps: 6 } }), { store, jobs: 0 })).records.values()];
+  const sha = new Map(runs.map((r) => [String(r.config.methodOptions.signal), r.weightsSha256]));
+  assert.equal(sha.size, 3);
+  assert.equal(sha.get('grad-squared'), sha.get('grad'));
+  assert.notEqual(sha.get('grad-weight'), sha.get('grad'), 'a signal that ranks otherwise gives other weights');
+});
+
 test('the committed store\'s protocol 2 runs count on this machine\'s kernel build too', async () => {
   await initBackend({ quiet: true });
   const claim1 = await gridResults(path.join(repoRoot, 'notebooks/grids/p2_gmt_vs_sft.json'), path.join(repoRoot, 'data/results/findings.jsonl'), 'full');

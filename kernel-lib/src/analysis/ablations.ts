@@ -53,6 +53,12 @@ export interface AblationAnswer {
   question: AblationQuestion;
   diff: PairedComparison;
   answer: 'A higher' | 'A lower' | 'no difference found' | 'no data';
+  /**
+   * How many of the pairs had both runs computed alike (the same `gradientPath`: engine, kernel
+   * build, threads). A pair made on two builds also differs by float rounding grown over the run,
+   * so a difference the two cells' rules cannot make (Γ² against |Γ|) shows only on such pairs.
+   */
+  sameBuildPairs: number;
 }
 
 function matches(r: ResultRow, c: AblationCell): boolean {
@@ -69,19 +75,20 @@ function matches(r: ResultRow, c: AblationCell): boolean {
 /** Answers every question from `rows` (one task), pairing runs by seed. */
 export function answerAblations(rows: readonly ResultRow[], questions: readonly AblationQuestion[] = ABLATION_QUESTIONS): AblationAnswer[] {
   return questions.map((q) => {
-    const byseed = (c: AblationCell) => new Map(rows.filter((r) => r.accuracy !== null && matches(r, c)).map((r) => [r.seed, r.accuracy!] as const));
+    const byseed = (c: AblationCell) => new Map(rows.filter((r) => r.accuracy !== null && matches(r, c)).map((r) => [r.seed, r] as const));
     const a = byseed(q.a);
     const b = byseed(q.b);
     const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
-    const diff = pairedTest(seeds.map((s) => a.get(s)!), seeds.map((s) => b.get(s)!));
+    const diff = pairedTest(seeds.map((s) => a.get(s)!.accuracy!), seeds.map((s) => b.get(s)!.accuracy!));
     const answer = !(diff.n >= 2) || !Number.isFinite(diff.lo) ? 'no data' : diff.lo > 0 ? 'A higher' : diff.hi < 0 ? 'A lower' : 'no difference found';
-    return { question: q, diff, answer };
+    const sameBuildPairs = seeds.filter((s) => a.get(s)!.gradientPath === b.get(s)!.gradientPath).length;
+    return { question: q, diff, answer, sameBuildPairs };
   });
 }
 
 /** The answers as plain rows for a table (points, 95% CI). */
 export function ablationTableRows(answers: readonly AblationAnswer[]): Record<string, string | number>[] {
-  return answers.map(({ question: q, diff, answer }) => ({
+  return answers.map(({ question: q, diff, answer, sameBuildPairs }) => ({
     factor: q.factor,
     question: q.question,
     A: q.a.label,
@@ -90,6 +97,7 @@ export function ablationTableRows(answers: readonly AblationAnswer[]): Record<st
     'A − B': Number.isFinite(diff.mean) ? Number(diff.mean.toFixed(2)) : NaN,
     '95% CI': Number.isFinite(diff.lo) ? `[${diff.lo.toFixed(2)}, ${diff.hi.toFixed(2)}]` : '—',
     answer,
+    'pairs on one build': diff.n > 0 ? `${sameBuildPairs} of ${diff.n}` : '—',
   }));
 }
 

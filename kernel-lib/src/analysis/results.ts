@@ -49,6 +49,12 @@ export interface ResultRow {
   weightsSha256: string | null;
   date: string;
   commit: string | null;
+  /**
+   * How the run's gradients were computed (`provenance.gradientPath`: engine, kernel build, ISA,
+   * threads). Runs of one config on two builds differ by float rounding, which a run of hundreds
+   * of updates grows into a seed-level difference.
+   */
+  gradientPath: string;
 }
 
 const pts = (x: number | undefined): number | null => (typeof x === 'number' ? x * 100 : null);
@@ -89,6 +95,7 @@ export function resultRow(r: RunRecord): ResultRow {
     weightsSha256: r.weightsSha256 ?? null,
     date: r.provenance.date,
     commit: r.provenance.commit,
+    gradientPath: r.provenance.gradientPath,
   };
 }
 

@@ -372,7 +372,7 @@ export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: 
     return {
       type: 'scatter', mode: 'markers', name: kind,
       x, y: mine.map(rowLabel),
-      text: mine.map((a) => `${a.question.question}<br>${a.diff.n} seed pair${a.diff.n === 1 ? '' : 's'}`),
+      text: mine.map((a) => `${a.question.question}<br>${a.diff.n} seed pair${a.diff.n === 1 ? '' : 's'}, ${a.sameBuildPairs} on one kernel build`),
       hovertemplate: '%{text}<br>A − B = %{x:.2f}<extra>%{fullData.name}</extra>',
       marker: { color: ANSWER_STYLE[kind].color, symbol: ANSWER_STYLE[kind].symbol, size: 11, line: { width: 2, color: ANSWER_STYLE[kind].color } },
       error_x: kind === 'no data' ? { visible: false } : {
