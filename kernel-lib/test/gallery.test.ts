@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { barFigure, chromiumPath, lineFigure, plotlyJsSource } from '../src/plots';
+import { barFigure, chromiumPath, lineFigure, plotlyJsSource, plotlyJsVersion } from '../src/plots';
 import {
   FINDINGS_CATALOG,
   FINDINGS_NOTEBOOKS,
@@ -146,6 +146,7 @@ function diskBytes(dir: string): number {
 
 test('the committed figures/: under 10 MB, one plotly.js, every file captioned, the gallery and CLAIMS.md as the code makes them', () => {
   assert.ok(diskBytes(committed) <= 10 * 2 ** 20, `figures/ holds ${(diskBytes(committed) / 2 ** 20).toFixed(1)} MiB`);
+  assert.ok(fs.readFileSync(path.join(committed, 'plotly.min.js'), 'utf8') === plotlyJsSource(FINDINGS_PLOTLY_BUNDLE), `figures/plotly.min.js is plotly.js ${plotlyJsVersion(FINDINGS_PLOTLY_BUNDLE)}'s ${FINDINGS_PLOTLY_BUNDLE} bundle (npm run reproduce -- --store-only writes it)`);
   const items = galleryItems(committed);
   assert.ok(items.filter((i) => i.entry.kind === 'figure').length >= 19, `${items.length} items`);
   for (const i of items.filter((x) => x.files.includes('html'))) {
