@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
 import { canonicalJson, contextEngine, expandGrid, experimentKey, recordExperiment, resolveGrid, runKey, type ExecutionContext } from '../src/sweep/grid';
-import { gridResults } from '../src/findings/grid-results';
+import { gridResults, gridSummary } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { gridStatus, gridTimeLeftMs, runSweep, summarizeStore } from '../src/sweep/runner';
 import { formatDuration } from '../src/util/format';
@@ -410,6 +410,26 @@ test('a sweep continues a store made on another kernel build: its runs count as 
   assert.equal(status.records, 4);
   assert.equal(status.keys, 2, 'the status counts each experiment once');
   assert.equal(status.rows.reduce((a, r) => a + r.done, 0), 2);
+});
+
+test('a grid\'s summary line counts finished runs, and names the cancelled and failed ones a sweep makes again', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-summary-');
+  const made = await runSweep(tinyGrid({ seeds: [0] }), { store: path.join(dir, 'all.jsonl'), jobs: 0 });
+  const [first, second] = [...made.records.values()];
+  const partial = new ResultStore(path.join(dir, 'partial.jsonl'));
+  partial.append(first!);
+  const { digest: _digest, ...rest } = second!;
+  partial.append({ ...rest, status: 'cancelled' } as RunRecord);
+  const res = await gridResults(tinyGrid({ seeds: [0] }), partial.file, 'full');
+  assert.equal(res.records.length, 2, 'the cancelled run has a record');
+  assert.equal(res.missing, 1);
+  assert.equal(res.summary(0), '1 of 2 planned runs finished; 1 missing (1 cancelled part-way; made again by the next sweep); 0 made now');
+  assert.equal((await gridResults(tinyGrid({ seeds: [0] }), path.join(dir, 'all.jsonl'), 'full')).summary(), '2 of 2 planned runs finished');
+  const statuses = (...s: RunRecord['status'][]): Pick<RunRecord, 'status'>[] => s.map((status) => ({ status }));
+  assert.equal(gridSummary(5, statuses('done', 'diverged', 'failed', 'cancelled'), 3),
+    '2 of 5 planned runs finished (1 diverged); 3 missing (1 cancelled part-way, 1 failed; made again by the next sweep); 3 made now');
+  assert.equal(gridSummary(3, []), '0 of 3 planned runs finished; 3 missing');
 });
 
 test('worker processes give the same weights as a run in this process', async () => {

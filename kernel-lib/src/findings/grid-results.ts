@@ -15,6 +15,30 @@ export interface GridResults {
   missing: number;
   /** Their keys. */
   missingKeys: string[];
+  /**
+   * One line for a notebook: how many planned runs are finished, and of the rest how many a
+   * sweep stopped part-way (cancelled) or that failed; each of those is made again by the next
+   * sweep. `summary(ran)` adds how many the calling sweep made.
+   */
+  summary: (ran?: number) => string;
+}
+
+/** The line of {@link GridResults.summary}; `records` are the planned runs' latest records. */
+export function gridSummary(planned: number, records: Pick<RunRecord, 'status'>[], ran?: number): string {
+  const count = (s: RunRecord['status']): number => records.filter((r) => r.status === s).length;
+  const finished = records.filter((r) => isFinal(r.status)).length;
+  const missing = planned - finished;
+  const parts = [`${finished} of ${planned} planned runs finished`];
+  if (count('diverged') > 0) parts[0] += ` (${count('diverged')} diverged)`;
+  if (missing > 0) {
+    const partly = [
+      count('cancelled') > 0 ? `${count('cancelled')} cancelled part-way` : '',
+      count('failed') > 0 ? `${count('failed')} failed` : '',
+    ].filter(Boolean);
+    parts.push(`${missing} missing${partly.length ? ` (${partly.join(', ')}; made again by the next sweep)` : ''}`);
+  }
+  if (ran !== undefined) parts.push(`${ran} made now`);
+  return parts.join('; ');
 }
 
 /** The records of a grid's planned runs (in `mode`) found in `store`. */
@@ -32,5 +56,8 @@ export async function gridResults(grid: SweepGrid | string, store: string, mode:
   const table = loadResults(records);
   const finished = (r: PlannedRun): boolean => latest.get(r.experiment) !== undefined && isFinal(latest.get(r.experiment)!.status);
   const missingKeys = runs.filter((r) => !finished(r)).map((r) => r.key);
-  return { planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys };
+  return {
+    planned: runs, records, rows: table.objects() as unknown as ResultRow[], table, missing: missingKeys.length, missingKeys,
+    summary: (ran?: number) => gridSummary(runs.length, records, ran),
+  };
 }

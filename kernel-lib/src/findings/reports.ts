@@ -28,7 +28,7 @@ import { protocolTwoReady } from './protocol';
 import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
 
-export { gridResults, type GridResults } from './grid-results';
+export { gridResults, gridSummary, type GridResults } from './grid-results';
 
 /** Seeds needed for a paired-difference CI half-width of `target` points, given its SD (t-based, iterated). */
 export function seedsForHalfWidth(sd: number, target: number, level = 0.95): number {
