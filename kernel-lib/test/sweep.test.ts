@@ -432,6 +432,19 @@ test('a grid\'s summary line counts finished runs, and names the cancelled and f
   assert.equal(gridSummary(3, []), '0 of 3 planned runs finished; 3 missing');
 });
 
+test('a sweep estimates its time left from the grid\'s stored runs of this build before its own first run ends', async () => {
+  await initBackend({ quiet: true });
+  const store = path.join(tmp('gmt-eta-'), 'r.jsonl');
+  const first: number[] = [];
+  const made = await runSweep(tinyGrid({ seeds: [0] }), { store, jobs: 0, onProgress: (p) => first.push(p.etaMs) });
+  assert.ok(Number.isNaN(first[0]), 'an empty store gives no estimate');
+  const ms = [...made.records.values()].map((r) => r.timings!.totalMs).sort((a, b) => a - b);
+  const resumed: number[] = [];
+  await runSweep(tinyGrid({ seeds: [0, 1] }), { store, jobs: 0, onProgress: (p) => resumed.push(p.etaMs) });
+  assert.ok(Math.abs(resumed[0]! - 2 * ((ms[0]! + ms[1]!) / 2)) < 1e-6, `2 runs left at the median of the 2 stored ones: ${resumed[0]} ms`);
+  assert.equal(resumed.at(-1), 0);
+});
+
 test('worker processes give the same weights as a run in this process', async () => {
   await initBackend({ quiet: true });
   const dir = tmp('gmt-sweep-');

@@ -57,7 +57,10 @@ export interface SweepProgress {
   /** Through a queue (`SweepOptions.queue`): what the queue holds and who works on it. */
   queue?: QueueProgress;
   elapsedMs: number;
-  /** Estimated time to the end (NaN until a run has finished). */
+  /**
+   * Estimated time to the end: from this sweep's finished runs, or before the first from the
+   * grid's stored runs made on this machine's gradient path; NaN when neither exists.
+   */
   etaMs: number;
   /** The record just appended, if this call is about one. */
   last?: RunRecord;
@@ -169,11 +172,16 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
   let todo = runs.filter((r) => !finished.has(idOf(r)));
   const progress: SweepProgress = { grid: grid.name, total: runs.length, skipped: runs.length - todo.length, done: 0, failed: 0, diverged: 0, cancelled: 0, running: [], elapsedMs: 0, etaMs: NaN };
   const durations: number[] = [];
+  // Until a run of this sweep has finished, the estimate rests on the grid's stored runs made
+  // on this machine's gradient path, at their pace (their run time over the jobs they shared).
+  const storedRecords = store.byExperiment();
+  const stored = storedRunTimes(runs.map((r) => storedRecords.get(r.experiment)), context.gradientPath);
+  const storedEta = (left: number): number => (stored.timedHere ? gridTimeLeftMs({ missing: left, medianRunMs: stored.medianRunMs, jobs: stored.jobs }) : NaN);
   const emit = (last?: RunRecord): void => {
     progress.elapsedMs = performance.now() - t0;
     const left = todo.length - progress.done - progress.failed - progress.diverged - progress.cancelled;
     const parallel = Math.max(1, Math.min(progress.queue ? progress.running.length : jobs || 1, left));
-    progress.etaMs = durations.length ? (left * (durations.reduce((a, b) => a + b, 0) / durations.length)) / parallel : left === 0 ? 0 : NaN;
+    progress.etaMs = durations.length ? (left * (durations.reduce((a, b) => a + b, 0) / durations.length)) / parallel : left === 0 ? 0 : storeOnly ? NaN : storedEta(left);
     const queue = progress.queue && { ...progress.queue, workers: progress.queue.workers.map((w) => ({ ...w })) };
     opts.onProgress?.({ ...progress, running: progress.running.map((r) => ({ ...r })), ...(queue ? { queue } : {}), last });
   };
@@ -465,10 +473,6 @@ export async function gridStatus(gridInput: SweepGrid | unknown, store: ResultSt
   const { grid, context, runs } = await planSweep(gridInput, { mode });
   const latest = opts.exact ? st.latest() : st.byExperiment();
   const cells = new Map<string, GridStatusCell>();
-  const timedHere: number[] = [];
-  const timedAll: number[] = [];
-  const jobsHere: number[] = [];
-  const jobsAll: number[] = [];
   for (const r of runs) {
     const id = `${r.methodLabel}\u0000${r.config.task}`;
     const cell = cells.get(id) ?? { method: r.methodLabel, task: r.config.task, planned: 0, finished: 0, failed: 0, cancelled: 0, missing: 0 };
@@ -481,30 +485,28 @@ export async function gridStatus(gridInput: SweepGrid | unknown, store: ResultSt
       if (rec?.status === 'failed') cell.failed += 1;
       if (rec?.status === 'cancelled') cell.cancelled += 1;
     }
-    const ms = rec?.status === 'done' ? rec.timings?.totalMs : undefined;
-    if (ms === undefined || !Number.isFinite(ms)) continue;
-    const here = rec!.provenance.gradientPath === context.gradientPath;
-    timedAll.push(ms);
-    jobsAll.push(rec!.provenance.jobs ?? 1);
-    if (here) {
-      timedHere.push(ms);
-      jobsHere.push(rec!.provenance.jobs ?? 1);
-    }
   }
-  const useHere = timedHere.length > 0;
+  const timed = storedRunTimes(runs.map((r) => latest.get(opts.exact ? r.key : r.experiment)), context.gradientPath);
   const all = [...cells.values()];
   const finished = all.reduce((a, c) => a + c.finished, 0);
+  return { grid: grid.name, mode, planned: runs.length, finished, missing: runs.length - finished, cells: all, ...timed };
+}
+
+/**
+ * The timing part of {@link GridStatus} from the records of a grid's runs: the median whole-run
+ * time of the done ones made with `gradientPath` (this machine's engine, kernel build and
+ * threads), or of all done ones when none was, and the median number of jobs they shared the
+ * machine with.
+ */
+function storedRunTimes(records: (RunRecord | undefined)[], gradientPath: string): Pick<GridStatus, 'medianRunMs' | 'timedRuns' | 'timedHere' | 'jobs'> {
+  const timed = records.filter((r): r is RunRecord => r?.status === 'done' && Number.isFinite(r.timings?.totalMs));
+  const here = timed.filter((r) => r.provenance.gradientPath === gradientPath);
+  const use = here.length > 0 ? here : timed;
   return {
-    grid: grid.name,
-    mode,
-    planned: runs.length,
-    finished,
-    missing: runs.length - finished,
-    cells: all,
-    medianRunMs: median(useHere ? timedHere : timedAll),
-    timedRuns: (useHere ? timedHere : timedAll).length,
-    timedHere: useHere,
-    jobs: median(useHere ? jobsHere : jobsAll),
+    medianRunMs: median(use.map((r) => r.timings!.totalMs)),
+    timedRuns: use.length,
+    timedHere: here.length > 0,
+    jobs: median(use.map((r) => r.provenance.jobs ?? 1)),
   };
 }
 
