@@ -29,6 +29,13 @@ test('a base checkpoint that differs from the manifest is rejected', () => {
   assert.throws(() => resolveBaseCheckpoint('nano', { GMT_DATA_DIR: dir }), /does not match .*SHA256SUMS/);
 });
 
+test('a base that is neither a preset nor a file is named as such; a preset without its checkpoint says how to make it', () => {
+  assert.throws(() => resolveBaseCheckpoint('nope'), /base "nope" is neither a model preset \(nano, micro, mini\) nor a checkpoint file/);
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'gmt-base-'));
+  assert.throws(() => resolveBaseCheckpoint('mini', { GMT_DATA_DIR: empty }), /no base checkpoint for preset "mini" .*gmt-lab pretrain --preset mini/);
+  assert.throws(() => resolveBaseCheckpoint(path.join(empty, 'x.safetensors')), /x\.safetensors does not exist/);
+});
+
 test('pre-training is deterministic: same seed, same weights; other seed, other weights', async () => {
   await initBackend({ quiet: true });
   const run = async (seed: number): Promise<string> => {

@@ -251,7 +251,8 @@ test('bad grids and bad run configs are rejected before any work, naming the fie
   assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano', stepz: 3 } }, ctx, 'full'), /unknown option "stepz"/);
   assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano', steps: 5, warmup: 20 } }, ctx, 'full'), /warmup \(20\) must not exceed steps \(5\)/);
   assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano' }, methods: ['nope'] }, ctx, 'full'), /unknown tuning method "nope"/);
-  assert.throws(() => expandGrid({ name: 'g', presets: ['zzz'] }, ctx, 'full'), /no base checkpoint for preset "zzz"/);
+  assert.throws(() => expandGrid({ name: 'g', presets: ['zzz'] }, ctx, 'full'), /base "zzz" is neither a model preset/);
+  assert.throws(() => expandGrid({ name: 'g', base: { base: 'nano', task: 'gsm9k' } }, ctx, 'full'), /task must be "math", "code" or a path to a \.jsonl file, got "gsm9k"/);
 });
 
 function fakeRecord(key: string, status: RunRecord['status'] = 'done', pad = 0): RunRecord {

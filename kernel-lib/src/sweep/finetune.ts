@@ -209,7 +209,9 @@ export interface FinetuneResult {
 /** Validates a partial config against the defaults; unknown keys and bad values throw. */
 export function resolveFinetuneConfig(overrides?: Partial<FinetuneConfig>): FinetuneConfig {
   const c = resolveConfig(FINETUNE_DEFAULTS, overrides, 'finetune config');
-  if (typeof c.task !== 'string' || c.task.length === 0) throw new ConfigError('finetune config task must be "math", "code" or a .jsonl path');
+  if (typeof c.task !== 'string' || !(c.task === 'math' || c.task === 'code' || /\.jsonl?$/i.test(c.task))) {
+    throw new ConfigError(`finetune config task must be "math", "code" or a path to a .jsonl file, got ${JSON.stringify(c.task)}`);
+  }
   for (const [k, opts] of [
     ['steps', { min: 1, integer: true }], ['accum', { min: 1, integer: true }], ['batchSize', { min: 1, integer: true }],
     ['lr', { min: 0, minExclusive: true }], ['warmup', { min: 0, integer: true }], ['minLrRatio', { min: 0, max: 1 }],

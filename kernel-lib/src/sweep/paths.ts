@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../util/config';
+import { GPT_PRESETS } from '../model/presets';
 
 /** The folder holding datasets and base checkpoints (`<repo>/data` unless `GMT_DATA_DIR` is set). */
 export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -51,6 +52,9 @@ export function readManifest(file: string): Map<string, string> {
 export function resolveBaseCheckpoint(base: string, env: NodeJS.ProcessEnv = process.env): { path: string; sha256: string } {
   const isPreset = /^[a-z]+$/.test(base) && !existsSync(base);
   const file = isPreset ? baseCheckpointPath(base, env) : path.resolve(base);
+  if (isPreset && !Object.hasOwn(GPT_PRESETS, base)) {
+    throw new ConfigError(`base "${base}" is neither a model preset (${Object.keys(GPT_PRESETS).join(', ')}) nor a checkpoint file`);
+  }
   if (!existsSync(file)) {
     throw new ConfigError(
       isPreset

@@ -3,8 +3,9 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend';
+import { defaultGradientPath } from '../../model/gpt';
 import { saveCheckpoint, saveSafetensors, type SafetensorsTensor } from '../../model/safetensors';
-import { finetune, FINETUNE_DEFAULTS, type FinetuneConfig } from '../../sweep/finetune';
+import { finetune, FINETUNE_DEFAULTS, resolveFinetuneConfig, type FinetuneConfig } from '../../sweep/finetune';
 import { listStrategies } from '../../tuning/registry';
 import { ConfigError } from '../../util/config';
 import { writeJsonAtomic } from '../../util/fsx';
@@ -66,8 +67,9 @@ export default defineCommand({
       testSize: o.testSize, valSize: o.valSize, scoreBase: o.scoreBase, strictText: o.strictText, maxNewTokens: o.maxNewTokens,
       context: o.context ?? null, contextInit: o.contextInit as FinetuneConfig['contextInit'],
     };
+    resolveFinetuneConfig(config); // a bad config is one error line, before any work
     const backend = await initBackend({ quiet: true });
-    io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}\n`);
+    io.stderr(`gmt-lab train: ${o.method} on ${o.task}, backend ${backend.backend}; gradients: ${defaultGradientPath()}\n`);
     const onUpdate = stderrProgress('train', o.steps, io.stderr);
     // SIGINT / SIGTERM stop training at the next update boundary; the partial result is kept.
     const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab train: ${sig}: stopping after the current update\n`) });
