@@ -464,6 +464,42 @@ test('variant bars: one bar per ablation variant with short labels, coloured by 
   assert.equal(variantBarsFigure([], { title: 't', yTitle: 'y' }).data.length, 0, 'no rows: the placeholder');
 });
 
+test('the ablation grid: a panel per scope and maskUpdate, the ratio along x, a line per signal, SFT and random masking in every panel', async () => {
+  const { ablationGridFigure } = await import('../src/findings/figures');
+  const { preferredSize, DEFAULT_WIDTH } = await import('../src/plots/theme');
+  const rows: object[] = [{ methodLabel: 'sft', n: 5, mean: 97, lo: 96, hi: 98 }];
+  for (const k of [0.5, 0.1]) {
+    for (const signal of ['grad', 'grad-weight']) rows.push({ methodLabel: `gmt ratio=${k} scope=tensor signal=${signal} maskUpdate=false`, n: 5, mean: 90 + k * 10, lo: 88, hi: 99 });
+    rows.push({ methodLabel: `gmt ratio=${k} scope=global signal=grad maskUpdate=true`, n: 1, mean: 80, lo: NaN, hi: NaN });
+    rows.push({ methodLabel: `random-mask ratio=${k}`, n: 5, mean: 70, lo: -5, hi: 120 });
+  }
+  const fig = ablationGridFigure(rows, { title: 'acc' });
+  const panels = (fig.layout.annotations as { text: string }[]).map((a) => a.text);
+  assert.deepEqual(panels, ['<b>tensor scope, maskUpdate off</b>', '<b>global scope, maskUpdate off</b> (no GMT runs)', '<b>tensor scope, maskUpdate on</b> (no GMT runs)', '<b>global scope, maskUpdate on</b>']);
+  const first = fig.data.filter((d) => d.xaxis === 'x');
+  assert.deepEqual(first.map((d) => d.name), ['random mask', 'GMT, |Γ|', 'GMT, |Γ ⊙ θ|'], 'signals present in the rows, in a fixed order');
+  assert.deepEqual(first[1]!.x, ['0.1', '0.5'], 'ratios sorted, as categories');
+  assert.deepEqual(first[1]!.y, [91, 95]);
+  assert.deepEqual((first[0]!.error_y as { array: number[]; arrayminus: number[] }).array, [30, 30], 'intervals clipped to [0, 100]');
+  assert.deepEqual((first[0]!.error_y as { array: number[]; arrayminus: number[] }).arrayminus, [70, 70]);
+  assert.equal(fig.data.filter((d) => d.showlegend).length, 3, 'each series once in the legend');
+  const last = fig.data.filter((d) => d.xaxis === 'x4');
+  assert.deepEqual(last.find((d) => d.name === 'GMT, |Γ|')!.y, [80, 80]);
+  assert.deepEqual((last.find((d) => d.name === 'GMT, |Γ|')!.error_y as { array: number[] }).array, [0, 0], 'one seed: no whiskers');
+  const shapes = fig.layout.shapes as { type: string; y0: number; showlegend?: boolean; name?: string }[];
+  assert.equal(shapes.filter((s) => s.type === 'line').length, 4, 'SFT in every panel');
+  assert.deepEqual(shapes.filter((s) => s.showlegend).map((s) => s.name), ['SFT (5 seeds: 97.0 [96.0, 98.0])']);
+  assert.match((fig.layout.title as { text: string }).text, /1–5 seeds per point/);
+  assert.match(figureCsv(fig), /\n"GMT, \|Γ\| \(tensor scope, maskUpdate off\)",0\.1,91,8,3\n/, 'the CSV names each point\'s panel');
+  assert.deepEqual(preferredSize(fig), { width: 960, height: 800 }, 'four panels ask for more room than one plot');
+  assert.equal(preferredSize(lineFigure({ series: [{ name: 'sft', x: [1], y: [1] }] })).width, DEFAULT_WIDTH);
+  const diff = ablationGridFigure([{ method: 'gmt ratio=0.3 scope=tensor signal=grad maskUpdate=false', n: 3, diff: -2, lo: -4, hi: 0 }], { title: 'd', value: 'diff' });
+  assert.equal((diff.layout.shapes as unknown[]).length, 0, 'differences: no SFT level');
+  assert.equal((diff.layout.yaxis as { zeroline: boolean }).zeroline, true);
+  assert.deepEqual(diff.data[0]!.y, [-2]);
+  assert.equal(ablationGridFigure([{ methodLabel: 'sft', n: 5, mean: 97, lo: 96, hi: 98 }], { title: 't' }).data.length, 0, 'no GMT rows: the placeholder');
+});
+
 test('a top legend that needs several rows gets the top margin for them, above the plot and below the title', () => {
   const one = lineFigure({ series: [{ name: 'sft', x: [1, 2], y: [1, 2] }], title: 't', legend: 'top' });
   const many = lineFigure({ series: Array.from({ length: 9 }, (_, i) => ({ name: `gmt global · seed ${i} and a long tail`, x: [1, 2], y: [1, 2] })), title: 't', legend: 'top' });

@@ -102,8 +102,8 @@ export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
   fig(NB5, 'drift_from_first_mask', 'Overlap of the mask at each update with the first update\'s mask; for GMT that first mask is exactly the one SIFT keeps fixed. The further GMT falls below 1, the more it differs from SIFT.', { supports: INSIDE }),
   tab(NB5, 'stability_table', 'Per run: mean overlap with the previous sampled mask, overlap with the first mask at the end, and test accuracy.', { supports: INSIDE }),
 
-  fig(NB6, 'accuracy_by_variant', 'Test accuracy per variant of GMT\'s rule (ratio, scope, selection signal, masked update) beside SFT and random masking, mean with 95% CI; the title names the device and mode.', { supports: ABLATION }),
-  fig(NB6, 'paired_vs_sft', 'Each variant\'s accuracy minus SFT\'s on the same seeds, with 95% CI. In fast mode the intervals are wide: the figure shows the machinery, not a finding.', { supports: ABLATION }),
+  fig(NB6, 'accuracy_by_variant', 'Test accuracy of every variant of GMT\'s rule, one panel per scope and maskUpdate setting, against the mask ratio with a line per selection signal (mean, 95% CI), beside SFT (dashed, its interval shaded) and random masking (dotted). The title names the device and mode, the subtitle the seeds per point.', { supports: ABLATION }),
+  fig(NB6, 'paired_vs_sft', 'Each variant\'s accuracy minus SFT\'s on the same seeds (95% CI), in the accuracy figure\'s panels: scope and maskUpdate, the mask ratio along x, a line per signal. In fast mode the intervals are wide: the figure shows the machinery, not a finding.', { supports: ABLATION }),
   fig(NB6, 'update_time', 'Time per update of each variant on the device the runs trained on, mean over seeds with 95% CI.', { supports: ABLATION }),
   fig(NB6, 'update_memory', 'Tensor memory of one update per variant, counted right after the optimizer step when Γ, the masks and AdamW\'s moments are all alive.', { supports: ABLATION }),
   fig(NB6, 'val_loss_by_variant', 'Validation loss each variant reached at the end, mean with 95% CI; in fast mode the more telling outcome, since runs that short score little on the test problems.', { supports: ABLATION }),

@@ -4,7 +4,7 @@
  * show it with `showFigure`, save it with `exportFigures`.
  */
 import { barFigure, heatmapFigure, lineFigure, type LineSeries } from '../plots/figures';
-import { baseLayout, methodColor, type PlotlyFigure } from '../plots/theme';
+import { baseLayout, methodColor, METHOD_COLORS, type PlotlyFigure, type PlotlyTrace } from '../plots/theme';
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from '../analysis/stats';
 import type { BenchResult } from '../train/bench';
@@ -81,6 +81,122 @@ export function shortVariantLabels(labels: readonly string[]): Map<string, strin
     });
     return [l, [method, ...kept].join(' ')];
   }));
+}
+
+/** The colour of each GMT selection signal in {@link ablationGridFigure}: |Γ| is GMT's own. */
+const SIGNAL_COLORS: Readonly<Record<string, string>> = { grad: METHOD_COLORS.gmt!, 'grad-weight': '#009E73', 'grad-squared': '#CC79A7' };
+
+/** A method label (`gmt ratio=0.3 scope=tensor signal=grad maskUpdate=false`) as method and options. */
+function parseMethodLabel(label: string): { method: string; options: Record<string, string> } {
+  const [method, ...tokens] = label.split(' ');
+  return { method: method!, options: Object.fromEntries(tokens.map((t) => t.split('=') as [string, string])) };
+}
+
+/**
+ * Notebook 06's grid as small multiples: one panel per scope (columns) and `maskUpdate` (rows),
+ * mean accuracy with its 95% CI against the mask ratio k, one line per selection signal, and in
+ * every panel random masking (dotted) and SFT (dashed) as the levels to beat. Reads the rows of
+ * `summarize(rows, ['methodLabel'], metric)` (`methodLabel`, `n`, `mean`, `lo`, `hi`); points of
+ * one ratio are set side by side so their intervals do not hide each other.
+ */
+export function ablationGridFigure(
+  summaryIn: readonly object[],
+  opts: {
+    title: string;
+    yTitle?: string;
+    /** `mean` (rows of `summarize`) or `diff` (rows of `pairedVsBaseline`, drawn against 0 instead of SFT). */
+    value?: 'mean' | 'diff';
+    /** What the metric can be; default [0, 100] for means (accuracy in %), [-100, 100] for differences. */
+    bounds?: readonly [number, number];
+  },
+): PlotlyFigure {
+  const value = opts.value ?? 'mean';
+  const rows = (summaryIn as readonly Row[]).map((r) => ({
+    ...parseMethodLabel(String(value === 'diff' ? r.method : r.methodLabel)), n: numOr(r.n, 0), mean: numOr(r[value]), lo: numOr(r.lo), hi: numOr(r.hi),
+  }));
+  const gmt = rows.filter((r) => r.method === 'gmt');
+  if (gmt.length === 0) return placeholderFigure(opts.title, NO_RUNS);
+  const ratioOf = (r: { options: Record<string, string> }): string => r.options.ratio ?? '';
+  const ratios = [...new Set(rows.filter((r) => r.method !== 'sft').map(ratioOf))].filter(Boolean).sort((a, b) => Number(a) - Number(b));
+  const scopes = [...new Set(gmt.map((r) => r.options.scope ?? 'tensor'))];
+  const updates = [...new Set(gmt.map((r) => r.options.maskUpdate ?? 'false'))].sort();
+  const signals = Object.keys(SIGNAL_COLORS).filter((s) => gmt.some((r) => (r.options.signal ?? 'grad') === s));
+  const sft = rows.find((r) => r.method === 'sft');
+  const random = rows.filter((r) => r.method === 'random-mask');
+  const hover = (r: (typeof rows)[number] | undefined): string =>
+    !r ? 'no runs yet' : `${r.n} seed${r.n === 1 ? '' : 's'}: ${r.mean.toFixed(1)}${Number.isFinite(r.lo) ? ` [${r.lo.toFixed(1)}, ${r.hi.toFixed(1)}]` : ''}`;
+  // Intervals are clipped to what the metric can be (0–100 for accuracy); the axis spans the
+  // means, so that a two-seed interval does not flatten the rest.
+  const bounds = opts.bounds ?? (value === 'diff' ? [-100, 100] : [0, 100]);
+  const errorY = (pts: ((typeof rows)[number] | undefined)[]) => ({
+    type: 'data', symmetric: false, thickness: 1.5, width: 4,
+    array: pts.map((r) => (r && Number.isFinite(r.hi) ? Math.max(0, Math.min(bounds[1], r.hi) - r.mean) : 0)),
+    arrayminus: pts.map((r) => (r && Number.isFinite(r.lo) ? Math.max(0, r.mean - Math.max(bounds[0], r.lo)) : 0)),
+  });
+  const means = [...rows.map((r) => r.mean), ...(value === 'diff' ? [0] : [])].filter(Number.isFinite);
+  const pad = Math.max(1, (Math.max(...means) - Math.min(...means)) * 0.25);
+  const yRange = [Math.max(bounds[0] - pad / 4, Math.min(...means) - 3 * pad), Math.min(bounds[1] + pad / 4, Math.max(...means) + (value === 'diff' ? 2 * pad : pad))];
+  const seeds = rows.filter((r) => r.method !== 'sft').map((r) => r.n);
+  const seedNote = Math.min(...seeds) === Math.max(...seeds)
+    ? `${seeds[0]} seed${seeds[0] === 1 ? '' : 's'} per point`
+    : `${Math.min(...seeds)}–${Math.max(...seeds)} seeds per point (hover for each); a point without whiskers has one`;
+  const shapes: Record<string, unknown>[] = [];
+  const data: PlotlyTrace[] = [];
+  const layout = baseLayout({ title: opts.title, legend: 'top' });
+  const axisBase = { ...(layout.xaxis as Record<string, unknown>) };
+  delete layout.xaxis;
+  delete layout.yaxis;
+  const annotations: Record<string, unknown>[] = [];
+  const gap = 0.08;
+  const colW = (1 - gap * (scopes.length - 1)) / scopes.length;
+  const rowH = (1 - 0.14 * (updates.length - 1)) / updates.length;
+  updates.forEach((update, ri) => scopes.forEach((scope, ci) => {
+    const p = ri * scopes.length + ci + 1;
+    const suffix = p === 1 ? '' : String(p);
+    const panel = `${scope} scope, maskUpdate ${update === 'true' ? 'on' : 'off'}`;
+    const empty = !gmt.some((r) => (r.options.scope ?? 'tensor') === scope && (r.options.maskUpdate ?? 'false') === update);
+    const x0 = ci * (colW + gap);
+    const y1 = 1 - ri * (rowH + 0.14);
+    layout[`xaxis${suffix}`] = { ...axisBase, domain: [x0, x0 + colW], anchor: `y${suffix}`, type: 'category', categoryorder: 'array', categoryarray: ratios, title: ri === updates.length - 1 ? { text: 'mask ratio k' } : undefined };
+    layout[`yaxis${suffix}`] = {
+      ...axisBase, domain: [y1 - rowH, y1], anchor: `x${suffix}`, ...(p === 1 ? { range: yRange } : { matches: 'y' }),
+      title: ci === 0 ? { text: opts.yTitle ?? (value === 'diff' ? 'difference (points)' : 'accuracy (%)') } : undefined, showticklabels: ci === 0,
+      ...(value === 'diff' ? { zeroline: true, zerolinecolor: '#444', zerolinewidth: 1.5 } : {}),
+    };
+    annotations.push({ text: `<b>${panel}</b>${empty ? ' (no GMT runs)' : ''}`, showarrow: false, xref: 'paper', yref: 'paper', x: x0 + colW / 2, xanchor: 'center', y: y1, yanchor: 'bottom', font: { size: 13 } });
+    const common = { xaxis: `x${suffix}`, yaxis: `y${suffix}`, showlegend: p === 1, meta: { panel } };
+    if (sft && value === 'mean') {
+      // Shapes, not a trace: a trace would take a slot of its own among the side-by-side points.
+      const span = { xref: `x${suffix} domain`, x0: 0, x1: 1, yref: `y${suffix}`, layer: 'below' };
+      if (Number.isFinite(sft.lo)) shapes.push({ ...span, type: 'rect', y0: Math.max(bounds[0], sft.lo), y1: Math.min(bounds[1], sft.hi), fillcolor: methodColor('sft'), opacity: 0.12, line: { width: 0 } });
+      shapes.push({
+        ...span, type: 'line', y0: sft.mean, y1: sft.mean, line: { color: methodColor('sft'), dash: 'dash', width: 2 },
+        ...(p === 1 ? { showlegend: true, name: `SFT (${hover(sft)})`, legendgroup: 'sft' } : {}),
+      });
+    }
+    if (random.length) {
+      const pts = ratios.map((k) => random.find((r) => ratioOf(r) === k));
+      data.push({
+        ...common, type: 'scatter', mode: 'lines+markers', name: 'random mask', legendgroup: 'random-mask', offsetgroup: 'random-mask', x: ratios, y: pts.map((r) => r?.mean ?? null),
+        line: { color: methodColor('random-mask'), dash: 'dot', width: 1.5 }, marker: { color: methodColor('random-mask'), size: 7, symbol: 'diamond' },
+        error_y: { ...errorY(pts), color: methodColor('random-mask') }, text: pts.map(hover), hovertemplate: '%{text}<extra>random mask, k = %{x}</extra>',
+      });
+    }
+    for (const signal of signals) {
+      const pts = ratios.map((k) => gmt.find((r) => ratioOf(r) === k && (r.options.scope ?? 'tensor') === scope && (r.options.maskUpdate ?? 'false') === update && (r.options.signal ?? 'grad') === signal));
+      const color = SIGNAL_COLORS[signal]!;
+      data.push({
+        ...common, type: 'scatter', mode: 'lines+markers', name: `GMT, ${SIGNAL_NAMES[signal] ?? signal}`, legendgroup: signal, offsetgroup: signal,
+        x: ratios, y: pts.map((r) => r?.mean ?? null), line: { color, width: 2 }, marker: { color, size: 8 },
+        error_y: { ...errorY(pts), color }, text: pts.map(hover), hovertemplate: `%{text}<extra>GMT ${SIGNAL_NAMES[signal] ?? signal}, k = %{x}, ${panel}</extra>`,
+      });
+    }
+  }));
+  // Room for four panels: a size of its own (preferredSize), wider and taller than one plot's.
+  Object.assign(layout, { annotations, shapes, scattermode: 'group', scattergap: 0.55, width: 960, height: 300 * updates.length + 200 });
+  (layout.title as Record<string, unknown>).text = `${opts.title}<br><span style="font-size:13px;color:#555">${seedNote}</span>`;
+  (layout.margin as Record<string, unknown>).t = 140;
+  return { data, layout };
 }
 
 /**

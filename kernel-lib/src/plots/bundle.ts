@@ -18,7 +18,7 @@
  * carries it, so both copies come alive.
  */
 import { createHash } from 'crypto';
-import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
+import { DISPLAY_CONFIG, PlotlyFigure, preferredSize } from './theme';
 import { FigureExporter, plotlyJsSource, plotlyJsVersion, scriptJson, scriptSafe } from './export';
 
 /** A Jupyter MIME bundle: MIME type → payload (string, base64 string, or JSON). */
@@ -51,7 +51,8 @@ export interface FigureBundleOptions {
  * figure and its size. The same figure gets the same id in every process and every run.
  */
 export function figureElementId(fig: PlotlyFigure, size: { width?: number; height?: number } = {}): string {
-  const hash = createHash('sha256').update(JSON.stringify({ fig, width: size.width ?? DEFAULT_WIDTH, height: size.height ?? DEFAULT_HEIGHT })).digest('hex').slice(0, 16);
+  const preferred = preferredSize(fig);
+  const hash = createHash('sha256').update(JSON.stringify({ fig, width: size.width ?? preferred.width, height: size.height ?? preferred.height })).digest('hex').slice(0, 16);
   return `gmt-fig-${hash}`;
 }
 
@@ -99,8 +100,8 @@ export function figureBundleHtml(fig: PlotlyFigure, opts: { elementId: string; w
 
 /** Builds the MIME bundle of a figure (see the file comment); renders the PNG when given an exporter. */
 export async function figureBundle(fig: PlotlyFigure, opts: FigureBundleOptions = {}): Promise<DisplayContent> {
-  const width = opts.width ?? DEFAULT_WIDTH;
-  const height = opts.height ?? DEFAULT_HEIGHT;
+  const width = opts.width ?? preferredSize(fig).width;
+  const height = opts.height ?? preferredSize(fig).height;
   let pngBase64: string | undefined;
   if (opts.exporter) {
     const png = await opts.exporter.toImage(fig, 'png', { width, height, scale: opts.pngScale ?? 1.5 });

@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, checkNumber } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
-import { DEFAULT_HEIGHT, DEFAULT_WIDTH, DISPLAY_CONFIG, PlotlyFigure } from './theme';
+import { DISPLAY_CONFIG, PlotlyFigure, preferredSize } from './theme';
 
 /** What `exportFigure` can write. */
 export type FigureFormat = 'svg' | 'png' | 'html' | 'json' | 'csv';
@@ -241,7 +241,8 @@ export function figureCsv(fig: PlotlyFigure): string {
   const asymmetric = fig.data.some((t) => (t.error_y as ErrorY)?.arrayminus !== undefined);
   const rows: string[] = [asymmetric ? 'series,x,y,error,error_below' : 'series,x,y,error'];
   for (const trace of fig.data) {
-    const meta = trace.meta as { role?: string; band?: number[] } | undefined;
+    // A trace of one panel of several (small multiples) names its panel: `series (panel)`.
+    const meta = trace.meta as { role?: string; band?: number[]; panel?: string } | undefined;
     if (meta?.role === 'band') continue;
     if (trace.type === 'heatmap') {
       // One line per cell: series = row label, x = column label, y = the cell's value.
@@ -263,7 +264,7 @@ export function figureCsv(fig: PlotlyFigure): string {
     const below = errorY?.arrayminus ?? errors;
     const n = Math.max(x.length, y.length);
     for (let i = 0; i < n; i++) {
-      const fields = [trace.name ?? '', x[i], y[i], errors?.[i]];
+      const fields = [meta?.panel ? `${trace.name ?? ''} (${meta.panel})` : trace.name ?? '', x[i], y[i], errors?.[i]];
       if (asymmetric) fields.push(below?.[i]);
       rows.push(fields.map(csvField).join(','));
     }
@@ -278,9 +279,10 @@ export function writeFigureCsv(fig: PlotlyFigure, file: string): string {
   return file;
 }
 
-function resolveImageOptions(opts: ImageOptions): Required<ImageOptions> {
-  const width = checkNumber('width', opts.width ?? DEFAULT_WIDTH, { min: 50, max: 8000, integer: true });
-  const height = checkNumber('height', opts.height ?? DEFAULT_HEIGHT, { min: 50, max: 8000, integer: true });
+function resolveImageOptions(opts: ImageOptions, fig: PlotlyFigure): Required<ImageOptions> {
+  const preferred = preferredSize(fig);
+  const width = checkNumber('width', opts.width ?? preferred.width, { min: 50, max: 8000, integer: true });
+  const height = checkNumber('height', opts.height ?? preferred.height, { min: 50, max: 8000, integer: true });
   const scale = checkNumber('scale', opts.scale ?? 2, { min: 0.1, max: 10 });
   return { width, height, scale };
 }
@@ -350,7 +352,7 @@ export class FigureExporter {
   async toImage(fig: PlotlyFigure, format: 'svg' | 'png', opts: ImageOptions = {}): Promise<string | Buffer> {
     checkFigure(fig, 'toImage');
     if (!this.browser) throw new Error('FigureExporter: already closed');
-    const size = resolveImageOptions(opts);
+    const size = resolveImageOptions(opts, fig);
     const dataUrl = await this.page.evaluate(
       async (arg: { fig: PlotlyFigure; format: string; width: number; height: number; scale: number }) => {
         const P = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
@@ -414,7 +416,7 @@ export async function exportFigure(fig: PlotlyFigure, basePath: string, opts: Ex
   if (path.extname(basePath) !== '' && FIGURE_FORMATS.includes(path.extname(basePath).slice(1) as FigureFormat)) {
     throw new ConfigError(`exportFigure: basePath ${JSON.stringify(basePath)} should not carry an extension; formats add it`);
   }
-  const size = resolveImageOptions(opts);
+  const size = resolveImageOptions(opts, fig);
   const placement = opts.plotlyJs ?? 'inline';
   if (placement !== 'inline' && (typeof placement !== 'object' || typeof placement.file !== 'string' || placement.file === '')) {
     throw new ConfigError(`exportFigure: plotlyJs must be 'inline' or { file: 'path/to/plotly.min.js' }, got ${JSON.stringify(placement)}`);

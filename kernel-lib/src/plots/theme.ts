@@ -73,6 +73,15 @@ export const FONT_FAMILY = "'Helvetica Neue', Helvetica, Arial, 'Liberation Sans
 export const DEFAULT_WIDTH = 720;
 export const DEFAULT_HEIGHT = 450;
 
+/**
+ * A figure's static size: its layout's `width` and `height` where it sets them (a figure that
+ * needs more room than the default, such as small multiples), else the defaults.
+ */
+export function preferredSize(fig: PlotlyFigure): { width: number; height: number } {
+  const num = (v: unknown, d: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : d);
+  return { width: num(fig.layout.width, DEFAULT_WIDTH), height: num(fig.layout.height, DEFAULT_HEIGHT) };
+}
+
 function axis(title: string | undefined, log: boolean | undefined): Record<string, unknown> {
   return {
     title: title ? { text: title, standoff: 8 } : undefined,
