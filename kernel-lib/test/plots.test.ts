@@ -498,6 +498,10 @@ test('the ablation grid: a panel per scope and maskUpdate, the ratio along x, a 
   assert.equal((diff.layout.yaxis as { zeroline: boolean }).zeroline, true);
   assert.deepEqual(diff.data[0]!.y, [-2]);
   assert.equal(ablationGridFigure([{ methodLabel: 'sft', n: 5, mean: 97, lo: 96, hi: 98 }], { title: 't' }).data.length, 0, 'no GMT rows: the placeholder');
+  assert.ok(Array.isArray((fig.layout.yaxis as { range?: number[] }).range), 'accuracy: the axis spans the means');
+  const loss = ablationGridFigure(rows.map((r) => ({ ...r, mean: 0.5 })), { title: 'loss', yTitle: 'validation loss', bounds: [0, Infinity] });
+  assert.equal((loss.layout.yaxis as { range?: number[] }).range, undefined, 'another metric: plotly fits the axis');
+  assert.deepEqual((loss.data.find((d) => d.name === 'random mask')!.error_y as { arrayminus: number[] }).arrayminus, [0.5, 0.5], 'clipped at its own bound');
 });
 
 test('a top legend that needs several rows gets the top margin for them, above the plot and below the title', () => {

@@ -106,7 +106,11 @@ export function ablationGridFigure(
     yTitle?: string;
     /** `mean` (rows of `summarize`) or `diff` (rows of `pairedVsBaseline`, drawn against 0 instead of SFT). */
     value?: 'mean' | 'diff';
-    /** What the metric can be; default [0, 100] for means (accuracy in %), [-100, 100] for differences. */
+    /**
+     * What the metric can be: intervals are clipped to it. Left out, the metric is accuracy in %
+     * ([0, 100], or [-100, 100] for differences) and the axis spans the means with room for their
+     * intervals, so that a two-seed interval does not flatten the rest; given, plotly fits the axis.
+     */
     bounds?: readonly [number, number];
   },
 ): PlotlyFigure {
@@ -125,8 +129,6 @@ export function ablationGridFigure(
   const random = rows.filter((r) => r.method === 'random-mask');
   const hover = (r: (typeof rows)[number] | undefined): string =>
     !r ? 'no runs yet' : `${r.n} seed${r.n === 1 ? '' : 's'}: ${r.mean.toFixed(1)}${Number.isFinite(r.lo) ? ` [${r.lo.toFixed(1)}, ${r.hi.toFixed(1)}]` : ''}`;
-  // Intervals are clipped to what the metric can be (0–100 for accuracy); the axis spans the
-  // means, so that a two-seed interval does not flatten the rest.
   const bounds = opts.bounds ?? (value === 'diff' ? [-100, 100] : [0, 100]);
   const errorY = (pts: ((typeof rows)[number] | undefined)[]) => ({
     type: 'data', symmetric: false, thickness: 1.5, width: 4,
@@ -159,7 +161,7 @@ export function ablationGridFigure(
     const y1 = 1 - ri * (rowH + 0.14);
     layout[`xaxis${suffix}`] = { ...axisBase, domain: [x0, x0 + colW], anchor: `y${suffix}`, type: 'category', categoryorder: 'array', categoryarray: ratios, title: ri === updates.length - 1 ? { text: 'mask ratio k' } : undefined };
     layout[`yaxis${suffix}`] = {
-      ...axisBase, domain: [y1 - rowH, y1], anchor: `x${suffix}`, ...(p === 1 ? { range: yRange } : { matches: 'y' }),
+      ...axisBase, domain: [y1 - rowH, y1], anchor: `x${suffix}`, ...(p === 1 ? (opts.bounds ? {} : { range: yRange }) : { matches: 'y' }),
       title: ci === 0 ? { text: opts.yTitle ?? (value === 'diff' ? 'difference (points)' : 'accuracy (%)') } : undefined, showticklabels: ci === 0,
       ...(value === 'diff' ? { zeroline: true, zerolinecolor: '#444', zerolinewidth: 1.5 } : {}),
     };
