@@ -97,7 +97,7 @@ if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
 const paths = gmt.findingsPaths(options.mode);
 // Protocol 1's grids (notebooks 02, 03, 05), then protocol 2's (the pilot's choice: claims 1, 1b,
-// 2 and forgetting on the native engine), then notebook 06's ablations where they run on the CPU
+// 2 and forgetting on the native engine; claim 1's grid again at nano, for the size question), then notebook 06's ablations where they run on the CPU
 // engine (no GPU here); on a GPU notebook 06 sweeps them itself, on that device.
 // Protocol 2's grids are swept only once the pilot has chosen (figures/PROTOCOL.md) and the grid
 // files are the ones `gmt-lab protocol --grids` writes from that choice.
@@ -106,7 +106,7 @@ if (!p2.ready) console.log(`reproduce: protocol 2's grids are not swept: ${p2.re
 const ablations = await gmt.gpuAblationPlan(options.mode);
 const gridFiles = [
   ...Object.values(gmt.FINDINGS_GRIDS).sort(),
-  ...(p2.ready ? Object.values(gmt.PROTOCOL2_GRIDS) : []),
+  ...(p2.ready ? [...Object.values(gmt.PROTOCOL2_GRIDS), gmt.SIZE_TREND_GRID] : []),
   ...(ablations.backend === 'webgpu' ? [] : [gmt.ABLATIONS_GRID]),
 ].map((f) => path.join(paths.gridsDir, f));
 delete process.env.GMT_BACKEND; // the plan sets it for a GPU; the other sweeps and the re-check run on the host

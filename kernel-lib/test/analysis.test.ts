@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { equivalenceTest, holm, meanCI, pairedTest } from '../src/analysis/stats';
+import { equivalenceTest, holm, meanCI, pairedTest, welchTest } from '../src/analysis/stats';
+import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { loadResults, pairedVsBaseline, resultRow, summarize, toDataFrame, type ResultRow } from '../src/analysis/results';
-import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown, interimVerdict } from '../src/analysis/claims';
+import { claim1, claim1b, claim1bVerdict, claim1Verdict, claim2, claim3Verdict, claimsMarkdown, interimVerdict, sizeTrend, sizeVerdict } from '../src/analysis/claims';
 import { ablationTableRows, answerAblations } from '../src/analysis/ablations';
 import { exportTable, tableCsv, tableMarkdown } from '../src/plots/tables';
 import { seedsForHalfWidth, comparisonReport, withPlannedPairs } from '../src/findings/reports';
@@ -79,6 +80,64 @@ function row(over: Partial<ResultRow>): ResultRow {
     ...over,
   };
 }
+
+test('Welch\'s two-sample test: the Welch–Satterthwaite interval, and no interval below two values a side', () => {
+  const a = [1, 2, 3, 4, 5];
+  const b = [2, 4, 6, 8, 11.5, 9];
+  const w = welchTest(a, b);
+  // By hand: var(a) = 2.5, var(b) = 12.6, se² = 2.5/5 + 12.6/6, df by Welch–Satterthwaite.
+  const va = 2.5 / 5;
+  const vb = b.reduce((p, x) => p + (x - 6.75) ** 2, 0) / 5 / 6;
+  const df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 5);
+  const half = tQuantile(0.975, df) * Math.sqrt(va + vb);
+  assert.ok(close(w.diff, 3 - 6.75));
+  assert.ok(close(w.df, df), `${w.df} vs ${df}`);
+  assert.ok(close(w.lo, -3.75 - half) && close(w.hi, -3.75 + half), `[${w.lo}, ${w.hi}]`);
+  assert.ok(w.pValue > 0.01 && w.pValue < 0.05, String(w.pValue));
+  assert.deepEqual(w.n, [5, 6]);
+  const one = welchTest([1], [2, 3]);
+  assert.ok(Number.isNaN(one.lo) && Number.isNaN(one.pValue));
+  assert.equal(sizeVerdict(one), 'no data');
+  assert.deepEqual([welchTest([2, 2], [1, 1]).lo, welchTest([2, 2], [1, 1]).pValue], [1, 0], 'no spread on either side: exact');
+  assert.throws(() => welchTest([1, NaN], [1, 2]), /not finite/);
+});
+
+test('the size question: claim 1 at each size, and the change of the gain from the reference size by the written rule', () => {
+  const at = (preset: string, gain: (s: number) => number): ResultRow[] => Array.from({ length: 8 }, (_, s) => [
+    row({ seed: s, preset, accuracy: 60 + s }),
+    row({ seed: s, preset, method: 'gmt', methodLabel: 'gmt', accuracy: 60 + s + gain(s) }),
+  ]).flat();
+  const wobble = (s: number): number => (s % 2 ? 0.5 : -0.5);
+  const micro = at('micro', (s) => 1 + wobble(s));
+  const [same] = sizeTrend([{ size: 'nano', rows: at('nano', (s) => 1 - wobble(s)) }, { size: 'micro', rows: micro }], 'gmt', ['math']);
+  assert.deepEqual(same!.sizes.map((x) => [x.size, x.claim.verdict]), [['nano', 'reproduced'], ['micro', 'reproduced']]);
+  assert.equal(same!.change[0]!.verdict, 'no dependence found');
+  assert.ok(close(same!.change[0]!.test.diff, 0));
+  const [bigger] = sizeTrend([{ size: 'nano', rows: at('nano', (s) => 6 + wobble(s)) }, { size: 'micro', rows: micro }], 'gmt', ['math']);
+  assert.equal(bigger!.change[0]!.verdict, 'depends on size');
+  assert.ok(close(bigger!.change[0]!.test.diff, 5));
+  assert.equal(bigger!.change[0]!.reference, 'micro');
+  const [none] = sizeTrend([{ size: 'nano', rows: [] }, { size: 'micro', rows: micro }], 'gmt', ['math']);
+  assert.equal(none!.change[0]!.verdict, 'no data');
+  assert.throws(() => sizeTrend([{ size: 'micro', rows: micro }], 'gmt', ['math']), /at least two sizes/);
+  const none3 = { claim1: null, claim2: null, claim3: null };
+  const md = claimsMarkdown({ protocols: [{ title: 'Protocol 2', prefix: 'Protocol 2 · ', claim1: [], claim2: [], claim3: [], provenance: none3, size: { results: [bigger!], grid: 'p2_size_nano.json', provenance: null, interim: 'The store lacks 2 runs.' } }] });
+  assert.match(md, /### Protocol 2 · Beyond the paper: does GMT's gain depend on model size\?/);
+  assert.match(md, /\| math \| nano \| .* \| \+6\.0 \[.*\] \| 8 \| reproduced \|/);
+  assert.match(md, /- math: gain at nano − gain at micro = \+5\.0 \[.*\] \(Welch, 8 and 8 seeds; p [0-9.]+\): \*interim: depends on size\*\./);
+  assert.match(md, /> \*\*Interim, not answers\.\*\* The store lacks 2 runs\./);
+  assert.match(md, /\*\*Beyond the paper: does GMT's gain depend on model size\?\*\* \(protocol 2; written before its runs\)/, 'the rule is with the others');
+});
+
+test('the size grid is claim 1\'s protocol-2 grid at the nano base: same methods, tasks, seeds and settings', () => {
+  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'notebooks', 'grids', f), 'utf8'));
+  const micro = read('p2_gmt_vs_sft.json');
+  const nano = read('p2_size_nano.json');
+  assert.equal(nano.base.base, 'nano');
+  assert.equal(micro.base.base, 'micro');
+  const strip = (g: Record<string, unknown>) => ({ ...g, name: undefined, description: undefined, base: { ...(g.base as object), base: undefined } });
+  assert.deepEqual(strip(nano), strip(micro));
+});
 
 test('claims 1 and 2 from rows: paired by seed, verdicts by the written rules', () => {
   const rows: ResultRow[] = [];

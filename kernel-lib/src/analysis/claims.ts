@@ -18,9 +18,14 @@
  * 3. Cost comparable to SFT: GMT's update time over SFT's with its 95% CI (interleaved bench);
  *    *reproduced* if the upper bound is ≤ 1.05, *not reproduced* if the lower bound is above
  *    1.05, *inconclusive* otherwise. The whole-run wall-time ratio is reported beside it.
+ *
+ * Beyond the paper (protocol 2; written before its runs), model size: claim 1's comparison at
+ * each size, and per task the change of the paired gain from the reference size (Welch 95% CI of
+ * the difference between the two sizes' per-seed GMT − SFT differences): *depends on size* if it
+ * excludes 0, *no dependence found* otherwise.
  */
 import { ConfigError } from '../util/config';
-import { bootstrapMeanCI, equivalenceTest, meanCI, pairedTest, wilcoxonP, type PairedComparison } from './stats';
+import { bootstrapMeanCI, equivalenceTest, meanCI, pairedTest, welchTest, wilcoxonP, type PairedComparison, type TwoSampleComparison } from './stats';
 import type { ResultRow } from './results';
 
 /** The paper's three claims, numbered as in CLAIMS.md. */
@@ -128,6 +133,49 @@ export function claim1(rows: readonly ResultRow[], gmtLabel: string, tasks: read
       verdict: claim1Verdict(diff),
     };
   });
+}
+
+/** The size rule's answer for one task and size (see {@link sizeTrend}). */
+export type SizeVerdict = 'depends on size' | 'no dependence found' | 'no data';
+
+/** The rule of the size question on one comparison of paired gains across sizes. */
+export function sizeVerdict(c: Pick<TwoSampleComparison, 'lo' | 'hi'>): SizeVerdict {
+  if (!Number.isFinite(c.lo) || !Number.isFinite(c.hi)) return 'no data';
+  return c.lo > 0 || c.hi < 0 ? 'depends on size' : 'no dependence found';
+}
+
+/** Beyond the paper: GMT − SFT at several model sizes on one task. */
+export interface SizeTrendResult {
+  task: string;
+  /** Claim 1 at each size, in the order given. */
+  sizes: { size: string; claim: Claim1Result }[];
+  /**
+   * Each other size against the reference (the last size given): its per-seed GMT − SFT
+   * differences minus the reference's (Welch), and the rule's answer.
+   */
+  change: { size: string; reference: string; test: TwoSampleComparison; verdict: SizeVerdict }[];
+}
+
+/**
+ * Claim 1 at each model size and, per task, whether GMT's gain over SFT changes with size:
+ * `bySize` holds each size's result rows (the same protocol and seeds at each size), the
+ * reference size last.
+ */
+export function sizeTrend(bySize: readonly { size: string; rows: readonly ResultRow[] }[], gmtLabel: string, tasks: readonly string[]): SizeTrendResult[] {
+  if (bySize.length < 2) throw new ConfigError(`sizeTrend: needs at least two sizes, got ${bySize.length}`);
+  const gains = (rows: readonly ResultRow[], task: string): number[] => {
+    const { x, y } = pairBySeed(rows.filter((r) => r.task === task), (r) => r.methodLabel === gmtLabel, (r) => r.method === 'sft', (r) => r.accuracy);
+    return x.map((v, i) => v - (y[i] as number));
+  };
+  const reference = bySize[bySize.length - 1]!;
+  return tasks.map((task) => ({
+    task,
+    sizes: bySize.map((s) => ({ size: s.size, claim: claim1(s.rows, gmtLabel, [task])[0]! })),
+    change: bySize.slice(0, -1).map((s) => {
+      const test = welchTest(gains(s.rows, task), gains(reference.rows, task));
+      return { size: s.size, reference: reference.size, test, verdict: sizeVerdict(test) };
+    }),
+  }));
 }
 
 /** Claim 1b per task from result rows with `testLoss`: GMT (`gmtLabel`) against SFT on the same seeds. */
@@ -289,6 +337,11 @@ export interface ProtocolClaims {
   claim3: Claim3Result[];
   forgetting?: ForgettingSummary[];
   provenance: Record<'claim1' | 'claim2' | 'claim3', ClaimsProvenance | null>;
+  /**
+   * Beyond the paper: claim 1 at another model size and the change of GMT's gain with size;
+   * `interim` says which planned runs the store lacks (its answers are shown as interim).
+   */
+  size?: { results: SizeTrendResult[]; grid: string; provenance: ClaimsProvenance | null; interim?: string };
   /** Figures shown under each claim, after its verdicts. */
   figures?: Partial<Record<ClaimId, readonly ClaimFigure[]>>;
   notes?: string[];
@@ -316,6 +369,8 @@ function ruleLines(): string[] {
     '1b. **GMT fits the task better** (protocol 2; written before its runs), per task: the mean per-token loss of the test answers (completion tokens, as the validation loss), lower being better: *reproduced* if the 95% CI of the paired GMT − SFT difference lies below 0; *contradicted* if it lies above 0; *inconclusive* otherwise.',
     `2. **Insensitive to the mask ratio**, per task and scope: *reproduced* if, for every k in ${CLAIM2_RATIOS.join(', ')}, the 90% CI of the paired difference to k = 0.3 lies within ±${CLAIM2_MARGIN} points (equivalence, TOST at α = 0.05); *not reproduced* if one lies entirely outside; *inconclusive* otherwise. Also reported: the smallest k above 0.3 whose difference to k = 0.3 has a 95% CI below 0 (where accuracy starts to fall).`,
     `3. **Cost comparable to SFT**: GMT's update time over SFT's, median of per-round ratios in an interleaved benchmark, with its 95% interval; *reproduced* if the upper bound is ≤ ${CLAIM3_BOUND}; *not reproduced* if the lower bound is above ${CLAIM3_BOUND}; *inconclusive* otherwise. The whole-run wall-time ratio (mean over paired seeds) is reported beside it.`,
+    '',
+    '**Beyond the paper: does GMT\'s gain depend on model size?** (protocol 2; written before its runs) Per task, claim 1\'s comparison with claim 1\'s rule at `nano` and at `micro`, with the same protocol, tasks and seeds (`mini` is not run: its pre-training and runs exceed the budget); then the gain at `nano` minus the gain at `micro`, each a per-seed GMT − SFT difference, with a Welch two-sample 95% CI: *depends on size* if that interval excludes 0; *no dependence found* otherwise, the interval\'s width saying how large a change the runs could miss.',
   ];
 }
 
@@ -372,7 +427,30 @@ function protocolLines(p: ProtocolClaims): string[] {
     for (const r of p.forgetting) out.push(`| ${r.task} | ${r.methodLabel} | ${r.metric} | ${r.metric.startsWith('facts') ? f1(r.mean) : f4(r.mean)}${Number.isFinite(r.lo) ? ` [${r.metric.startsWith('facts') ? `${f1(r.lo)}, ${f1(r.hi)}` : `${f4(r.lo)}, ${f4(r.hi)}`}]` : ''} | ${r.n} |`);
     out.push('');
   }
+  if (p.size) out.push(...sizeLines(p.prefix, p.size));
   if (p.notes?.length) out.push(...p.notes.map((n) => `- ${n}`), '');
+  return out;
+}
+
+/** The Markdown of the size question (see {@link ProtocolClaims.size}). */
+function sizeLines(prefix: string, size: NonNullable<ProtocolClaims['size']>): string[] {
+  const shown = (v: string): string => (size.interim ? `*interim: ${v}*` : `**${v}**`);
+  const out = [`### ${prefix}Beyond the paper: does GMT's gain depend on model size?`, ''];
+  out.push(`Claim 1's grid again at the \`nano\` base (\`notebooks/grids/${size.grid}\`), beside the claim's own runs at \`micro\`; the rule is under the verdict rules above.`, '');
+  if (size.interim) out.push(`> **Interim, not answers.** ${size.interim}`, '');
+  out.push('| task | base | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | seeds | claim 1\'s rule |', '|---|---|---|---|---|---|---|');
+  for (const t of size.results) {
+    for (const { size: name, claim: c } of t.sizes) {
+      out.push(`| ${t.task} | ${name} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | ${c.diff.n} | ${c.verdict} |`);
+    }
+  }
+  out.push('');
+  for (const t of size.results) {
+    for (const c of t.change) {
+      out.push(`- ${t.task}: gain at ${c.size} − gain at ${c.reference} = ${sgn(c.test.diff)} [${sgn(c.test.lo)}, ${sgn(c.test.hi)}] (Welch, ${c.test.n[0]} and ${c.test.n[1]} seeds; p ${f3(c.test.pValue)}): ${shown(c.verdict)}.`);
+    }
+  }
+  out.push('', ...provenanceLines(size.provenance), '');
   return out;
 }
 

@@ -4,6 +4,7 @@
  *
  * - {@link meanCI}: mean, SD and the t interval of the mean over seeds;
  * - {@link pairedTest}: the paired t-test of two methods run on the same seeds (difference a − b);
+ * - {@link welchTest}: Welch's two-sample t-test of two independent sets (difference of means a − b);
  * - {@link holm}: Holm's step-down adjustment when one method is compared with several;
  * - {@link equivalenceTest}: TOST equivalence within ±margin (the (1 − 2α) interval of the mean
  *   difference lies inside the margin);
@@ -12,6 +13,7 @@
  */
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import ttest = require('@stdlib/stats-ttest');
+import ttest2 = require('@stdlib/stats-ttest2');
 import padjust = require('@stdlib/stats-padjust');
 import wilcoxon = require('@stdlib/stats-wilcoxon');
 import { Rng } from '../util/rng';
@@ -70,6 +72,31 @@ export function pairedTest(a: readonly number[], b: readonly number[], level = 0
   }
   const r = ttest(x, y, { alpha: 1 - level });
   return { ...ci, lo: r.ci[0] as number, hi: r.ci[1] as number, t: r.statistic, df: r.df, pValue: r.pValue };
+}
+
+/** Two independent sets compared: the difference of their means (a − b) with its interval and p. */
+export interface TwoSampleComparison {
+  n: [number, number];
+  diff: number;
+  lo: number;
+  hi: number;
+  /** Welch–Satterthwaite degrees of freedom. */
+  df: number;
+  pValue: number;
+  level: number;
+}
+
+/** Welch's two-sample t-test of `a` against `b` (unequal variances); NaN where a set has fewer than 2 values. */
+export function welchTest(a: readonly number[], b: readonly number[], level = 0.95): TwoSampleComparison {
+  const x = finite(a, 'welchTest a');
+  const y = finite(b, 'welchTest b');
+  const mean = (v: number[]): number => v.reduce((p, q) => p + q, 0) / v.length;
+  const diff = x.length && y.length ? mean(x) - mean(y) : NaN;
+  const none = { n: [x.length, y.length] as [number, number], diff, lo: NaN, hi: NaN, df: NaN, pValue: NaN, level };
+  if (x.length < 2 || y.length < 2) return none;
+  if (meanCI(x).sd === 0 && meanCI(y).sd === 0) return { ...none, lo: diff, hi: diff, pValue: diff === 0 ? 1 : 0 };
+  const r = ttest2(x, y, { alpha: 1 - level });
+  return { ...none, lo: r.ci[0] as number, hi: r.ci[1] as number, df: r.df as number, pValue: r.pValue };
 }
 
 /** Holm-adjusted p-values (same order as given). */

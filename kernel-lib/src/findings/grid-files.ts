@@ -6,5 +6,11 @@ export const FINDINGS_GRIDS = { gmtVsSft: '02_gmt_vs_sft.json', maskRatio: '03_m
 /** Protocol 2's grids, the protocol the pilot chose (figures/PROTOCOL.md; `gmt-lab protocol --grids` writes them). */
 export const PROTOCOL2_GRID_FILES = { gmtVsSft: 'p2_gmt_vs_sft.json', maskRatio: 'p2_mask_ratio.json' } as const;
 
+/**
+ * Beyond the paper: claim 1's protocol-2 grid at the `nano` base, so that GMT − SFT can be
+ * compared across model sizes (with `p2_gmt_vs_sft.json` at `micro`).
+ */
+export const SIZE_TREND_GRID = 'p2_size_nano.json';
+
 /** Notebook 06's grid: the gradient-mask ablations (on a GPU where there is one, else on the CPU engine). */
 export const ABLATIONS_GRID = '06_gpu_ablations.json';

@@ -11,7 +11,7 @@
  */
 import * as path from 'node:path';
 import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
-import { claim1, claim1b, claim2, claim3, claimsMarkdown, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims } from '../analysis/claims';
+import { claim1, claim1b, claim2, claim3, claimsMarkdown, sizeTrend, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims, type SizeTrendResult } from '../analysis/claims';
 import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
@@ -22,8 +22,8 @@ import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
-import { gridResults } from './grid-results';
-import { FINDINGS_GRIDS, PROTOCOL2_GRID_FILES } from './grid-files';
+import { gridResults, type GridResults } from './grid-results';
+import { FINDINGS_GRIDS, PROTOCOL2_GRID_FILES, SIZE_TREND_GRID } from './grid-files';
 import { protocolTwoReady } from './protocol';
 import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
@@ -159,7 +159,7 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
   };
 }
 
-export { FINDINGS_GRIDS, ABLATIONS_GRID } from './grid-files';
+export { FINDINGS_GRIDS, ABLATIONS_GRID, SIZE_TREND_GRID } from './grid-files';
 /** Protocol 2's grid files (the pilot's choice). */
 export const PROTOCOL2_GRIDS = PROTOCOL2_GRID_FILES;
 
@@ -211,6 +211,32 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
   };
 }
 
+/** What {@link sizeTrendReport} returns. */
+export interface SizeTrendReport {
+  /** Per task: claim 1 at `nano` and at `micro`, and the change of the gain between them. */
+  results: SizeTrendResult[];
+  /** The grids' runs: `nano` (the size grid) and `micro` (protocol 2's claim-1 grid). */
+  grids: { nano: GridResults; micro: GridResults };
+  /** Rows for a figure or table: task, base, GMT − SFT with its 95% CI, seeds. */
+  rows: { task: string; base: string; diff: number; lo: number; hi: number; n: number }[];
+}
+
+/**
+ * Beyond the paper: does GMT's gain over SFT depend on model size? Claim 1's protocol-2 grid at
+ * `nano` (`notebooks/grids/p2_size_nano.json`) beside the claim's own runs at `micro`, under the
+ * rule CLAIMS.md states (`sizeTrend`).
+ */
+export async function sizeTrendReport(mode: RunMode = runMode()): Promise<SizeTrendReport> {
+  const paths = findingsPaths(mode);
+  const nano = await gridResults(path.join(paths.gridsDir, SIZE_TREND_GRID), paths.store, mode);
+  const micro = await gridResults(path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.gmtVsSft), paths.store, mode);
+  const tasks = [...new Set(micro.planned.map((r) => r.config.task))];
+  const done = (g: GridResults): ResultRow[] => g.rows.filter((r) => r.status === 'done');
+  const results = sizeTrend([{ size: 'nano', rows: done(nano) }, { size: 'micro', rows: done(micro) }], 'gmt', tasks);
+  const rows = results.flatMap((t) => t.sizes.map(({ size, claim }) => ({ task: t.task, base: size, diff: claim.diff.mean, lo: claim.diff.lo, hi: claim.diff.hi, n: claim.diff.n })));
+  return { results, grids: { nano, micro }, rows };
+}
+
 function benchNote(bench: CachedBench): string {
   return `Claim 3's update times come from notebook 04's interleaved benchmark on this engine (${bench.result.steps} rounds per method on the ${bench.options.preset} model, batch ${bench.options.batchSize} × ${bench.result.tokensPerUpdate / bench.options.batchSize} tokens, ${bench.context.gradientPath}, ${bench.result.machine.cpuModel}, ${bench.date.slice(0, 10)}). The whole-run ratio pairs GMT and SFT runs of claim 1 on the same seeds; those runs shared the machine with another run, so it is the noisier figure.`;
 }
@@ -235,8 +261,15 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
     const notes = [
       ...(p2.bench ? [benchNote(p2.bench)] : []),
     ];
+    const size = await sizeTrendReport(mode);
+    missing.push(...size.grids.nano.missingKeys);
     protocols.push({
       ...p2.claims,
+      size: {
+        results: size.results, grid: SIZE_TREND_GRID,
+        provenance: provenanceOf(size.grids.nano.records, mode, paths.store, paths.root),
+        ...(size.grids.nano.missing + size.grids.micro.missing > 0 ? { interim: `The store lacks ${size.grids.nano.missing} of the ${size.grids.nano.planned.length} runs at \`nano\` and ${size.grids.micro.missing} of the ${size.grids.micro.planned.length} at \`micro\`; the answers are the rule's once every planned run is in.` } : {}),
+      },
       title: 'Protocol 2: the protocol the pilot chose (native engine)',
       prefix: 'Protocol 2 · ',
       intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.`],
