@@ -129,7 +129,7 @@ export const FINDINGS_CATALOG: readonly CatalogEntry[] = [
   tab(NB7, 'claim2_checks', 'Claim 2 under protocol 2: for each task, scope and k, the paired difference to k = 0.3 with its 90% CI and the TOST verdict at ±3 points.', { supports: P2 }),
   tab(NB7, 'forgetting', 'Forgetting probes under protocol 2: facts and general-text loss per task and method, mean over seeds with 95% CI, and the base model\'s.', { supports: P2 }),
   fig(NB7, 'size_trend', 'Beyond the paper: GMT − SFT test accuracy on the same seeds at the nano and micro bases under protocol 2, per task, with 95% CI. CLAIMS.md asks whether the gain changes with size.', { supports: SIZE }),
-  tab(NB7, 'size_trend', 'Claim 1 at each model size under protocol 2: SFT and GMT accuracy, their paired difference with 95% CI and claim 1\'s rule, per task and base.', { supports: SIZE }),
+  tab(NB7, 'size_trend_table', 'Claim 1 at each model size under protocol 2: SFT and GMT accuracy, their paired difference with 95% CI and claim 1\'s rule, per task and base.', { supports: SIZE }),
   tab(NB7, 'size_change', 'Whether GMT\'s gain depends on model size: the nano gain minus the micro gain per task with its Welch 95% CI, p and the rule\'s answer.', { supports: SIZE }),
 ];
 
