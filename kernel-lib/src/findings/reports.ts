@@ -213,7 +213,10 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
 
 /** What {@link sizeTrendReport} returns. */
 export interface SizeTrendReport {
-  /** Per task: claim 1 at `nano` and at `micro`, and the change of the gain between them. */
+  /**
+   * Per task: claim 1 at `nano` and at `micro`, and the change of the gain between them (sizes
+   * named by their grids' base; in fast mode, where both grids train `nano`, with the grid file).
+   */
   results: SizeTrendResult[];
   /** The grids' runs: `nano` (the size grid) and `micro` (protocol 2's claim-1 grid). */
   grids: { nano: GridResults; micro: GridResults };
@@ -232,7 +235,11 @@ export async function sizeTrendReport(mode: RunMode = runMode()): Promise<SizeTr
   const micro = await gridResults(path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.gmtVsSft), paths.store, mode);
   const tasks = [...new Set(micro.planned.map((r) => r.config.task))];
   const done = (g: GridResults): ResultRow[] => g.rows.filter((r) => r.status === 'done');
-  const results = sizeTrend([{ size: 'nano', rows: done(nano) }, { size: 'micro', rows: done(micro) }], 'gmt', tasks);
+  // Each size by its grid's base; in fast mode both grids train `nano`, so the grid names it.
+  const baseOf = (g: GridResults): string => String(g.planned[0]?.config.base ?? '?');
+  const same = baseOf(nano) === baseOf(micro);
+  const label = (g: GridResults, file: string): string => (same ? `${baseOf(g)} (${file})` : baseOf(g));
+  const results = sizeTrend([{ size: label(nano, SIZE_TREND_GRID), rows: done(nano) }, { size: label(micro, PROTOCOL2_GRID_FILES.gmtVsSft), rows: done(micro) }], 'gmt', tasks);
   const rows = results.flatMap((t) => t.sizes.map(({ size, claim }) => ({ task: t.task, base: size, diff: claim.diff.mean, lo: claim.diff.lo, hi: claim.diff.hi, n: claim.diff.n })));
   return { results, grids: { nano, micro }, rows };
 }
