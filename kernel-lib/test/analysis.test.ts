@@ -121,7 +121,8 @@ test('the size question: claim 1 at each size, and the change of the gain from t
   assert.equal(none!.change[0]!.verdict, 'no data');
   assert.throws(() => sizeTrend([{ size: 'micro', rows: micro }], 'gmt', ['math']), /at least two sizes/);
   const none3 = { claim1: null, claim2: null, claim3: null };
-  const md = claimsMarkdown({ protocols: [{ title: 'Protocol 2', prefix: 'Protocol 2 · ', claim1: [], claim2: [], claim3: [], provenance: none3, size: { results: [bigger!], grid: 'p2_size_nano.json', provenance: null, interim: 'The store lacks 2 runs.' } }] });
+  const md = claimsMarkdown({ protocols: [{ title: 'Protocol 2', prefix: 'Protocol 2 · ', claim1: [], claim2: [], claim3: [], provenance: none3, size: { results: [bigger!], grid: 'p2_size_nano.json', provenance: null, interim: 'The store lacks 2 runs.', bases: [{ base: 'nano', parameters: 114624, pretrainSteps: 600 }, { base: 'micro', parameters: 822400, pretrainSteps: null }] } }] });
+  assert.match(md, /`nano` has 114,624 parameters and was pre-trained for 600 updates; `micro` has 822,400 parameters\. The bases differ in pre-training as well as in size/);
   assert.match(md, /### Protocol 2 · Beyond the paper: does GMT's gain depend on model size\?/);
   assert.match(md, /\| math \| nano \| .* \| \+6\.0 \[.*\] \| 8 \| reproduced \|/);
   assert.match(md, /- math: gain at nano − gain at micro = \+5\.0 \[.*\] \(Welch, 8 and 8 seeds; p [0-9.]+\): \*interim: depends on size\*\./);

@@ -341,7 +341,14 @@ export interface ProtocolClaims {
    * Beyond the paper: claim 1 at another model size and the change of GMT's gain with size;
    * `interim` says which planned runs the store lacks (its answers are shown as interim).
    */
-  size?: { results: SizeTrendResult[]; grid: string; provenance: ClaimsProvenance | null; interim?: string };
+  size?: {
+    results: SizeTrendResult[];
+    grid: string;
+    provenance: ClaimsProvenance | null;
+    interim?: string;
+    /** The bases compared: parameters and pre-training updates. */
+    bases?: readonly { base: string; parameters: number; pretrainSteps: number | null }[];
+  };
   /** Figures shown under each claim, after its verdicts. */
   figures?: Partial<Record<ClaimId, readonly ClaimFigure[]>>;
   notes?: string[];
@@ -437,6 +444,10 @@ function sizeLines(prefix: string, size: NonNullable<ProtocolClaims['size']>): s
   const shown = (v: string): string => (size.interim ? `*interim: ${v}*` : `**${v}**`);
   const out = [`### ${prefix}Beyond the paper: does GMT's gain depend on model size?`, ''];
   out.push(`Claim 1's grid again at the \`nano\` base (\`notebooks/grids/${size.grid}\`), beside the claim's own runs at \`micro\`; the rule is under the verdict rules above.`, '');
+  if (size.bases?.length) {
+    const each = size.bases.map((b) => `\`${b.base}\` has ${b.parameters.toLocaleString('en-US')} parameters${b.pretrainSteps !== null ? ` and was pre-trained for ${b.pretrainSteps.toLocaleString('en-US')} updates` : ''}`);
+    out.push(`${each.join('; ')}. The bases differ in pre-training as well as in size, so a difference here is the two bases', not size's alone.`, '');
+  }
   if (size.interim) out.push(`> **Interim, not answers.** ${size.interim}`, '');
   out.push('| task | base | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | seeds | claim 1\'s rule |', '|---|---|---|---|---|---|---|');
   for (const t of size.results) {

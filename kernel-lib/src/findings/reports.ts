@@ -9,6 +9,7 @@
  * - {@link writeClaims}: figures/CLAIMS.md from all of it and notebook 04's benchmark, with the
  *   PNG of the figure behind each claim (`claimFigures`).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
 import { claim1, claim1b, claim2, claim3, claimsMarkdown, sizeTrend, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims, type SizeTrendResult } from '../analysis/claims';
@@ -20,6 +21,8 @@ import { gridForMode, resolveGrid, type PlannedRun, type SweepGrid } from '../sw
 import type { EngineName } from '../backend/engine';
 import { runMode, type RunMode } from '../util/config';
 import { writeFileAtomic } from '../util/fsx';
+import { resolveBaseCheckpoint } from '../sweep/paths';
+import { readCheckpointConfig } from '../model/safetensors';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import { gridResults, type GridResults } from './grid-results';
@@ -222,6 +225,20 @@ export interface SizeTrendReport {
   grids: { nano: GridResults; micro: GridResults };
   /** Rows for a figure or table: task, base, GMT − SFT with its 95% CI, seeds. */
   rows: { task: string; base: string; diff: number; lo: number; hi: number; n: number }[];
+  /**
+   * The two bases: parameters (from the checkpoint) and pre-training updates (from its record
+   * beside it). They differ in both, so the comparison is of the lab's two bases, not of size alone.
+   */
+  bases: { base: string; parameters: number; pretrainSteps: number | null }[];
+}
+
+/** A committed base's parameter count and pre-training updates (`data/base/<base>.json`). */
+function baseFacts(base: string): { base: string; parameters: number; pretrainSteps: number | null } {
+  const file = resolveBaseCheckpoint(base).path;
+  const parameters = Object.values(readCheckpointConfig(file).tensors).reduce((a, t) => a + t.shape.reduce((p, q) => p * q, 1), 0);
+  const record = file.replace(/\.safetensors$/, '.json');
+  const steps = existsSync(record) ? (JSON.parse(readFileSync(record, 'utf8')) as { config?: { steps?: number } }).config?.steps : undefined;
+  return { base, parameters, pretrainSteps: typeof steps === 'number' ? steps : null };
 }
 
 /**
@@ -241,7 +258,8 @@ export async function sizeTrendReport(mode: RunMode = runMode()): Promise<SizeTr
   const label = (g: GridResults, file: string): string => (same ? `${baseOf(g)} (${file})` : baseOf(g));
   const results = sizeTrend([{ size: label(nano, SIZE_TREND_GRID), rows: done(nano) }, { size: label(micro, PROTOCOL2_GRID_FILES.gmtVsSft), rows: done(micro) }], 'gmt', tasks);
   const rows = results.flatMap((t) => t.sizes.map(({ size, claim }) => ({ task: t.task, base: size, diff: claim.diff.mean, lo: claim.diff.lo, hi: claim.diff.hi, n: claim.diff.n })));
-  return { results, grids: { nano, micro }, rows };
+  const bases = [...new Set([nano, micro].map(baseOf))].filter((b) => b !== '?').map(baseFacts);
+  return { results, grids: { nano, micro }, rows, bases };
 }
 
 function benchNote(bench: CachedBench): string {
@@ -273,7 +291,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
     protocols.push({
       ...p2.claims,
       size: {
-        results: size.results, grid: SIZE_TREND_GRID,
+        results: size.results, grid: SIZE_TREND_GRID, bases: size.bases,
         provenance: provenanceOf(size.grids.nano.records, mode, paths.store, paths.root),
         ...(size.grids.nano.missing + size.grids.micro.missing > 0 ? { interim: `The store lacks ${size.grids.nano.missing} of the ${size.grids.nano.planned.length} runs at \`nano\` and ${size.grids.micro.missing} of the ${size.grids.micro.planned.length} at \`micro\`; the answers are the rule's once every planned run is in.` } : {}),
       },
