@@ -14,7 +14,7 @@ import { canonicalJson, contextEngine, expandGrid, experimentKey, recordExperime
 import { gridResults, gridSummary } from '../src/findings/grid-results';
 import { ResultStore, parseRecordLine, serializeRecord, type RunRecord } from '../src/sweep/store';
 import { gridStatus, gridTimeLeftMs, runSweep, summarizeStore } from '../src/sweep/runner';
-import { formatDuration } from '../src/util/format';
+import { formatDuration, parseDuration } from '../src/util/format';
 import { gitCommitOf } from '../src/sweep/execute';
 import { gridStatusText } from '../src/cli/commands/sweep';
 import { finetune, resolveFinetuneConfig, type FinetuneConfig } from '../src/sweep/finetune';
@@ -505,6 +505,61 @@ test('kill -9 of a sweep (parent and workers) mid-way loses no finished run and 
   const done = c.records.filter((r) => r.status === 'done');
   assert.equal(done.length, 8, 'every run of the grid is done');
   assert.equal(new Set(done.map((r) => r.key)).size, 8, 'and none twice');
+});
+
+test('draining a sweep: the runs in progress finish and are stored, no new one starts, and the next sweep makes the rest', async () => {
+  await initBackend({ quiet: true });
+  const dir = tmp('gmt-drain-');
+  const grid = tinyGrid({ seeds: [0, 1, 2] });
+  for (const jobs of [0, 1]) {
+    const store = path.join(dir, `r${jobs}.jsonl`);
+    const drain = new AbortController();
+    const first = await runSweep(grid, { store, jobs, drain: drain.signal, onProgress: (p) => { if (p.last) drain.abort(); } });
+    assert.deepEqual([first.ran, first.drained, first.cancelled, first.missing], [1, true, false, 5], `jobs ${jobs}: one run, then no more`);
+    const c = new ResultStore(store).read().records;
+    assert.deepEqual(c.map((r) => r.status), ['done'], 'nothing cancelled or partial');
+    const rest = await runSweep(grid, { store, jobs });
+    assert.deepEqual([rest.ran, rest.skipped, rest.drained, rest.missing], [5, 1, false, 0]);
+  }
+  await assert.rejects(runSweep(grid, { store: path.join(dir, 'q.jsonl'), queue: 'redis://127.0.0.1:1', drain: new AbortController().signal }), /drain cannot be used with queue/);
+});
+
+test('gmt-lab sweep --for and SIGUSR2: the sweep stops starting runs, keeps those in progress, exits 0; a bad duration is refused', async () => {
+  const dir = tmp('gmt-drain-cli-');
+  const gridFile = path.join(dir, 'grid.json');
+  fs.writeFileSync(gridFile, JSON.stringify(tinyGrid({ seeds: [0, 1, 2, 3] })));
+  const cli = (store: string, ...extra: string[]): string[] => ['--import', 'tsx', path.join(repoRoot, 'kernel-lib/src/cli/main.ts'), 'sweep', gridFile, '--store', store, '--jobs', '1', ...extra];
+  const records = (store: string): RunRecord[] => (fs.existsSync(store) ? new ResultStore(store).read().records : []);
+  const timed = spawnSync(process.execPath, cli(path.join(dir, 'for.jsonl'), '--for', '1s'), { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(timed.status, 0, timed.stderr);
+  assert.match(timed.stderr, /--for 1s is up: starting no more runs; the runs in progress finish and are stored/);
+  assert.match(timed.stderr, /stopped starting runs; \d+ of the grid's runs are missing, and the same command makes them/);
+  // A worker may not have started a run within 1 s: what it made is done, and not all of it.
+  const made = records(path.join(dir, 'for.jsonl'));
+  assert.ok(made.length < 8 && made.every((r) => r.status === 'done'), made.map((r) => r.status).join());
+  const store = path.join(dir, 'usr2.jsonl');
+  const child = spawn(process.execPath, cli(store), { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((r) => child.on('exit', (c) => r(c)));
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  // Once the first run is stored, the worker is on the next one.
+  const t0 = Date.now();
+  while (!/: done, /.test(err) && child.exitCode === null && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGUSR2');
+  const code = await exited;
+  assert.equal(code, 0, err);
+  assert.match(err, /SIGUSR2: starting no more runs/);
+  const kept = records(store);
+  assert.ok(kept.length >= 1 && kept.length < 8 && kept.every((r) => r.status === 'done'), `the run in progress finished: ${kept.map((r) => r.status).join()}`);
+  const rest = spawnSync(process.execPath, cli(store), { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(rest.status, 0, rest.stderr);
+  assert.equal(records(store).filter((r) => r.status === 'done').length, 8, 'the same command makes the rest');
+  const bad = spawnSync(process.execPath, cli(path.join(dir, 'bad.jsonl'), '--for', 'soon'), { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--for must be a duration such as 90m, 1h30m, 45s or a number of seconds, got "soon"/);
+  assert.equal(parseDuration('1h30m'), 5.4e6);
+  assert.deepEqual(['90m', '45s', '2h', '30', '1.5h'].map((t) => parseDuration(t)), [5.4e6, 45e3, 7.2e6, 30e3, 5.4e6]);
+  for (const t of ['', '0', 'm', '5 min', '-3']) assert.throws(() => parseDuration(t), /must be a duration/, t);
 });
 
 test('notebook 06\'s grid has protocol 2\'s base, so its SFT cell and its |Γ| cells are protocol 2\'s runs', () => {

@@ -88,6 +88,11 @@ export interface SweepOptions {
   /** Stops handing out runs; runs in progress stop at their next update and are stored as `cancelled` (partial records). */
   signal?: AbortSignal;
   /**
+   * Stops handing out runs, gently: runs in progress finish and are stored; the rest stay missing
+   * for a later sweep (`gmt-lab sweep --for`, SIGUSR1). Not with `queue`, whose runs are the workers'.
+   */
+  drain?: AbortSignal;
+  /**
    * Make nothing: return what the store has and count the rest as missing (default
    * `GMT_STORE_ONLY=1`). For reading a partly made sweep without starting hours of runs.
    */
@@ -118,6 +123,8 @@ export interface SweepOutcome {
   elapsedMs: number;
   /** True when `signal` stopped the sweep before every run was made. */
   cancelled: boolean;
+  /** True when `drain` stopped the sweep from starting runs before every run was made. */
+  drained: boolean;
   /** Planned runs without a finished record after this call (non-zero with `storeOnly` or failures). */
   missing: number;
 }
@@ -160,6 +167,7 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     throw new ConfigError(`sweep: jobs 0 runs in this process, whose thread count is GMT_WORKERS (${process.env.GMT_WORKERS || 1}); threads ${threads} needs jobs ≥ 1`);
   }
   if (opts.queue !== undefined && opts.fresh) throw new ConfigError('sweep: fresh cannot be used with queue (workers return the runs they already made)');
+  if (opts.queue !== undefined && opts.drain) throw new ConfigError('sweep: drain cannot be used with queue (the queued runs are the workers\', which go on with them)');
   const { grid, context, runs } = await planSweep(gridInput, { threads, mode: opts.mode });
   const engine = gridForMode(grid, opts.mode ?? runMode()).engine;
   const t0 = performance.now();
@@ -207,8 +215,8 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
       if (opts.queue !== undefined) {
         const { collectFromQueue } = await import('./queue');
         cancelled = await collectFromQueue(todo, context, grid.name, { url: opts.queue, attempts: opts.attempts }, progress, record, emit, opts.signal);
-      } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal, engine);
-      else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads, engine }, progress, record, emit, opts.signal);
+      } else if (jobs === 0) cancelled = await runInProcess(todo, context, grid.name, progress, record, emit, opts.signal, engine, opts.drain);
+      else cancelled = await runInWorkers(todo, context, grid.name, { jobs, threads, engine }, progress, record, emit, opts.signal, opts.drain);
     }
   } finally {
     lock?.release();
@@ -230,13 +238,14 @@ export async function runSweep(gridInput: SweepGrid | unknown, opts: SweepOption
     diverged: progress.diverged,
     elapsedMs: performance.now() - t0,
     cancelled,
+    drained: !cancelled && (opts.drain?.aborted ?? false) && progress.done + progress.failed + progress.diverged + progress.cancelled < todo.length,
     missing: runs.filter((r) => !records.has(r.key) || !isFinal(records.get(r.key)!.status)).length,
   };
 }
 
 async function runInProcess(
   todo: PlannedRun[], context: ExecutionContext, grid: string, progress: SweepProgress,
-  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal, engine?: EngineName,
+  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal, engine?: EngineName, drain?: AbortSignal,
 ): Promise<boolean> {
   const here = engineChoice().engine;
   if (engine !== undefined && engine !== here) {
@@ -244,6 +253,7 @@ async function runInProcess(
   }
   for (const run of todo) {
     if (signal?.aborted) return true;
+    if (drain?.aborted) return false;
     progress.running = [{ key: run.key, label: run.label, step: 0, steps: run.config.steps }];
     emit();
     const r = await executeRun(run, context, {
@@ -261,9 +271,15 @@ async function runInProcess(
 
 function runInWorkers(
   todo: PlannedRun[], context: ExecutionContext, grid: string, layout: { jobs: number; threads: number; parallel?: number; engine?: EngineName; cancelGraceMs?: number }, progress: SweepProgress,
-  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal,
+  record: (r: RunRecord) => void, emit: () => void, signal?: AbortSignal, drain?: AbortSignal,
 ): Promise<boolean> {
   const queue = [...todo];
+  // Draining empties the queue: each worker finishes its run, finds nothing next and is let go.
+  const onDrain = (): void => {
+    queue.length = 0;
+  };
+  drain?.addEventListener('abort', onDrain);
+  if (drain?.aborted) onDrain();
   const { file, execArgv } = workerEntry();
   const env = workerEnv(layout.threads, layout.engine);
   const live = new Set<ChildProcess>();
@@ -280,6 +296,7 @@ function runInWorkers(
       if (graceTimer) clearTimeout(graceTimer);
       for (const w of live) w.kill('SIGKILL');
       signal?.removeEventListener('abort', onAbort);
+      drain?.removeEventListener('abort', onDrain);
       if (error) reject(error);
       else resolve(cancelled);
     };

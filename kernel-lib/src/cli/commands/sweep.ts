@@ -1,6 +1,6 @@
 /** `gmt-lab sweep`: run a grid of fine-tuning runs into a result store, or summarise a store. */
 import { defaultSweepLayout, gridStatus, gridTimeLeftMs, runSweep, summarizeStore, type GridStatus, type SweepProgress } from '../../sweep/runner';
-import { formatDuration } from '../../util/format';
+import { formatDuration, parseDuration } from '../../util/format';
 import { EXAMPLE_GRID, loadGrid } from '../../sweep/grid';
 import { ResultStore, type RunRecord } from '../../sweep/store';
 import { runMode, type RunMode } from '../../util/config';
@@ -79,6 +79,7 @@ export default defineCommand({
     example: { type: 'boolean', summary: 'print an example grid file and exit' },
     queue: { type: 'string', summary: 'enqueue the missing runs on this Redis (redis://[:password@]host:port, rediss:// for TLS) for gmt-lab workers and collect their records', metavar: 'URL' },
     attempts: { type: 'number', summary: `with --queue: attempts per run before it is recorded failed (default ${DEFAULT_ATTEMPTS})`, min: 1, max: 100, integer: true },
+    for: { type: 'string', summary: 'start no run after this long (90m, 1h30m, 45s): the runs in progress finish and are stored, the rest wait for the next sweep; SIGUSR2 to this process does the same at once', metavar: 'DURATION' },
   },
   async run({ options: o, positionals }, io) {
     if (o.example) {
@@ -114,10 +115,27 @@ export default defineCommand({
     if (o.queue !== undefined) {
       if (o.fresh) throw new UsageError('--fresh cannot be used with --queue (workers return the runs they already made)');
       if (o.jobs !== undefined) throw new UsageError('--jobs does not apply with --queue: each worker sets its own (gmt-lab worker --jobs N)');
+      if (o.for !== undefined) throw new UsageError('--for does not apply with --queue: the queued runs are the workers\'');
     } else if (o.attempts !== undefined) throw new UsageError('--attempts applies only with --queue');
+    let forMs: number | undefined;
+    try {
+      forMs = o.for === undefined ? undefined : parseDuration(o.for, '--for');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const bad = store.read().bad;
     for (const b of bad) io.stderr(`gmt-lab sweep: ${store.file}:${b.line}: skipped (${b.reason})\n`);
     const stop = interruptSignal({ onSignal: (sig) => io.stderr(`gmt-lab sweep: ${sig}: ${o.queue !== undefined ? 'stopping the coordinator (queued and running runs stay with the workers)' : 'stopping the running runs at their next update'}\n`) });
+    // Draining: no new run starts; those in progress finish and are stored.
+    const drain = new AbortController();
+    const startDrain = (why: string): void => {
+      if (drain.signal.aborted) return;
+      io.stderr(`gmt-lab sweep: ${why}: starting no more runs; the runs in progress finish and are stored\n`);
+      drain.abort();
+    };
+    const timer = forMs === undefined ? undefined : setTimeout(() => startDrain(`--for ${o.for} is up`), forMs);
+    const onUsr2 = (): void => startDrain('SIGUSR2');
+    if (o.queue === undefined) process.on('SIGUSR2', onUsr2);
     let lastLine = 0;
     try {
       const outcome = await runSweep(grid, {
@@ -130,6 +148,7 @@ export default defineCommand({
         queue: o.queue,
         attempts: o.attempts,
         signal: stop.signal,
+        ...(o.queue === undefined ? { drain: drain.signal } : {}),
         onProgress: (p) => {
           if (p.last) {
             io.stderr(`  ${p.last.label}: ${describeRecord(p.last)}\n`);
@@ -142,10 +161,13 @@ export default defineCommand({
         },
       });
       io.stderr(`gmt-lab sweep: ${outcome.grid}: ${outcome.ran} run, ${outcome.skipped} already in ${outcome.store}, ${outcome.failed} failed, ${outcome.diverged} diverged, ${formatDuration(outcome.elapsedMs)}${outcome.cancelled ? ' (cancelled)' : ''}\n`);
+      if (outcome.drained) io.stderr(`gmt-lab sweep: stopped starting runs; ${outcome.missing} of the grid's runs are missing, and the same command makes them\n`);
       if (o.queue !== undefined && outcome.cancelled) io.stderr(`gmt-lab sweep: ${outcome.missing} runs stay queued and the workers go on with them; the same command again collects their records\n`);
       return outcome.cancelled ? 130 : outcome.failed > 0 ? 1 : 0;
     } finally {
       stop.release();
+      if (timer) clearTimeout(timer);
+      process.removeListener('SIGUSR2', onUsr2);
     }
   },
 });
