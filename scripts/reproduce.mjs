@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N]` (or --check=N, ...): remake the evidence
+// `npm run reproduce [-- --mode fast|full] [--fresh] [--check N] [--jobs N] [--for DURATION]` (or --check=N, ...): remake the evidence
 // behind every finding. `npm run setup` has already run (prereproduce).
 //
 //   1. sweeps      every findings grid into the mode's result store: protocol 1's (notebooks/grids/
@@ -29,19 +29,21 @@ import { parseArgs as nodeParseArgs } from 'node:util';
 import { repoRoot } from './lib/env.mjs';
 import { runNotebooks } from './notebooks.mjs';
 
-const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh | --store-only] [--check N] [--jobs N]
+const usage = `usage: npm run reproduce -- [--mode fast|full] [--fresh | --store-only] [--check N] [--jobs N] [--for DURATION]
   --mode        full (default): the sizes behind the committed evidence; fast: small budgets, build/fast/
   --fresh       ignore the store: move it aside (kept as .bak-<time>) and run every run again
   --store-only  make no runs: figures, notebooks and CLAIMS.md from what the store has (missing runs are counted)
   --check   stored runs to re-run for the same-weights check (default 2; 0 skips it)
-  --jobs    runs in parallel (default: one per core)`;
+  --jobs    runs in parallel (default: one per core)
+  --for     start no run after this long (90m, 1h30m, 45s): the runs in progress finish and are stored,
+            then the rest goes on from the store as with --store-only (the next reproduce continues)`;
 
 // node:util's parser: `--check 4` and `--check=4`, switches without values, anything else an
 // error. Its messages are long; each mistake is said here in one line naming the option.
 function parseArgs(argv) {
   const spec = {
     mode: { type: 'string' }, fresh: { type: 'boolean' }, 'store-only': { type: 'boolean' },
-    check: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    check: { type: 'string' }, jobs: { type: 'string' }, for: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   };
   const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
   for (let i = 0; i < argv.length; i++) {
@@ -71,9 +73,10 @@ function parseArgs(argv) {
     if (!/^\d+$/.test(raw) || Number(raw) < min) throw new Error(`--${key} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
     return Number(raw);
   };
-  const o = { mode: values.mode ?? 'full', fresh: values.fresh ?? false, storeOnly: values['store-only'] ?? false, check: whole('check', 0) ?? 2, jobs: whole('jobs', 1) };
+  const o = { mode: values.mode ?? 'full', fresh: values.fresh ?? false, storeOnly: values['store-only'] ?? false, check: whole('check', 0) ?? 2, jobs: whole('jobs', 1), for: values.for };
   if (o.mode !== 'fast' && o.mode !== 'full') throw new Error(`--mode must be one of fast, full; got ${JSON.stringify(o.mode)}`);
   if (o.fresh && o.storeOnly) throw new Error('--fresh and --store-only exclude each other');
+  if (o.for !== undefined && o.storeOnly) throw new Error('--for and --store-only exclude each other (--store-only makes no runs)');
   return o;
 }
 
@@ -95,6 +98,22 @@ if (options.mode === 'full') process.env.GMT_STABLE_OUTPUT = '1';
 if (options.storeOnly) process.env.GMT_STORE_ONLY = '1';
 
 const gmt = await import(path.join(repoRoot, 'kernel-lib', 'dist', 'index.js'));
+// --for: a deadline for starting runs, over all the grids; once it passes, the running runs
+// finish and the rest of reproduce reads the store (the notebooks make no runs either).
+let forMs;
+try {
+  forMs = options.for === undefined ? undefined : gmt.parseDuration(options.for, '--for');
+} catch (e) {
+  console.error(`reproduce: ${e.message} (npm run reproduce -- --help lists the options)`);
+  process.exit(2);
+}
+const drain = new AbortController();
+const drainNow = () => {
+  if (drain.signal.aborted) return;
+  console.log(`reproduce: --for ${options.for} is up: starting no more runs; the runs in progress finish, then the rest reads the store`);
+  process.env.GMT_STORE_ONLY = '1';
+  drain.abort();
+};
 const paths = gmt.findingsPaths(options.mode);
 // Protocol 1's grids (notebooks 02, 03, 05), then protocol 2's (the pilot's choice: claims 1, 1b,
 // 2 and forgetting on the native engine; claim 1's grid again at nano, for the size question), then notebook 06's ablations where they run on the CPU
@@ -140,6 +159,7 @@ const steps = [
             : `; ${Number.isFinite(ms) ? `about ${gmt.formatDuration(ms)}` : 'how long is not known (a grid has no timed run yet)'} at the pace of the stored runs. Stopping (Ctrl-C) keeps every finished run: the next reproduce goes on from there, and --store-only makes none.`));
         }
       }
+      const timer = forMs === undefined ? undefined : setTimeout(drainNow, forMs);
       let ran = 0;
       let skipped = 0;
       let failed = 0;
@@ -148,7 +168,7 @@ const steps = [
         const grid = gmt.loadGrid(file);
         let last = 0;
         const outcome = await gmt.runSweep(grid, {
-          store: paths.store, mode: options.mode, jobs: options.jobs,
+          store: paths.store, mode: options.mode, jobs: options.jobs, drain: drain.signal,
           onProgress: (p) => {
             const now = Date.now();
             if (p.last || now - last > 15000) {
@@ -164,8 +184,9 @@ const steps = [
         failed += outcome.failed;
         missing += outcome.missing;
       }
+      if (timer) clearTimeout(timer);
       if (failed) throw new Error(`${failed} runs failed; see their records in ${rel(paths.store)} (re-running retries them)`);
-      return `${ran} runs made, ${skipped} taken from the store${missing ? `, ${missing} not in the store (--store-only)` : ''}`;
+      return `${ran} runs made, ${skipped} taken from the store${missing ? `, ${missing} not in the store (${drain.signal.aborted ? `--for ${options.for}: the next reproduce makes them` : '--store-only'})` : ''}`;
     },
   },
   {
@@ -208,6 +229,7 @@ const steps = [
     name: `same seed, same weights: ${options.check} stored runs made again`,
     run: async () => {
       if (options.check === 0) return 'skipped (--check 0)';
+      if (drain.signal.aborted) return `skipped (--for ${options.for} is up)`;
       const check = await gmt.recheckRuns(gridFiles.map((f) => gmt.loadGrid(f)), paths.store, { count: options.check, mode: options.mode, seed: Date.now() % 2147483647 });
       for (const c of check) console.log(`  ${c.label}: stored ${c.stored.slice(0, 16)}…, now ${c.now.slice(0, 16)}… ${c.match ? 'match' : 'DIFFER'}`);
       const bad = check.filter((c) => !c.match);

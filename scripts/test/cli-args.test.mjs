@@ -215,7 +215,9 @@ test('`npm run reproduce` takes --opt N and --opt=N and refuses mistakes in one 
     [['--jobs', '1', '--jobs', '2'], /--jobs given more than once/],
     [['--fresh', '--store-only'], /--fresh and --store-only exclude each other/],
     [['--fresh=yes'], /--fresh is a switch and takes no value/],
-    [['--colour'], /unknown option --colour \(known: --mode, --fresh, --store-only, --check, --jobs, --help\)/],
+    [['--colour'], /unknown option --colour \(known: --mode, --fresh, --store-only, --check, --jobs, --for, --help\)/],
+    [['--for', 'soon'], /--for must be a duration such as 90m, 1h30m, 45s or a number of seconds, got "soon"/],
+    [['--for=1h', '--store-only'], /--for and --store-only exclude each other/],
     [['now'], /unexpected argument "now"/],
   ]) {
     assertRefused(runToEnd(process.execPath, [path.join(repoRoot, 'scripts', 'reproduce.mjs'), ...args]), 'reproduce: ', pattern, args.join(' '));
