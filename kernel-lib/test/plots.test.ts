@@ -300,6 +300,13 @@ test('the notebook bundle carries plotly JSON, HTML with a PNG placeholder, and 
   const noPng = await figureBundle(curves());
   assert.equal(noPng.data['image/png'], undefined);
   assert.ok(!(noPng.data['text/html'] as string).includes('<img'));
+  // A figure's own size is for its static image; the interactive views fill their area's width.
+  const wide = curves();
+  wide.layout = { ...wide.layout, width: 960, height: 800 };
+  const sized = await figureBundle(wide);
+  const layout = (sized.data['application/vnd.plotly.v1+json'] as { layout: Record<string, unknown> }).layout;
+  assert.deepEqual([layout.width, layout.height], [undefined, 800]);
+  assert.match(sized.data['text/html'] as string, /style="width:960px;max-width:100%/);
 });
 
 test('a missing Chromium is a clear error naming apt-get install chromium', async () => {

@@ -109,7 +109,8 @@ export async function figureBundle(fig: PlotlyFigure, opts: FigureBundleOptions 
   }
   const elementId = opts.elementId ?? figureElementId(fig, { width, height });
   const bundle: MimeBundle = {
-    'application/vnd.plotly.v1+json': { data: fig.data, layout: { ...fig.layout, height }, config: { ...DISPLAY_CONFIG, ...(fig.config ?? {}) } },
+    // Interactive views fill their output area's width (a figure's own width is for static images).
+    'application/vnd.plotly.v1+json': { data: fig.data, layout: { ...fig.layout, width: undefined, height }, config: { ...DISPLAY_CONFIG, ...(fig.config ?? {}) } },
     'text/html': figureBundleHtml(fig, { elementId, width, height, pngBase64, includePlotlyJs: opts.includePlotlyJs }),
     'text/plain': describe(fig),
   };
