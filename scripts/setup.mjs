@@ -15,7 +15,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   aptInstallCommand,
@@ -93,6 +93,11 @@ function stepNpm() {
   if (have === want) {
     say('npm packages up to date');
     return;
+  }
+  // npm ci empties node_modules first: where it is a link (a second checkout sharing the
+  // first's packages), that would empty the other checkout's folder.
+  if (existsSync(nodeModules) && lstatSync(nodeModules).isSymbolicLink()) {
+    throw new SetupError(`node_modules is a link to ${realpathSync(nodeModules)}, and npm ci (the package files changed) would empty that folder, which another checkout uses; run npm ci where it points, or replace the link with a folder of this checkout's own`);
   }
   const t0 = performance.now();
   say(existsSync(nodeModules) ? 'npm packages stale (package files changed): npm ci' : 'installing npm packages: npm ci');

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -115,4 +115,22 @@ describe('setup: Debian packages', { skip: !isRoot && 'the apt-get branch runs o
     assert.match(r.stderr, /apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium/);
     assert.deepEqual(aptCalls(log), []);
   });
+});
+
+test('setup refuses npm ci where node_modules is a link (a checkout sharing another\'s packages): npm ci would empty the other folder', () => {
+  // A copy of the checkout's scripts and package files whose node_modules links to a folder of
+  // packages that are stale for it.
+  const copy = mkdtempSync(path.join(dir, 'linked-'));
+  cpSync(path.join(repoRoot, 'scripts'), path.join(copy, 'scripts'), { recursive: true });
+  for (const f of ['package.json', 'package-lock.json', 'kernel-lib/package.json']) {
+    mkdirSync(path.dirname(path.join(copy, f)), { recursive: true });
+    copyFileSync(path.join(repoRoot, f), path.join(copy, f));
+  }
+  const shared = mkdtempSync(path.join(dir, 'shared-'));
+  writeFileSync(path.join(shared, 'a-package'), 'kept');
+  symlinkSync(shared, path.join(copy, 'node_modules'));
+  const r = spawnSync(process.execPath, [path.join(copy, 'scripts', 'setup.mjs'), '--only', 'npm'], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /setup: FAILED: node_modules is a link to .*shared-.*, and npm ci \(the package files changed\) would empty that folder/);
+  assert.equal(readFileSync(path.join(shared, 'a-package'), 'utf8'), 'kept', 'the linked folder is untouched');
 });
