@@ -446,10 +446,14 @@ test('grids: an unknown key in the grid, its base, seeds, methods or fast part i
 
 test('grids: a base or task that is a folder is a ConfigError (regression: EISDIR escaped from the sha256 of the input)', () => {
   const folder = tmp('gmt-prop-folder-');
+  const dirTask = path.join(folder, 'a.jsonl');
+  fs.mkdirSync(dirTask);
   for (const [grid, re] of [
     [{ ...EXAMPLE_GRID, presets: ['.'] }, /cannot read base checkpoint \.: EISDIR/],
     [{ ...EXAMPLE_GRID, base: { ...EXAMPLE_GRID.base, base: folder } }, /cannot read base checkpoint .*: EISDIR/],
-    [{ ...EXAMPLE_GRID, tasks: [folder] }, /cannot read task file .*: EISDIR/],
+    // A task path is checked for its form (math, code or a .jsonl file) before it is read.
+    [{ ...EXAMPLE_GRID, tasks: [folder] }, /task must be "math", "code" or a path to a \.jsonl file, got ".*gmt-prop-folder-/],
+    [{ ...EXAMPLE_GRID, tasks: [dirTask] }, /cannot read task file .*a\.jsonl: EISDIR/],
   ] as [unknown, RegExp][]) {
     assert.throws(() => expandGrid(grid, ctx, 'fast'), (e: unknown) => e instanceof ConfigError && re.test(e.message));
   }
