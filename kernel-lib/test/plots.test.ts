@@ -294,6 +294,10 @@ test('the notebook bundle carries plotly JSON, HTML with a PNG placeholder, and 
     assert.match(html, /window\.Plotly/);
     assert.equal((data['application/vnd.plotly.v1+json'] as { data: unknown[] }).data.length, curves().data.length);
     assert.deepEqual(metadata['image/png'], { width: 500, height: 300 });
+    // Committed notebooks leave out the HTML, which would only repeat the PNG.
+    const committed = await figureBundle(curves(), { exporter, width: 500, height: 300, html: false });
+    assert.deepEqual(Object.keys(committed.data).sort(), ['application/vnd.plotly.v1+json', 'image/png', 'text/plain']);
+    assert.equal(committed.data['image/png'], data['image/png']);
   } finally {
     await exporter.close();
   }

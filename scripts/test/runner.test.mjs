@@ -140,6 +140,8 @@ describe('notebook runner', () => {
         // The live figure's number of redraws depends on timing; the ids saved must not.
         "const live = gmt.liveFigure({ minIntervalMs: 0, png: false, plotlyJs: 'never' });\nfor (let i = 0; i < 3 + Math.floor(Math.random() * 5); i++) live.update(fig);\nawait live.close();",
         "await gmt.showFigure(fig, { png: false, plotlyJs: 'never' });\nawait gmt.showFigure(gmt.lineFigure({ title: 'u', series: [{ name: 'b', x: [1], y: [2] }] }), { png: false, plotlyJs: 'never' });",
+        // With a PNG, a committed figure is the PNG alone: no HTML copy of it.
+        "await gmt.showFigure(fig, { plotlyJs: 'never' });",
         "const bar = gmt.progress(3, { label: 'work' });\nfor (let i = 1; i <= 3; i++) { await new Promise((r) => setTimeout(r, 30 * Math.random())); bar.update(i); }\nbar.finish();",
       ]), 'utf8'));
       // A source saved by an older runner carries nbclient's timestamps; they must go.
@@ -161,8 +163,11 @@ describe('notebook runner', () => {
       for (const id of ids) assert.match(id, /^gmt-fig-[0-9a-f]{16}$/);
       assert.equal(ids[0], ids[1], 'the same figure shown twice gets the same id');
       assert.notEqual(ids[1], ids[2]);
-      assert.match(streamText(saved.cells[3]) + JSON.stringify(saved.cells[3].outputs), /work \[#{24}\] 3\/3 100%/);
-      assert.doesNotMatch(JSON.stringify(saved.cells[3].outputs), /\d\.\ds|\d+ms/, 'no elapsed time with GMT_STABLE_OUTPUT=1');
+      const committed = saved.cells[3].outputs.filter((o) => o.output_type === 'display_data');
+      assert.equal(committed.length, 1, JSON.stringify(saved.cells[3].outputs).slice(0, 500));
+      assert.deepEqual(Object.keys(committed[0].data).sort(), ['application/vnd.plotly.v1+json', 'image/png', 'text/plain']);
+      assert.match(streamText(saved.cells[4]) + JSON.stringify(saved.cells[4].outputs), /work \[#{24}\] 3\/3 100%/);
+      assert.doesNotMatch(JSON.stringify(saved.cells[4].outputs), /\d\.\ds|\d+ms/, 'no elapsed time with GMT_STABLE_OUTPUT=1');
       assert.equal(second, first, 'the second execution changed the notebook');
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -22,8 +22,8 @@ export interface ShowFigureOptions {
    * `once` (default; `GMT_PLOTLYJS` overrides): before the first figure of each kernel session,
    * one extra invisible output loads plotly.js (≈4.8 MB, guarded on `window.Plotly`); later
    * figures reuse it. `always`: that loader before every figure. `never`: interactive only
-   * where the frontend has a plotly renderer, the PNG (at scale 1, to keep files small)
-   * elsewhere — for notebooks committed with their outputs.
+   * where the frontend has a plotly renderer, the PNG (at scale 1, with no HTML copy of it, to
+   * keep files small) elsewhere — for notebooks committed with their outputs.
    */
   plotlyJs?: PlotlyJsMode;
   /** Include the PNG fallback (needs Chromium); default true. */
@@ -82,9 +82,11 @@ async function buildFigureContent(fig: PlotlyFigure, opts: ShowFigureOptions, mo
       }
     }
   }
-  // Committed notebooks (`never`) carry the PNG twice (as image/png and as the HTML's fallback):
-  // scale 1 instead of 1.5 keeps a figure's outputs at about half the bytes.
-  return figureBundle(fig, { width: opts.width, height: opts.height, exporter, ...(mode === 'never' ? { pngScale: 1 } : {}) });
+  // Committed notebooks (`never`): no page ever gets plotly.js from them, so their HTML would only
+  // repeat the PNG; image/png alone shows it everywhere (frontends fall back to it). Kept where
+  // there is no PNG. Scale 1 instead of 1.5 halves the bytes again.
+  const committed = mode === 'never' ? { pngScale: 1, html: exporter === undefined } : {};
+  return figureBundle(fig, { width: opts.width, height: opts.height, exporter, ...committed });
 }
 
 /**

@@ -44,6 +44,11 @@ export interface FigureBundleOptions {
   pngScale?: number;
   /** Element id of the plot `<div>`; default {@link figureElementId} (a digest of the figure and its size). */
   elementId?: string;
+  /**
+   * Include the `text/html` part; default true. Without plotly.js on the page the HTML only
+   * repeats the PNG, so notebooks committed with their outputs leave it out (half the bytes).
+   */
+  html?: boolean;
 }
 
 /**
@@ -111,9 +116,9 @@ export async function figureBundle(fig: PlotlyFigure, opts: FigureBundleOptions 
   const bundle: MimeBundle = {
     // Interactive views fill their output area's width (a figure's own width is for static images).
     'application/vnd.plotly.v1+json': { data: fig.data, layout: { ...fig.layout, width: undefined, height }, config: { ...DISPLAY_CONFIG, ...(fig.config ?? {}) } },
-    'text/html': figureBundleHtml(fig, { elementId, width, height, pngBase64, includePlotlyJs: opts.includePlotlyJs }),
-    'text/plain': describe(fig),
   };
+  if (opts.html ?? true) bundle['text/html'] = figureBundleHtml(fig, { elementId, width, height, pngBase64, includePlotlyJs: opts.includePlotlyJs });
+  bundle['text/plain'] = describe(fig);
   const metadata: Record<string, unknown> = {};
   if (pngBase64) {
     bundle['image/png'] = pngBase64;
