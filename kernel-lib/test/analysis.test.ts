@@ -312,6 +312,13 @@ test('notebook 06\'s questions: each pairs its two cells by seed and answers by 
   assert.deepEqual([lower.x[0], lower.x[0]! + lower.error_x.array![0]!, lower.x[0]! - lower.error_x.arrayminus![0]!].map((v) => v.toFixed(9)), [r05.mean, r05.hi, r05.lo].map((v) => v.toFixed(9)));
   const none = traces.find((t) => t.name === 'no data')!;
   assert.ok(none.x.every((v) => v === 0) && none.error_x.visible === false && none.x.length === 4, 'random masking, the two signals and maskUpdate have no rows');
+  // Where the runs trained goes on a second, smaller line, and the top margin makes room for it.
+  const sub = ablationAnswersFigure(all, { title: 'questions', subtitle: 'micro on the native CPU engine' });
+  const subTitle = (sub.layout.title as { text: string }).text.split('<br>');
+  assert.equal(subTitle[0], 'questions');
+  assert.match(subTitle[1] ?? '', /^<span style="font-size:13px;[^"]*">micro on the native CPU engine<\/span>$/);
+  assert.equal((fig.layout.title as { text: string }).text, 'questions', 'no subtitle: the title alone');
+  assert.ok((sub.layout.margin as { t: number }).t > (fig.layout.margin as { t: number }).t);
 });
 
 test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the choice follow PILOT_RULES', async () => {

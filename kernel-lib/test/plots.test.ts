@@ -500,7 +500,9 @@ test('the ablation grid: a panel per scope and maskUpdate, the ratio along x, a 
   const shapes = fig.layout.shapes as { type: string; y0: number; showlegend?: boolean; name?: string }[];
   assert.equal(shapes.filter((s) => s.type === 'line').length, 4, 'SFT in every panel');
   assert.deepEqual(shapes.filter((s) => s.showlegend).map((s) => s.name), ['SFT (5 seeds: 97.0 [96.0, 98.0])']);
-  assert.match((fig.layout.title as { text: string }).text, /1–5 seeds per point/);
+  assert.match((fig.layout.title as { text: string }).text, /^acc<br><span [^>]*>1–5 seeds per point/);
+  const withDevice = ablationGridFigure(rows, { title: 'acc', subtitle: 'micro on the native CPU engine' });
+  assert.match((withDevice.layout.title as { text: string }).text, /^acc<br><span [^>]*>micro on the native CPU engine; 1–5 seeds per point/, 'where the runs trained, then the seeds, on the second line');
   assert.match(figureCsv(fig), /\n"GMT, \|Γ\| \(tensor scope, maskUpdate off\)",0\.1,91,8,3\n/, 'the CSV names each point\'s panel');
   assert.deepEqual(preferredSize(fig), { width: 960, height: 800 }, 'four panels ask for more room than one plot');
   assert.equal(preferredSize(lineFigure({ series: [{ name: 'sft', x: [1], y: [1] }] })).width, DEFAULT_WIDTH);

@@ -4,7 +4,7 @@
  * show it with `showFigure`, save it with `exportFigures`.
  */
 import { barFigure, heatmapFigure, lineFigure, type LineSeries } from '../plots/figures';
-import { baseLayout, methodColor, METHOD_COLORS, type PlotlyFigure, type PlotlyTrace } from '../plots/theme';
+import { baseLayout, titleText, methodColor, METHOD_COLORS, type PlotlyFigure, type PlotlyTrace } from '../plots/theme';
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from '../analysis/stats';
 import type { BenchResult } from '../train/bench';
@@ -103,6 +103,8 @@ export function ablationGridFigure(
   summaryIn: readonly object[],
   opts: {
     title: string;
+    /** A second, smaller line under the title (where the runs trained); the seed counts follow it. */
+    subtitle?: string;
     yTitle?: string;
     /** `mean` (rows of `summarize`) or `diff` (rows of `pairedVsBaseline`, drawn against 0 instead of SFT). */
     value?: 'mean' | 'diff';
@@ -196,7 +198,7 @@ export function ablationGridFigure(
   }));
   // Room for four panels: a size of its own (preferredSize), wider and taller than one plot's.
   Object.assign(layout, { annotations, shapes, scattermode: 'group', scattergap: 0.55, width: 960, height: 300 * updates.length + 200 });
-  (layout.title as Record<string, unknown>).text = `${opts.title}<br><span style="font-size:13px;color:#555">${seedNote}</span>`;
+  (layout.title as Record<string, unknown>).text = titleText(opts.title, opts.subtitle ? `${opts.subtitle}; ${seedNote}` : seedNote);
   (layout.margin as Record<string, unknown>).t = 140;
   return { data, layout };
 }
@@ -478,7 +480,7 @@ const ANSWER_STYLE: Readonly<Record<AblationAnswer['answer'], { color: string; s
  * 0 answers; one across 0 finds no difference, and its width is what the runs could miss). A
  * question without paired seeds yet sits at 0 as "no data".
  */
-export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: { title: string; xTitle?: string }): PlotlyFigure {
+export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: { title: string; subtitle?: string; xTitle?: string }): PlotlyFigure {
   if (answers.length === 0) return placeholderFigure(opts.title, 'No questions.');
   // Two lines per row (A, then B), so that long cell names leave the plot its width.
   const rowLabel = (a: AblationAnswer): string => `${a.question.a.label}<br>vs ${a.question.b.label}`;
@@ -499,7 +501,7 @@ export function ablationAnswersFigure(answers: readonly AblationAnswer[], opts: 
       },
     };
   });
-  const layout = baseLayout({ title: opts.title, xTitle: opts.xTitle ?? 'A − B (accuracy points, 95% CI)', legend: 'top' });
+  const layout = baseLayout({ title: opts.title, subtitle: opts.subtitle, xTitle: opts.xTitle ?? 'A − B (accuracy points, 95% CI)', legend: 'top' });
   Object.assign(layout.xaxis as Record<string, unknown>, { zeroline: true, zerolinecolor: '#444', zerolinewidth: 1.5 });
   // The first question on top, as the table lists them.
   Object.assign(layout.yaxis as Record<string, unknown>, { type: 'category', categoryorder: 'array', categoryarray: [...rows].reverse(), tickfont: { size: 12 } });

@@ -98,12 +98,21 @@ function axis(title: string | undefined, log: boolean | undefined): Record<strin
   };
 }
 
+/**
+ * A figure's title with an optional second line in smaller grey type: what was run and on how
+ * many seeds, kept out of the title so that a long description wraps instead of running past the
+ * image's right edge.
+ */
+export function titleText(title: string, subtitle?: string): string {
+  return subtitle ? `${title}<br><span style="font-size:13px;color:#555">${subtitle}</span>` : title;
+}
+
 /** The shared layout; builders add their axes and traces on top. */
-export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean; legend?: 'right' | 'top' }): Record<string, unknown> {
+export function baseLayout(opts: { title?: string; subtitle?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean; legend?: 'right' | 'top' }): Record<string, unknown> {
   // 'top': one row above the plot, for long series names that would squeeze a plot on the right.
   const top = opts.legend === 'top';
   return {
-    title: opts.title ? { text: opts.title, x: 0.02, xanchor: 'left', font: { size: 18 } } : undefined,
+    title: opts.title ? { text: titleText(opts.title, opts.subtitle), x: 0.02, xanchor: 'left', font: { size: 18 } } : undefined,
     font: { family: FONT_FAMILY, size: 14, color: '#222' },
     paper_bgcolor: '#FFFFFF',
     plot_bgcolor: '#FFFFFF',
@@ -114,7 +123,7 @@ export function baseLayout(opts: { title?: string; xTitle?: string; yTitle?: str
     legend: top
       ? { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0, orientation: 'h', x: 0, xanchor: 'left', y: 1.02, yanchor: 'bottom' }
       : { bgcolor: 'rgba(255,255,255,0.8)', borderwidth: 0 },
-    margin: { l: 70, r: 20, t: (opts.title ? 60 : 20) + (top ? 50 : 0), b: 60 },
+    margin: { l: 70, r: 20, t: (opts.title ? 60 : 20) + (opts.title && opts.subtitle ? 22 : 0) + (top ? 50 : 0), b: 60 },
     hovermode: 'closest',
   };
 }
