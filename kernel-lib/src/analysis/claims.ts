@@ -25,6 +25,7 @@
  * excludes 0, *no dependence found* otherwise.
  */
 import { ConfigError } from '../util/config';
+import { median } from '../util/stats';
 import { bootstrapMeanCI, equivalenceTest, meanCI, pairedTest, welchTest, wilcoxonP, type PairedComparison, type TwoSampleComparison } from './stats';
 import type { ResultRow } from './results';
 
@@ -97,10 +98,8 @@ export interface Claim1bResult {
 
 /** Failed seeds of a set of accuracies: below half their median. */
 function failedSeeds(acc: readonly number[]): [number, number] {
-  const s = [...acc].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  const median = s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-  return [acc.filter((a) => a < 0.5 * median).length, acc.length];
+  const mid = median(acc);
+  return [acc.filter((a) => a < 0.5 * mid).length, acc.length];
 }
 
 function pairBySeed(rows: readonly ResultRow[], a: (r: ResultRow) => boolean, b: (r: ResultRow) => boolean, metric: (r: ResultRow) => number | null): { x: number[]; y: number[] } {
@@ -282,10 +281,7 @@ export function claim3(scope: string, bench: { pairedOverVsSft: number; pairedCi
     }
     if (ratios.length) {
       const ci = meanCI(ratios);
-      const sorted = [...ratios].sort((a, b) => a - b);
-      const mid = sorted.length >> 1;
-      const median = sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-      wallRatio = { n: ci.n, mean: ci.mean, lo: ci.lo, hi: ci.hi, median };
+      wallRatio = { n: ci.n, mean: ci.mean, lo: ci.lo, hi: ci.hi, median: median(ratios) };
     }
   }
   return { scope, updateRatio: bench.pairedOverVsSft, updateCi: bench.pairedCi95, wallRatio, verdict: claim3Verdict(bench.pairedCi95) };

@@ -35,6 +35,7 @@
  */
 import type { RunRecord } from '../sweep/store';
 import { meanCI } from './stats';
+import { median, quantile } from '../util/stats';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 
 /** Fixed before the pilot: see the file comment. */
@@ -123,21 +124,6 @@ const accuracyOf = (r: RunRecord, evaluation: PilotEvaluation): number | null =>
   const v = evaluation === 'averaged' ? m.testAccuracy : m.rawTestAccuracy ?? m.testAccuracy;
   return typeof v === 'number' ? 100 * v : null;
 };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** The q-quantile of xs, linear between order statistics (NaN when empty). */
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const at = q * (s.length - 1);
-  const lo = Math.floor(at);
-  return s[lo]! + (at - lo) * ((s[Math.min(lo + 1, s.length - 1)] ?? s[lo]!) - s[lo]!);
-}
 
 /** The validation-loss fall over the last `window` updates as a fraction of the fall from the base. */
 export function lateFall(r: RunRecord, window: number): number | null {
@@ -315,4 +301,70 @@ export function mainRunPlan(chosen: PilotCandidateStats, ablationRuns = 200): Ma
     claim2HalfWidth: Object.fromEntries(chosen.tasks.map((t) => [t.task, halfWidth(t.diffSd, claim2Seeds[t.task]!, 0.9)])),
     runs, minutes, overBudget: minutes.total > R.budgetMinutes,
   };
+}
+
+/**
+ * Claim 1's second stage (added 2026-12-08, once stage 1's runs were all in and before any
+ * stage-2 run): an internal pilot in the sense of Wittes and Brittain (1990). Stage 1 is claim 1's
+ * runs with the seeds the pilot fixed (`p2_gmt_vs_sft.json`); their intervals came out wider than
+ * the pilot's SD predicted (the pilot's code SD was 1.9 points, stage 1's 4.6). The seed count is
+ * re-estimated from stage 1's own paired SD only, never from its mean difference, so the rule
+ * cannot steer the answer; the count is fixed once and the verdict is read after all its runs.
+ *
+ * - **Seeds per task**: n = max(stage 1's seeds, the smallest n with t(0.975, n−1)·SD₁/√n ≤ 1.5
+ *   points), SD₁ being stage 1's paired GMT − SFT SD on that task; where the added runs at ±1.5
+ *   would not fit `taskBudgetMinutes` (two runs at a time at stage 1's median minutes per run on
+ *   the task), the seeds for ±2.5 instead, whatever they cost.
+ * - **Added seeds** are fresh: they follow stage 1's (math from 11, code from 5), none shared with
+ *   stage 1 or the pilot.
+ * - **Verdict**: claim 1's rule on all n seeds (stages 1 and 2 together), with the ordinary t
+ *   interval; stage 1's figures stay beside it. Claim 1b and forgetting are read on the same seeds.
+ */
+export const STAGE2_RULES = Object.freeze({
+  halfWidth: 1.5,
+  floorHalfWidth: 2.5,
+  taskBudgetMinutes: 30,
+  jobs: 2,
+});
+
+/** Stage 1's figures of one task that stage 2's rule reads. */
+export interface StageOneTask {
+  task: string;
+  /** Seeds (pairs) in stage 1; stage 2's seeds start here. */
+  seeds: number;
+  /** SD of the paired GMT − SFT differences (points). */
+  sd: number;
+  /** Median wall time of the task's stage-1 runs, in minutes. */
+  minutesPerRun: number;
+}
+
+/** Stage 2's plan for one task (see {@link STAGE2_RULES}). */
+export interface StageTwoTask extends StageOneTask {
+  /** The half-width aimed at: `halfWidth`, or `floorHalfWidth` where that did not fit. */
+  target: number;
+  /** Seeds in all (stages 1 and 2); the added ones are stage 1's count up to this, less one. */
+  total: number;
+  added: number;
+  runs: number;
+  minutes: number;
+  /** The 95% half-width the SD predicts at `total` seeds. */
+  predicted: number;
+  /** What ±`halfWidth` would take. */
+  precise: { total: number; runs: number; minutes: number };
+}
+
+/** Stage 2's seeds per task from stage 1's figures (the rule of {@link STAGE2_RULES}). */
+export function stageTwoPlan(stage1: readonly StageOneTask[]): StageTwoTask[] {
+  const R = STAGE2_RULES;
+  return stage1.map((t) => {
+    const at = (h: number): { total: number; runs: number; minutes: number } => {
+      const total = Math.max(t.seeds, seedsFor(t.sd, h, 0.95));
+      const runs = 2 * (total - t.seeds);
+      return { total, runs, minutes: (runs * t.minutesPerRun) / R.jobs };
+    };
+    const precise = at(R.halfWidth);
+    const target = precise.minutes <= R.taskBudgetMinutes ? R.halfWidth : R.floorHalfWidth;
+    const chosen = target === R.halfWidth ? precise : at(target);
+    return { ...t, target, total: chosen.total, added: chosen.total - t.seeds, runs: chosen.runs, minutes: chosen.minutes, predicted: halfWidth(t.sd, chosen.total, 0.95), precise };
+  });
 }

@@ -14,3 +14,10 @@ export const SIZE_TREND_GRID = 'p2_size_nano.json';
 
 /** Notebook 06's grid: the gradient-mask ablations (on a GPU where there is one, else on the CPU engine). */
 export const ABLATIONS_GRID = '06_gpu_ablations.json';
+
+/**
+ * Claim 1's second stage under protocol 2: the seeds its rule re-estimates from stage 1's runs
+ * (`STAGE2_RULES` in analysis/pilot.ts), on `p2_gmt_vs_sft.json`'s settings; `gmt-lab protocol
+ * --grids` writes it once stage 1 is complete.
+ */
+export const CLAIM1_STAGE2_GRID = 'p2_claim1_stage2.json';

@@ -1,23 +1,25 @@
 /**
  * figures/PROTOCOL.md: the pilot that chooses the findings' protocol (analysis/pilot.ts holds its
  * rules). Written by `gmt-lab protocol` from the pilot's own store (`data/results/pilot.jsonl`),
- * never by hand and never from the findings store: pilot runs are not reused in the verdicts.
+ * never by hand: pilot runs are not reused in the verdicts. The one part read from the findings
+ * store is claim 1's second stage, whose rule re-estimates the seeds from stage 1's paired SD.
  * Before the pilot has run it states the plan and the rules; after, the calibration, the table,
  * the choice and the seeds it implies.
  */
 import * as path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
-import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotComplete, pilotStats, type CalibrationRow, type PilotCandidate, type PilotCandidateStats } from '../analysis/pilot';
+import { calibrationPick, choosePilot, mainRunPlan, PILOT_RULES, pilotComplete, pilotStats, STAGE2_RULES, stageTwoPlan, type CalibrationRow, type PilotCandidate, type PilotCandidateStats, type StageTwoTask } from '../analysis/pilot';
+import { median } from '../util/stats';
 import { meanCI } from '../analysis/stats';
 import { claim1 } from '../analysis/claims';
 import { gridResults } from './grid-results';
-import { canonicalJson, loadGrid, resolveGrid, type SweepGrid, type TaskAxis } from '../sweep/grid';
+import { canonicalJson, loadGrid, resolveGrid, type SeedAxis, type SweepGrid, type TaskAxis } from '../sweep/grid';
 import { planSweep } from '../sweep/runner';
 import { ResultStore, type RunRecord } from '../sweep/store';
 import { writeFileAtomic } from '../util/fsx';
 import { ConfigError } from '../util/config';
 import { runMode, type RunMode } from '../util/config';
-import { PROTOCOL2_GRID_FILES } from './grid-files';
+import { CLAIM1_STAGE2_GRID, PROTOCOL2_GRID_FILES } from './grid-files';
 import { findingsPaths } from './paths';
 
 /** The pilot's grids (notebooks/grids/pilot-*.json) and its candidates. */
@@ -191,6 +193,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
     '- **Added 2026-12-07, before the first confirmatory run on a second build.** The native engine is compiled at setup for the machine\'s vector ISA, so a later sitting on a machine without AVX-512 gets an AVX2 build with another build id. A run is identified by its experiment (config, input files, kernel-lib version, backend and engine: `experimentKey` in `kernel-lib/src/sweep/grid.ts`), not by the build: a sweep on the second build makes only the runs the store lacks, and the analysis pairs GMT and SFT by seed whichever build made each run.',
     '- Two builds run a seed from the same initial weights over the same batches; their runs differ by float rounding, which grows over 400 updates as it does between any two methods\' runs of one seed. The same-weights re-check compares only runs made on the build at hand.',
     '- CLAIMS.md\'s provenance lines list the builds that made each claim\'s runs, with how many runs each.', '');
+  out.push(...stageTwoLines(await stageTwoFigures(mode), paths.root));
   const text = `${out.join('\n')}\n`;
   const file = path.join(paths.figuresDir, 'PROTOCOL.md');
   writeFileAtomic(file, text);
@@ -310,5 +313,104 @@ function withoutDefaults(g: SweepGrid): Record<string, unknown> {
   for (const [k, v] of Object.entries(out)) {
     if (v === undefined || (Array.isArray(v) && v.length === 0) || (k === 'vary' && Object.keys(v as object).length === 0)) delete out[k];
   }
+  return out;
+}
+
+/** Claim 1's two stages under protocol 2: stage 1's figures, stage 2's plan and its grid file. */
+export interface StageTwoFigures {
+  /** Stage 1's grid file (`p2_gmt_vs_sft.json`): its planned runs and how many the store lacks. */
+  stage1: { file: string; planned: number; missing: number };
+  /** Per task, stage 1's figures and stage 2's seeds ({@link stageTwoPlan}); empty until stage 1 is complete. */
+  plan: StageTwoTask[];
+  /** The stage-2 grid the rule gives; undefined until stage 1 is complete. */
+  grid?: SweepGrid;
+  /** The stage-2 grid file, and whether it is there and is the grid the rule gives. */
+  file: string;
+  written: boolean;
+  matches: boolean;
+}
+
+/** The seed after the last of an axis (where a fresh fast-mode seed starts). */
+function nextSeed(axis: SeedAxis | undefined): number {
+  if (axis === undefined) return 1;
+  return Array.isArray(axis) ? Math.max(-1, ...axis) + 1 : (axis.from ?? 0) + axis.count;
+}
+
+/**
+ * Claim 1's stage-2 grid: stage 1's grid (its settings, methods and engine) with each task's fresh
+ * seeds from the plan (stage 1's count onwards); tasks the plan adds nothing to are left out. Fast
+ * mode runs one fresh seed after stage 1's fast seeds.
+ */
+export function stageTwoGrid(stage1: SweepGrid, plan: readonly StageTwoTask[]): SweepGrid {
+  const tasks: TaskAxis[] = stage1.tasks.flatMap((t) => {
+    const task = typeof t === 'string' ? t : t.task;
+    const p = plan.find((x) => x.task === task);
+    if (!p || p.added <= 0) return [];
+    const own = typeof t === 'string' || !t.taskOptions ? {} : { taskOptions: t.taskOptions };
+    return [{ task, ...own, seeds: { from: p.seeds, count: p.added } }];
+  });
+  if (tasks.length === 0) throw new ConfigError('claim 1\'s stage 2 adds no seeds on any task: stage 1 already meets the rule\'s half-width');
+  const widest = plan.reduce((a, p) => (p.added > a.added ? p : a));
+  return resolveGrid({
+    name: 'p2-claim1-stage2',
+    description: `Protocol 2, claim 1's second stage (figures/PROTOCOL.md; written by gmt-lab protocol --grids): ${PROTOCOL2_GRID_FILES.gmtVsSft}'s settings with the fresh seeds the stage-2 rule re-estimates from stage 1's paired SD per task; claims 1, 1b and forgetting read both stages' seeds together.`,
+    engine: stage1.engine,
+    base: stage1.base,
+    methods: stage1.methods,
+    tasks,
+    seeds: { from: widest.seeds, count: widest.added },
+    ...(stage1.fast ? { fast: { ...stage1.fast, seeds: [nextSeed(stage1.fast.seeds)] } } : {}),
+  }, 'protocol 2 (claim 1, stage 2)');
+}
+
+/** Stage 1's figures from the findings store of `mode`, stage 2's plan and grid (see {@link STAGE2_RULES}). */
+export async function stageTwoFigures(mode: RunMode = runMode()): Promise<StageTwoFigures> {
+  const paths = findingsPaths(mode);
+  const stage1File = path.join(paths.gridsDir, PROTOCOL2_GRID_FILES.gmtVsSft);
+  const file = path.join(paths.gridsDir, CLAIM1_STAGE2_GRID);
+  const written = existsSync(file);
+  const none = { file, written, matches: false, plan: [] };
+  if (!existsSync(stage1File)) return { stage1: { file: stage1File, planned: 0, missing: 0 }, ...none };
+  const g = await gridResults(stage1File, paths.store, mode);
+  const stage1 = { file: stage1File, planned: g.planned.length, missing: g.missing };
+  if (g.missing > 0 || g.planned.length === 0) return { stage1, ...none };
+  const tasks = [...new Set(g.planned.map((r) => r.config.task))];
+  const plan = stageTwoPlan(claim1(g.rows, 'gmt', tasks).map((c) => ({
+    task: c.task,
+    seeds: c.diff.n,
+    sd: c.diff.sd,
+    minutesPerRun: median(g.records.filter((r) => r.config.task === c.task && r.timings).map((r) => r.timings!.totalMs / 60000)),
+  })));
+  const grid = plan.some((p) => p.added > 0) ? stageTwoGrid(loadGrid(stage1File), plan) : undefined;
+  const matches = written && grid !== undefined && canonicalJson(withoutDefaults(resolveGrid(JSON.parse(readFileSync(file, 'utf8')), file))) === canonicalJson(withoutDefaults(grid));
+  return { stage1, plan, grid, file, written, matches };
+}
+
+/** Writes claim 1's stage-2 grid file from the rule; returns its path, or undefined while stage 1 is incomplete or adds nothing. */
+export async function writeStageTwoGrid(mode: RunMode = runMode()): Promise<string | undefined> {
+  const s = await stageTwoFigures(mode);
+  if (!s.grid) return undefined;
+  writeFileAtomic(s.file, `${JSON.stringify(withoutDefaults(s.grid), null, 2)}\n`);
+  return s.file;
+}
+
+/** PROTOCOL.md's section on claim 1's second stage. */
+export function stageTwoLines(s: StageTwoFigures, root: string): string[] {
+  const R = STAGE2_RULES;
+  const rel = (f: string): string => path.relative(root, f);
+  const out = ['## Claim 1, stage 2: seeds re-estimated from stage 1\'s own runs', '',
+    `**Rule** (added 2026-12-08, once stage 1's runs were all in and before any stage-2 run; fixed in \`STAGE2_RULES\`, \`kernel-lib/src/analysis/pilot.ts\`). Stage 1 is claim 1's runs with the seeds above (\`${rel(s.stage1.file)}\`). Their intervals came out wider than the pilot's SD predicted, so the seeds are re-estimated once, as an internal pilot (Wittes and Brittain, 1990), from stage 1's own paired SD and never from its mean difference:`, '',
+    `- **Seeds per task**: the smallest n, at least stage 1's, with t(0.975, n−1)·SD₁/√n ≤ ${R.halfWidth} points, SD₁ being stage 1's paired GMT − SFT SD on the task; where the added runs would not fit ${R.taskBudgetMinutes} min (${R.jobs} runs at a time, at the median minutes of the task's stage-1 runs), the seeds for ±${R.floorHalfWidth} instead, whatever they cost.`,
+    '- **Added seeds** are fresh: they follow stage 1\'s on each task, none shared with stage 1 or the pilot.',
+    '- **Verdict**: claim 1\'s rule on all the seeds of both stages, with the ordinary t interval; stage 1\'s figures stay beside it in CLAIMS.md. Claim 1b and forgetting are read on the same seeds. The count is fixed here and not revisited whatever the stage-2 runs show.', ''];
+  if (s.plan.length === 0) {
+    out.push(s.stage1.planned === 0 ? '_Stage 1\'s grid is not there yet._' : `_Stage 1 is not complete yet: the store lacks ${s.stage1.missing} of its ${s.stage1.planned} runs; the plan appears here once they are in._`, '');
+    return out;
+  }
+  out.push('| task | stage-1 seeds | stage-1 paired SD | min/run (stage 1, median) | ±1.5 would take | aim | seeds in all | added seeds | runs | minutes, 2 at a time | predicted 95% half-width |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const p of s.plan) {
+    out.push(`| ${p.task} | ${p.seeds} | ${f2(p.sd)} | ${f2(p.minutesPerRun)} | ${p.precise.total} seeds, ${p.precise.runs} runs, ${f1(p.precise.minutes)} min | ±${p.target} | ${p.total} | ${p.added ? `${p.added} (${p.seeds}–${p.total - 1})` : '0'} | ${p.runs} | ${f1(p.minutes)} | ±${f2(p.predicted)} |`);
+  }
+  out.push('', `Grid: \`${rel(s.file)}\` — ${!s.grid ? 'none needed: stage 1 meets the rule on every task' : !s.written ? 'not written yet (`gmt-lab protocol --grids` writes it)' : s.matches ? 'the grid the rule gives' : 'NOT the grid the rule gives: run `gmt-lab protocol --grids`'}.`, '');
   return out;
 }
