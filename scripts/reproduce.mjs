@@ -125,7 +125,8 @@ if (!p2.ready) console.log(`reproduce: protocol 2's grids are not swept: ${p2.re
 const ablations = await gmt.gpuAblationPlan(options.mode);
 const gridFiles = [
   ...Object.values(gmt.FINDINGS_GRIDS).sort(),
-  ...(p2.ready ? [...Object.values(gmt.PROTOCOL2_GRIDS), gmt.SIZE_TREND_GRID] : []),
+  // Claim 1's second stage once `gmt-lab protocol --grids` has written its grid (PROTOCOL.md).
+  ...(p2.ready ? [...Object.values(gmt.PROTOCOL2_GRIDS), gmt.SIZE_TREND_GRID, ...(existsSync(path.join(paths.gridsDir, gmt.CLAIM1_STAGE2_GRID)) ? [gmt.CLAIM1_STAGE2_GRID] : [])] : []),
   ...(ablations.backend === 'webgpu' ? [] : [gmt.ABLATIONS_GRID]),
 ].map((f) => path.join(paths.gridsDir, f));
 delete process.env.GMT_BACKEND; // the plan sets it for a GPU; the other sweeps and the re-check run on the host

@@ -467,3 +467,73 @@ test('pilot: paired SD, failed seeds, convergence, median minutes, seeds and the
   assert.equal(row.seedsClaim1, 'code —, math —');
   assert.equal(row.seedsClaim2, 'code —, math —');
 });
+
+test('claim 1, stage 2: the seeds come from stage 1\'s paired SD by STAGE2_RULES, and are fresh', async () => {
+  const { stageTwoPlan, seedsFor, halfWidth, STAGE2_RULES } = await import('../src/analysis/pilot');
+  const [math, code, done] = stageTwoPlan([
+    { task: 'math', seeds: 11, sd: 2.62, minutesPerRun: 2 },
+    { task: 'code', seeds: 5, sd: 4.64, minutesPerRun: 2.3 },
+    { task: 'easy', seeds: 10, sd: 0.5, minutesPerRun: 2 },
+  ]);
+  // math: ±1.5 takes 15 seeds, 8 added runs, 8 min two at a time: within the task's 30 min.
+  assert.equal(math!.target, STAGE2_RULES.halfWidth);
+  assert.equal(math!.total, seedsFor(2.62, 1.5, 0.95));
+  assert.equal(math!.total, 15);
+  assert.deepEqual([math!.added, math!.runs, math!.minutes], [4, 8, 8]);
+  assert.ok(math!.predicted <= 1.5 && halfWidth(2.62, 14, 0.95) > 1.5, 'the smallest n that reaches ±1.5');
+  // code: ±1.5 would take 40 seeds (70 runs, 80.5 min), over 30 min, so ±2.5 whatever it costs.
+  assert.equal(code!.precise.total, 40);
+  assert.ok(code!.precise.minutes > STAGE2_RULES.taskBudgetMinutes);
+  assert.equal(code!.target, STAGE2_RULES.floorHalfWidth);
+  assert.equal(code!.total, seedsFor(4.64, 2.5, 0.95));
+  assert.equal(code!.added, code!.total - 5);
+  assert.ok(code!.predicted <= 2.5);
+  // Never fewer seeds than stage 1 had.
+  assert.deepEqual([done!.total, done!.added, done!.runs], [10, 0, 0]);
+
+  // The grid: stage 1's settings and methods, each task's fresh seeds, one fresh fast seed.
+  const { stageTwoGrid } = await import('../src/findings/protocol');
+  const { expandGrid, resolveGrid } = await import('../src/sweep/grid');
+  const stage1 = resolveGrid({
+    name: 'p2', engine: 'native', base: { base: 'micro', steps: 400, accum: 8 },
+    methods: ['sft', { method: 'gmt', label: 'gmt', options: { ratio: 0.3, scope: 'tensor' } }],
+    tasks: [{ task: 'math', seeds: { count: 11 } }, { task: 'code', taskOptions: { stages: [3, 3] }, seeds: { count: 5 } }],
+    seeds: { count: 11 },
+    fast: { base: { base: 'nano', steps: 12, warmup: 2 }, seeds: [0, 1, 2] },
+  });
+  const g = stageTwoGrid(stage1, [math!, code!]);
+  const ctx = { kernelLib: '0', backend: 'wasm', gradientPath: 'p' };
+  const seedsOf = (grid: typeof g, task: string, mode: 'fast' | 'full' = 'full') => [...new Set(expandGrid(grid, ctx, mode).filter((r) => r.config.task === task).map((r) => r.config.seed))].sort((x, y) => x - y);
+  assert.deepEqual(seedsOf(g, 'math'), [11, 12, 13, 14]);
+  assert.deepEqual(seedsOf(g, 'code'), Array.from({ length: code!.added }, (_, i) => 5 + i));
+  assert.deepEqual(seedsOf(stageTwoGrid(stage1, [{ ...done!, task: 'math' }, code!]), 'math'), [], 'a task that needs no more seeds is left out');
+  for (const t of ['math', 'code']) assert.ok(seedsOf(g, t).every((s) => !seedsOf(stage1, t).includes(s)), `${t}: no seed of stage 1`);
+  const runs = expandGrid(g, ctx, 'full');
+  assert.equal(runs.length, math!.runs + code!.runs);
+  assert.ok(runs.every((r) => r.config.accum === 8 && r.config.steps === 400), 'stage 1\'s settings');
+  assert.ok(runs.filter((r) => r.config.task === 'code').every((r) => JSON.stringify(r.config.taskOptions) === '{"stages":[3,3]}'));
+  assert.deepEqual(seedsOf(g, 'math', 'fast'), [3], 'fast mode: one seed after stage 1\'s fast seeds');
+  assert.throws(() => stageTwoGrid(stage1, [{ ...done!, task: 'math' }, { ...done!, task: 'code' }]), /adds no seeds/);
+});
+
+test('claim 1 in two stages: both stages\' row first with its own interim mark, then stage 1\'s, in a stage column', async () => {
+  const { stagedResults } = await import('../src/analysis/claims');
+  const stage1: ResultRow[] = [];
+  const stage2: ResultRow[] = [];
+  for (let s = 0; s < 10; s++) {
+    const to = s < 6 ? stage1 : stage2;
+    to.push(row({ seed: s, accuracy: 50 + s }));
+    to.push(row({ seed: s, method: 'gmt', methodLabel: 'gmt', accuracy: 53 + s + (s % 2 ? 0.5 : -0.5) }));
+  }
+  const f = (rows: readonly ResultRow[]) => claim1(rows, 'gmt', ['math']);
+  assert.deepEqual(stagedResults(f, { rows: stage1, missing: 0 }, undefined, ['math']), f(stage1), 'one stage: the plain results');
+  const staged = stagedResults(f, { rows: stage1, missing: 0 }, { rows: stage2, missing: 2 }, ['math']);
+  assert.deepEqual(staged.map((c) => [c.stage, c.diff.n, c.interim]), [['1 + 2', 10, true], ['1', 6, false]]);
+  assert.ok(Math.abs(staged[0]!.diff.mean - f([...stage1, ...stage2])[0]!.diff.mean) < 1e-12);
+  const md = claimsMarkdown({ protocols: [{ title: 'P2', prefix: '', claim1: staged, claim2: [], claim3: [], provenance: { claim1: null, claim2: null, claim3: null } }] });
+  assert.match(md, /\| task \| stage \| SFT mean \[95% CI\] \|/);
+  assert.match(md, /\| math \| 1 \+ 2 \|.*\| 10 \| \*interim: reproduced\* \|/);
+  assert.match(md, /\| math \| 1 \|.*\| 6 \| \*\*reproduced\*\* \|/);
+  const plain = claimsMarkdown({ protocols: [{ title: 'P1', prefix: '', claim1: f(stage1), claim2: [], claim3: [], provenance: { claim1: null, claim2: null, claim3: null } }] });
+  assert.doesNotMatch(plain, /\| stage \|/, 'no stage column without stages');
+});

@@ -319,6 +319,30 @@ export interface ForgettingSummary {
 }
 
 /** The claims of one protocol, as CLAIMS.md shows them. */
+/**
+ * A claim-1 or 1b result of a protocol whose claim 1 ran in stages: `stage` names the seeds it
+ * reads (e.g. `1 + 2`), and `interim` marks a row whose planned runs are not all in (it then
+ * overrides the protocol's `interim.claim1` for that row). Rows without `stage` are shown as before.
+ */
+export type Staged<T> = T & { stage?: string; interim?: boolean };
+
+/**
+ * Claim-1-type results (claims 1 and 1b) of a claim run in two stages: per task, the row on both
+ * stages' seeds (the verdict) and then stage 1's row; without a second stage, the plain results.
+ * A row is interim while any run it reads is missing.
+ */
+export function stagedResults<T extends { task: string }>(
+  f: (rows: readonly ResultRow[]) => T[],
+  stage1: { rows: readonly ResultRow[]; missing: number },
+  stage2: { rows: readonly ResultRow[]; missing: number } | undefined,
+  tasks: readonly string[],
+): Staged<T>[] {
+  if (!stage2) return f(stage1.rows);
+  const both = f([...stage1.rows, ...stage2.rows]).map((c) => ({ ...c, stage: '1 + 2', interim: stage1.missing + stage2.missing > 0 }));
+  const first = f(stage1.rows).map((c) => ({ ...c, stage: '1', interim: stage1.missing > 0 }));
+  return tasks.flatMap((t) => [...both.filter((c) => c.task === t), ...first.filter((c) => c.task === t)]);
+}
+
 export interface ProtocolClaims {
   /** The section heading, e.g. `Protocol 2: ...`. */
   title: string;
@@ -326,9 +350,9 @@ export interface ProtocolClaims {
   prefix: string;
   /** Paragraphs under the section heading. */
   intro?: string[];
-  claim1: Claim1Result[];
+  claim1: Staged<Claim1Result>[];
   /** Claim 1b (the test answers' loss); omitted where the protocol did not record it. */
-  claim1b?: Claim1bResult[];
+  claim1b?: Staged<Claim1bResult>[];
   claim2: Claim2Result[];
   claim3: Claim3Result[];
   forgetting?: ForgettingSummary[];
@@ -388,18 +412,22 @@ function protocolLines(p: ProtocolClaims): string[] {
   for (const para of p.intro ?? []) out.push(para, '');
   if (p.interim) out.push(`> **Interim, not verdicts${p.interim.claim1 && p.interim.claim2 ? '' : ` for claim ${p.interim.claim1 ? '1 and 1b' : '2'}`}.** ${p.interim.text}`, '');
   // Claims 1, 1b and 2 come from the sweeps; claim 3 from its own benchmark.
-  const shown = (v: string, claim: 'claim1' | 'claim2'): string => (p.interim?.[claim] ? `*interim: ${v}*` : `**${v}**`);
+  const shown = (v: string, claim: 'claim1' | 'claim2', interim?: boolean): string => ((interim ?? p.interim?.[claim]) ? `*interim: ${v}*` : `**${v}**`);
+  // With stages, a column says which seeds each row reads.
+  const staged = p.claim1.some((c) => c.stage !== undefined);
+  const stageCell = (c: { stage?: string }): string => (staged ? ` ${c.stage ?? ''} |` : '');
+  const stageHead = staged ? [' stage |', '---|'] : ['', ''];
   out.push(`### ${p.prefix}Claim 1: ${CLAIM_TITLES[1]}`, '');
-  out.push('| task | SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | bootstrap 95% | p (t) | p (Wilcoxon) | failed seeds SFT · GMT | seeds | verdict |', '|---|---|---|---|---|---|---|---|---|---|');
+  out.push(`| task |${stageHead[0]} SFT mean [95% CI] | GMT mean [95% CI] | paired GMT − SFT [95% CI] | bootstrap 95% | p (t) | p (Wilcoxon) | failed seeds SFT · GMT | seeds | verdict |`, `|---|${stageHead[1]}---|---|---|---|---|---|---|---|---|`);
   for (const c of p.claim1) {
-    out.push(`| ${c.task} | ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | [${sgn(c.bootstrap.lo)}, ${sgn(c.bootstrap.hi)}] | ${f3(c.diff.pValue)} | ${f3(c.wilcoxonP)} | ${c.failed.sft[0]}/${c.failed.sft[1]} · ${c.failed.gmt[0]}/${c.failed.gmt[1]} | ${c.diff.n} | ${shown(c.verdict, 'claim1')} |`);
+    out.push(`| ${c.task} |${stageCell(c)} ${f1(c.sft.mean)} [${f1(c.sft.lo)}, ${f1(c.sft.hi)}] | ${f1(c.gmt.mean)} [${f1(c.gmt.lo)}, ${f1(c.gmt.hi)}] | ${sgn(c.diff.mean)} [${sgn(c.diff.lo)}, ${sgn(c.diff.hi)}] | [${sgn(c.bootstrap.lo)}, ${sgn(c.bootstrap.hi)}] | ${f3(c.diff.pValue)} | ${f3(c.wilcoxonP)} | ${c.failed.sft[0]}/${c.failed.sft[1]} · ${c.failed.gmt[0]}/${c.failed.gmt[1]} | ${c.diff.n} | ${shown(c.verdict, 'claim1', c.interim)} |`);
   }
   out.push('', ...figureLines(1), ...provenanceLines(p.provenance.claim1), '');
   if (p.claim1b) {
     out.push(`### ${p.prefix}Claim 1b: GMT fits the task better (test answers' loss)`, '');
-    out.push('| task | SFT loss [95% CI] | GMT loss [95% CI] | paired GMT − SFT [95% CI] | relative to SFT | p | seeds | verdict |', '|---|---|---|---|---|---|---|---|');
+    out.push(`| task |${stageHead[0]} SFT loss [95% CI] | GMT loss [95% CI] | paired GMT − SFT [95% CI] | relative to SFT | p | seeds | verdict |`, `|---|${stageHead[1]}---|---|---|---|---|---|---|`);
     for (const c of p.claim1b) {
-      out.push(`| ${c.task} | ${f4(c.sft.mean)} [${f4(c.sft.lo)}, ${f4(c.sft.hi)}] | ${f4(c.gmt.mean)} [${f4(c.gmt.lo)}, ${f4(c.gmt.hi)}] | ${sg4(c.diff.mean)} [${sg4(c.diff.lo)}, ${sg4(c.diff.hi)}] | ${Number.isFinite(c.relative) ? `${(100 * c.relative).toFixed(2)}%` : '—'} | ${f3(c.diff.pValue)} | ${c.diff.n} | ${shown(c.verdict, 'claim1')} |`);
+      out.push(`| ${c.task} |${stageCell(c)} ${f4(c.sft.mean)} [${f4(c.sft.lo)}, ${f4(c.sft.hi)}] | ${f4(c.gmt.mean)} [${f4(c.gmt.lo)}, ${f4(c.gmt.hi)}] | ${sg4(c.diff.mean)} [${sg4(c.diff.lo)}, ${sg4(c.diff.hi)}] | ${Number.isFinite(c.relative) ? `${(100 * c.relative).toFixed(2)}%` : '—'} | ${f3(c.diff.pValue)} | ${c.diff.n} | ${shown(c.verdict, 'claim1', c.interim)} |`);
     }
     out.push('', ...provenanceLines(p.provenance.claim1), '');
   }

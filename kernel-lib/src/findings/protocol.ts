@@ -118,7 +118,7 @@ export async function writeProtocol(mode: RunMode = runMode()): Promise<{ file: 
 
   const out: string[] = [];
   out.push('# The findings\' protocol, chosen by a pilot', '');
-  out.push('Made by `gmt-lab protocol` from the pilot\'s own store (`data/results/pilot.jsonl`); not edited by hand. Pilot runs are never read by the claims: the confirmatory runs use other seeds and their own store.', '');
+  out.push('Made by `gmt-lab protocol` from the pilot\'s own store (`data/results/pilot.jsonl`), and for claim 1\'s second stage from stage 1\'s runs in the findings store; not edited by hand. Pilot runs are never read by the claims: the confirmatory runs use other seeds and their own store.', '');
   out.push('## Why a pilot', '');
   const p1 = await protocolOneClaim1(paths.store, path.join(paths.gridsDir, '02_gmt_vs_sft.json'), mode);
   if (p1.length) {
@@ -413,4 +413,10 @@ export function stageTwoLines(s: StageTwoFigures, root: string): string[] {
   }
   out.push('', `Grid: \`${rel(s.file)}\` — ${!s.grid ? 'none needed: stage 1 meets the rule on every task' : !s.written ? 'not written yet (`gmt-lab protocol --grids` writes it)' : s.matches ? 'the grid the rule gives' : 'NOT the grid the rule gives: run `gmt-lab protocol --grids`'}.`, '');
   return out;
+}
+
+/** Claim 1's stage-2 grid, or undefined where `gmt-lab protocol --grids` has not written it (yet). */
+export function loadStageTwoGrid(mode: RunMode = runMode()): SweepGrid | undefined {
+  const file = path.join(findingsPaths(mode).gridsDir, CLAIM1_STAGE2_GRID);
+  return existsSync(file) ? loadGrid(file) : undefined;
 }

@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pairedVsBaseline, summarize, type ResultRow, type Table } from '../analysis/results';
-import { claim1, claim1b, claim2, claim3, claimsMarkdown, sizeTrend, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims, type SizeTrendResult } from '../analysis/claims';
+import { claim1, claim1b, claim2, claim3, claimsMarkdown, sizeTrend, type Claim2Result, type ClaimsProvenance, type ForgettingSummary, type ProtocolClaims, type SizeTrendResult, stagedResults } from '../analysis/claims';
 import { meanCI } from '../analysis/stats';
 import { planSweep, runPlanned } from '../sweep/runner';
 import { Rng } from '../util/rng';
@@ -26,7 +26,7 @@ import { readCheckpointConfig } from '../model/safetensors';
 import tQuantile = require('@stdlib/stats-base-dists-t-quantile');
 import { findingsPaths } from './paths';
 import { gridResults, type GridResults } from './grid-results';
-import { FINDINGS_GRIDS, PROTOCOL2_GRID_FILES, SIZE_TREND_GRID } from './grid-files';
+import { CLAIM1_STAGE2_GRID, FINDINGS_GRIDS, PROTOCOL2_GRID_FILES, SIZE_TREND_GRID } from './grid-files';
 import { protocolTwoReady } from './protocol';
 import { readCachedBench, type CachedBench } from './bench';
 import { claimFigures } from './gallery';
@@ -162,7 +162,7 @@ function provenanceOf(records: readonly RunRecord[], mode: RunMode, store: strin
   };
 }
 
-export { FINDINGS_GRIDS, ABLATIONS_GRID, SIZE_TREND_GRID } from './grid-files';
+export { FINDINGS_GRIDS, ABLATIONS_GRID, SIZE_TREND_GRID, CLAIM1_STAGE2_GRID } from './grid-files';
 /** Protocol 2's grid files (the pilot's choice). */
 export const PROTOCOL2_GRIDS = PROTOCOL2_GRID_FILES;
 
@@ -179,9 +179,13 @@ export function withPlannedPairs(c: Claim2Result, planned: readonly PlannedRun[]
 }
 
 /** One protocol's claims from its grids in the store and its engine's cached benchmark. */
-async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; incomplete: { claim1: boolean; claim2: boolean }; bench: CachedBench | null }> {
+async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: RunMode, grids: { gmtVsSft: string; maskRatio: string; claim1Stage2?: string }, engine: EngineName): Promise<{ claims: Omit<ProtocolClaims, 'title' | 'prefix'>; missing: string[]; lacking: string[]; incomplete: { claim1: boolean; claim2: boolean }; bench: CachedBench | null }> {
   const g2 = await gridResults(path.join(paths.gridsDir, grids.gmtVsSft), paths.store, mode);
   const g3 = await gridResults(path.join(paths.gridsDir, grids.maskRatio), paths.store, mode);
+  // Claim 1's second stage, where the protocol has one: its fresh seeds are read with stage 1's.
+  const stage2File = grids.claim1Stage2 ? path.join(paths.gridsDir, grids.claim1Stage2) : undefined;
+  const gs = stage2File && existsSync(stage2File) ? await gridResults(stage2File, paths.store, mode) : undefined;
+  const rows1 = gs ? [...g2.rows, ...gs.rows] : g2.rows;
   const tasks1 = [...new Set(g2.planned.map((r) => r.config.task))];
   const tasks3 = [...new Set(g3.planned.map((r) => r.config.task))];
   const scopes3 = [...new Set(g3.planned.filter((r) => r.config.method === 'gmt').map((r) => String((r.config.methodOptions as { scope?: string }).scope ?? 'tensor')))];
@@ -191,23 +195,23 @@ async function protocolClaims(paths: ReturnType<typeof findingsPaths>, mode: Run
     return row ? [claim3(scope, row, scope === 'tensor' ? g2.rows : undefined, scope === 'tensor' ? 'gmt' : undefined)] : [];
   }) : [];
   const recordsTestLoss = g2.planned.some((r) => r.config.testLoss);
-  const forgetting: ForgettingSummary[] = comparisonReport(g2.rows).forgetting.map((r) => ({ task: r.task, methodLabel: r.methodLabel, metric: r.metric, n: r.n, mean: r.mean, lo: r.lo, hi: r.hi }));
-  const lacking = ([[grids.gmtVsSft, g2], [grids.maskRatio, g3]] as const).filter(([, g]) => g.missing > 0).map(([f, g]) => `${g.missing} of the ${g.planned.length} runs of \`${f}\``);
-  const incomplete = { claim1: g2.missing > 0, claim2: g3.missing > 0 };
+  const forgetting: ForgettingSummary[] = comparisonReport(rows1).forgetting.map((r) => ({ task: r.task, methodLabel: r.methodLabel, metric: r.metric, n: r.n, mean: r.mean, lo: r.lo, hi: r.hi }));
+  const lacking = ([[grids.gmtVsSft, g2], [grids.maskRatio, g3], ...(gs ? [[grids.claim1Stage2!, gs] as const] : [])] as const).filter(([, g]) => g.missing > 0).map(([f, g]) => `${g.missing} of the ${g.planned.length} runs of \`${f}\``);
+  const incomplete = { claim1: g2.missing > 0 || (gs?.missing ?? 0) > 0, claim2: g3.missing > 0 };
   return {
     claims: {
-      claim1: claim1(g2.rows, 'gmt', tasks1),
-      claim1b: recordsTestLoss ? claim1b(g2.rows, 'gmt', tasks1) : undefined,
+      claim1: stagedResults((rows) => claim1(rows, 'gmt', tasks1), g2, gs, tasks1),
+      claim1b: recordsTestLoss ? stagedResults((rows) => claim1b(rows, 'gmt', tasks1), g2, gs, tasks1) : undefined,
       claim2: tasks3.flatMap((t) => scopes3.map((sc) => withPlannedPairs(claim2(g3.rows, t, sc), g3.planned))),
       claim3: c3,
       forgetting: g2.rows.length && forgetting.some((r) => r.n > 0) ? forgetting : undefined,
       provenance: {
-        claim1: provenanceOf(g2.records, mode, paths.store, paths.root),
+        claim1: provenanceOf(gs ? [...g2.records, ...gs.records] : g2.records, mode, paths.store, paths.root),
         claim2: provenanceOf(g3.records, mode, paths.store, paths.root),
         claim3: provenanceOf(bench ? g2.records : [], mode, paths.store, paths.root),
       },
     },
-    missing: [...g2.missingKeys, ...g3.missingKeys],
+    missing: [...g2.missingKeys, ...g3.missingKeys, ...(gs?.missingKeys ?? [])],
     lacking,
     incomplete,
     bench,
@@ -281,7 +285,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
   if (!p2Ready.ready) {
     p2Notes.push(`Protocol 2's confirmatory runs wait: ${p2Ready.reason}. Until then its grids are provisional and nothing here reads them ([PROTOCOL.md](PROTOCOL.md)).`);
   } else {
-    const p2 = await protocolClaims(paths, mode, PROTOCOL2_GRIDS, 'native');
+    const p2 = await protocolClaims(paths, mode, { ...PROTOCOL2_GRIDS, claim1Stage2: CLAIM1_STAGE2_GRID }, 'native');
     missing.push(...p2.missing);
     const notes = [
       ...(p2.bench ? [benchNote(p2.bench)] : []),
@@ -297,7 +301,7 @@ export async function writeClaims(mode: RunMode = runMode()): Promise<{ file: st
       },
       title: 'Protocol 2: the protocol the pilot chose (native engine)',
       prefix: 'Protocol 2 · ',
-      intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.`],
+      intro: [`Chosen by a pilot before these runs ([PROTOCOL.md](PROTOCOL.md)): the choice, the seed counts it implies and the pilot's own figures are there. Grids \`notebooks/grids/${PROTOCOL2_GRIDS.gmtVsSft}\` (claims 1, 1b, forgetting) and \`notebooks/grids/${PROTOCOL2_GRIDS.maskRatio}\` (claim 2), on the native CPU engine; seeds from 0, none shared with the pilot.${existsSync(path.join(paths.gridsDir, CLAIM1_STAGE2_GRID)) ? ` Claim 1 ran in two stages: stage 1 with the seeds the pilot fixed, stage 2 (\`notebooks/grids/${CLAIM1_STAGE2_GRID}\`) with fresh seeds whose count a rule re-estimated from stage 1's paired SD before any stage-2 run (PROTOCOL.md); its verdict reads both stages' seeds, and stage 1's figures stay beside it.` : ''}`],
       notes,
       ...(p2.lacking.length ? { interim: { ...p2.incomplete, text: `The store lacks ${p2.lacking.join(' and ')}. The figures of the claims those runs serve use the runs the store has; their verdicts are the protocol's only once every planned run is in, and the planned seeds are run whatever these interim figures say. The sweeps resume where they stopped.` } } : {}),
     });
